@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "hookguard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "hookguard", targets: ["hookguard"]),
+        .library(name: "HookguardCore", targets: ["HookguardCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CFastCGI",
+            pkgConfig: "fcgi",
+            providers: [.apt(["libfcgi-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "HookguardCore",
+            dependencies: [
+                "CLibCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "FastCGI",
+            dependencies: ["CFastCGI", "HookguardCore"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "hookguard",
+            dependencies: [
+                "HookguardCore",
+                "FastCGI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HookguardCoreTests",
+            dependencies: ["HookguardCore"],
+            resources: [.copy("Vectors")],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

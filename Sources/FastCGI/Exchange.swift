@@ -1,0 +1,62 @@
+import CFastCGI
+public import HookguardCore
+
+/// One FastCGI request: its parameters copied into Swift values (libfcgi
+/// frees its own at the next accept), its body stream, and the response.
+public struct FastCGIExchange {
+    public let params: RequestParams
+    public var body: FastCGIBody
+    private let request: UnsafeMutablePointer<FCGX_Request>
+
+    init(_ request: UnsafeMutablePointer<FCGX_Request>) {
+        self.request = request
+        self.params = RequestParams(Self.copyParams(request.pointee.envp))
+        self.body = FastCGIBody(stream: request.pointee.in)
+    }
+
+    private static func copyParams(_ envp: FCGX_ParamArray?) -> [String: String] {
+        var values: [String: String] = [:]
+        guard var cursor = envp else { return values }
+        while let entry = cursor.pointee {
+            let length = strlen(entry)
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: length)
+            if let equals = bytes.firstIndex(of: UInt8(ascii: "=")) {
+                let name = String(decoding: bytes[..<equals], as: UTF8.self)
+                values[name] = String(decoding: bytes[(equals + 1)...], as: UTF8.self)
+            }
+            cursor += 1
+        }
+        return values
+    }
+
+    /// Writes the whole response; false when the web server has gone away.
+    @discardableResult
+    public func respond(_ response: Response) -> Bool {
+        let out = request.pointee.out
+        var head = Array(response.cgiHead.utf8)
+        head.append(contentsOf: response.body)
+        let written = head.withUnsafeBytes { bytes in
+            FCGX_PutStr(bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), out)
+        }
+        return written == Int32(head.count) && FCGX_FFlush(out) == 0
+    }
+}
+
+/// The FastCGI stdin stream of one request.
+public struct FastCGIBody: RequestBodySource {
+    let stream: UnsafeMutablePointer<FCGX_Stream>?
+
+    public mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        guard let stream, let base = buffer.baseAddress else { return 0 }
+        var total = 0
+        while total < buffer.count {
+            let want = Int32(min(buffer.count - total, Int(Int32.max)))
+            let got = FCGX_GetStr((base + total).assumingMemoryBound(to: CChar.self), want, stream)
+            if got <= 0 { break }
+            total += Int(got)
+        }
+        return FCGX_GetError(stream) == 0 ? total : nil
+    }
+}
+
+import Glibc

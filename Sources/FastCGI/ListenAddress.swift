@@ -1,0 +1,39 @@
+/// Where `hookguard serve` takes FastCGI connections.
+public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    /// A Unix socket file, `unix:/run/hookguard/hookguard.sock`.
+    case unix(path: String)
+    /// A TCP address, `127.0.0.1:9000` or `[::1]:9000`.
+    case tcp(host: String, port: UInt16)
+
+    public enum ParseError: Error, CustomStringConvertible {
+        case invalid(String)
+        public var description: String {
+            switch self {
+            case .invalid(let text):
+                "\"\(text)\" is not a listen address; use unix:/path/to.sock or HOST:PORT (e.g. 127.0.0.1:9000)"
+            }
+        }
+    }
+
+    public init(parsing text: String) throws(ParseError) {
+        if text.hasPrefix("unix:") {
+            let path = String(text.dropFirst(5))
+            guard path.hasPrefix("/") || path.hasPrefix(".") || !path.isEmpty else { throw .invalid(text) }
+            self = .unix(path: path)
+            return
+        }
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0
+        else { throw .invalid(text) }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw .invalid(text) }
+        self = .tcp(host: host, port: port)
+    }
+
+    public var description: String {
+        switch self {
+        case .unix(let path): "unix:\(path)"
+        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        }
+    }
+}

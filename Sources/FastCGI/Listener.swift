@@ -1,0 +1,167 @@
+import Glibc
+public import HookguardCore
+
+/// The listening socket. hookguard makes it itself rather than with
+/// `FCGX_OpenSocket`, which cannot set the socket file's mode or group, tell a
+/// stale socket file from a live one, or bind IPv6.
+public struct Listener: Sendable {
+    public let fd: Int32
+    public let address: ListenAddress
+
+    public struct Options: Sendable {
+        public var socketMode: UInt32
+        public var socketGroup: String?
+        public var allowRemote: Bool
+        public var backlog: Int32
+
+        public init(socketMode: UInt32 = 0o660, socketGroup: String? = nil, allowRemote: Bool = false, backlog: Int32 = 1024) {
+            self.socketMode = socketMode
+            self.socketGroup = socketGroup
+            self.allowRemote = allowRemote
+            self.backlog = backlog
+        }
+    }
+
+    public enum OpenError: Error, CustomStringConvertible {
+        case system(SystemError)
+        case inUse(String)
+        case notASocket(String)
+        case pathTooLong(String)
+        case unknownGroup(String)
+        case unresolved(String, String)
+        case remoteRefused(String)
+
+        public var description: String {
+            switch self {
+            case .system(let error): error.description
+            case .inUse(let path): "another server is already listening on \(path)"
+            case .notASocket(let path): "\(path) exists and is not a socket; refusing to replace it"
+            case .pathTooLong(let path): "socket path \(path) is longer than the 107 bytes a Unix socket allows"
+            case .unknownGroup(let group): "no group named \"\(group)\""
+            case .unresolved(let host, let why): "cannot resolve \(host): \(why)"
+            case .remoteRefused(let address):
+                "\(address) is not a loopback address: anyone who can reach a FastCGI socket can set HOOKGUARD_* parameters; pass --allow-remote to listen there anyway"
+            }
+        }
+    }
+
+    public static func open(_ address: ListenAddress, options: Options = Options()) throws(OpenError) -> Listener {
+        switch address {
+        case .unix(let path): try openUnix(path, options: options)
+        case .tcp(let host, let port): try openTCP(host, port, options: options)
+        }
+    }
+
+    /// Closes the socket and removes a Unix socket file.
+    public func close() {
+        _ = Glibc.close(fd)
+        if case .unix(let path) = address { unlink(path) }
+    }
+
+    private static func openUnix(_ path: String, options: Options) throws(OpenError) -> Listener {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+        guard path.utf8.count < capacity else { throw .pathTooLong(path) }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+        }
+        try removeStaleSocket(path, addr: addr)
+
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .system(SystemError("socket", errno: errno)) }
+        do throws(OpenError) {
+            try withSockaddr(addr) { ptr, len throws(OpenError) in
+                guard bind(fd, ptr, len) == 0 else { throw .system(SystemError("bind", path: path, errno: errno)) }
+            }
+            // Permissions are set before listen(), so no client connects through wider ones.
+            guard chmod(path, mode_t(options.socketMode)) == 0 else {
+                throw .system(SystemError("chmod", path: path, errno: errno))
+            }
+            if let group = options.socketGroup {
+                guard let entry = getgrnam(group) else { throw .unknownGroup(group) }
+                guard chown(path, uid_t.max, entry.pointee.gr_gid) == 0 else {
+                    throw .system(SystemError("chown", path: path, errno: errno))
+                }
+            }
+            guard listen(fd, options.backlog) == 0 else { throw .system(SystemError("listen", path: path, errno: errno)) }
+        } catch {
+            Glibc.close(fd)
+            unlink(path)
+            throw error
+        }
+        return Listener(fd: fd, address: .unix(path: path))
+    }
+
+    /// A socket file nobody answers on is left by a server that died; one
+    /// that answers belongs to a running server and is kept.
+    private static func removeStaleSocket(_ path: String, addr: sockaddr_un) throws(OpenError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw .notASocket(path) }
+        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { Glibc.close(probe) }
+        let connected = withSockaddr(addr) { ptr, len in connect(probe, ptr, len) == 0 }
+        if connected { throw .inUse(path) }
+        unlink(path)
+    }
+
+    private static func openTCP(_ host: String, _ port: UInt16, options: Options) throws(OpenError) -> Listener {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var result: UnsafeMutablePointer<addrinfo>? = nil
+        let status = getaddrinfo(host, String(port), &hints, &result)
+        guard status == 0, let info = result else {
+            throw .unresolved(host, String(cString: gai_strerror(status)))
+        }
+        defer { freeaddrinfo(result) }
+        let address = ListenAddress.tcp(host: host, port: port)
+        if !options.allowRemote && !isLoopback(info.pointee.ai_addr) { throw .remoteRefused(address.description) }
+
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .system(SystemError("socket", errno: errno)) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            let error = SystemError("bind", path: address.description, errno: errno)
+            Glibc.close(fd)
+            throw .system(error)
+        }
+        guard listen(fd, options.backlog) == 0 else {
+            let error = SystemError("listen", path: address.description, errno: errno)
+            Glibc.close(fd)
+            throw .system(error)
+        }
+        return Listener(fd: fd, address: address)
+    }
+
+    private static func isLoopback(_ addr: UnsafeMutablePointer<sockaddr>) -> Bool {
+        switch Int32(addr.pointee.sa_family) {
+        case AF_INET:
+            return addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                UInt32(bigEndian: $0.pointee.sin_addr.s_addr) >> 24 == 127
+            }
+        case AF_INET6:
+            return addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                var loopback = in6addr_loopback
+                return memcmp(&sin6.pointee.sin6_addr, &loopback, MemoryLayout<in6_addr>.size) == 0
+            }
+        default:
+            return false
+        }
+    }
+}
+
+private func withSockaddr<R, E: Error>(
+    _ addr: sockaddr_un, _ body: (UnsafePointer<sockaddr>, socklen_t) throws(E) -> R
+) throws(E) -> R {
+    var copy = addr
+    let result = withUnsafePointer(to: &copy) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+            Result { () throws(E) -> R in try body(address, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+    return try result.get()
+}

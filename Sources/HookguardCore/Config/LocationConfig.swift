@@ -1,0 +1,145 @@
+/// The per-location parameters hookguard reads from every request
+/// (`fastcgi_param` in nginx, `SetEnv` in Apache, the environment in CGI).
+public enum Parameter: String, Sendable, CaseIterable {
+    case scheme = "HOOKGUARD_SCHEME"
+    case secretFile = "HOOKGUARD_SECRET_FILE"
+    case secret = "HOOKGUARD_SECRET"
+    case spool = "HOOKGUARD_SPOOL"
+    case maxBody = "HOOKGUARD_MAX_BODY"
+    case rejectStatus = "HOOKGUARD_REJECT_STATUS"
+    case signatureHeader = "HOOKGUARD_SIGNATURE_HEADER"
+    case algorithm = "HOOKGUARD_ALGORITHM"
+    case encoding = "HOOKGUARD_ENCODING"
+    case prefix = "HOOKGUARD_PREFIX"
+}
+
+/// A location whose parameters cannot work. The message names the parameter
+/// and what is wrong with it, never a secret's value.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public let parameter: Parameter
+    public let problem: String
+
+    public init(_ parameter: Parameter, _ problem: String) {
+        self.parameter = parameter
+        self.problem = problem
+    }
+
+    public var description: String { "\(parameter.rawValue): \(problem)" }
+}
+
+/// One location's settings, validated. Built anew from every request's
+/// parameters, so a change to the web server's config needs no restart.
+public struct LocationConfig: Sendable {
+    public static let defaultMaxBody = 25 * 1024 * 1024
+    public static let defaultRejectStatus = 500
+
+    public var scheme: Scheme
+    public var secretFile: String?
+    public var literalSecret: Secret?
+    public var spool: String
+    public var maxBody: Int
+    public var rejectStatus: Int
+
+    public init(
+        scheme: Scheme, secretFile: String? = nil, literalSecret: Secret? = nil, spool: String,
+        maxBody: Int = LocationConfig.defaultMaxBody, rejectStatus: Int = LocationConfig.defaultRejectStatus
+    ) {
+        self.scheme = scheme
+        self.secretFile = secretFile
+        self.literalSecret = literalSecret
+        self.spool = spool
+        self.maxBody = maxBody
+        self.rejectStatus = rejectStatus
+    }
+
+    public init(params: RequestParams) throws(ConfigError) {
+        func value(_ parameter: Parameter) -> String? {
+            guard let text = params[parameter.rawValue], !text.isEmpty else { return nil }
+            return text
+        }
+
+        guard let schemeName = value(.scheme) else {
+            throw ConfigError(.scheme, "missing; name the sender's scheme (\(Self.schemeNames))")
+        }
+        if schemeName == "custom" {
+            scheme = try Self.customScheme(value)
+        } else if let preset = Scheme.presets[schemeName] {
+            scheme = preset
+        } else {
+            throw ConfigError(.scheme, "unknown scheme \"\(schemeName)\"; known: \(Self.schemeNames)")
+        }
+
+        secretFile = value(.secretFile)
+        literalSecret = value(.secret).map { Secret($0) }
+        guard secretFile != nil || literalSecret != nil else {
+            throw ConfigError(.secretFile, "no secret: set HOOKGUARD_SECRET_FILE or HOOKGUARD_SECRET")
+        }
+        if let path = secretFile, !path.hasPrefix("/") {
+            throw ConfigError(.secretFile, "\"\(path)\" is not an absolute path")
+        }
+
+        guard let spoolPath = value(.spool) else {
+            throw ConfigError(.spool, "missing; name the spool directory deliveries go to")
+        }
+        guard spoolPath.hasPrefix("/") else {
+            throw ConfigError(.spool, "\"\(spoolPath)\" is not an absolute path")
+        }
+        spool = spoolPath
+
+        maxBody = Self.defaultMaxBody
+        if let text = value(.maxBody) {
+            guard let bytes = Int(text), bytes > 0 else {
+                throw ConfigError(.maxBody, "\"\(text)\" is not a positive number of bytes")
+            }
+            maxBody = bytes
+        }
+
+        rejectStatus = Self.defaultRejectStatus
+        if let text = value(.rejectStatus) {
+            guard let status = Int(text), (400...599).contains(status) else {
+                throw ConfigError(.rejectStatus, "\"\(text)\" is not an HTTP status from 400 to 599")
+            }
+            rejectStatus = status
+        }
+    }
+
+    private static var schemeNames: String {
+        (Scheme.presets.keys.sorted() + ["custom"]).joined(separator: ", ")
+    }
+
+    private static func customScheme(_ value: (Parameter) -> String?) throws(ConfigError) -> Scheme {
+        guard let header = value(.signatureHeader) else {
+            throw ConfigError(.signatureHeader, "missing; the custom scheme needs the signature's header name")
+        }
+        guard header.utf8.allSatisfy({ isTokenCharacter($0) }) else {
+            throw ConfigError(.signatureHeader, "\"\(header)\" is not a header name")
+        }
+        var algorithm = DigestAlgorithm.sha256
+        if let name = value(.algorithm) {
+            guard let known = DigestAlgorithm(rawValue: name.lowercased()) else {
+                let names = DigestAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ConfigError(.algorithm, "unknown algorithm \"\(name)\"; known: \(names)")
+            }
+            algorithm = known
+        }
+        var encoding = SignatureEncoding.hex
+        if let name = value(.encoding) {
+            guard let known = SignatureEncoding(rawValue: name.lowercased()), known != .hexOrBase64 else {
+                throw ConfigError(.encoding, "unknown encoding \"\(name)\"; known: hex, base64")
+            }
+            encoding = known
+        }
+        return Scheme(
+            name: "custom", signatureHeader: HeaderName(header), algorithm: algorithm,
+            encoding: encoding, prefix: value(.prefix) ?? "")
+    }
+
+    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"):
+            true
+        default: false
+        }
+    }
+}

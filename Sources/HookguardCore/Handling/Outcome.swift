@@ -1,0 +1,75 @@
+/// How one request ended. Every answer hookguard gives is decided in
+/// `response`, and every log reason in `reason`.
+public enum Outcome: Sendable {
+    case accepted(DeliveryID)
+    case methodNotAllowed(String)
+    case configInvalid(ConfigError)
+    case badRequest(String)
+    case body(BodyError)
+    case rejected(SignatureFailure, status: Int)
+    case spoolUnwritable(SystemError)
+
+    /// Seconds a sender should wait before retrying after a 503.
+    public static let retryAfterSeconds = 30
+
+    public var response: Response {
+        switch self {
+        case .accepted(let id):
+            Response(status: 200, headers: [("Content-Type", "application/json")],
+                     body: Array("{\"id\":\"\(id.text)\"}\n".utf8))
+        case .methodNotAllowed:
+            .text(405, "Method not allowed: webhooks are POSTed.", headers: [("Allow", "POST")])
+        case .configInvalid:
+            .text(500, "This webhook location is misconfigured; the server log says how.")
+        case .badRequest(let problem):
+            .text(400, problem)
+        case .body(.tooLarge(let limit)):
+            .text(413, "Body larger than this location's limit of \(limit) bytes.")
+        case .body(.incomplete):
+            .text(400, "Body shorter than its Content-Length.")
+        case .rejected(let failure, let status):
+            .text(status, "Signature refused: \(failure).")
+        case .spoolUnwritable:
+            .text(503, "Delivery could not be stored; retry later.",
+                  headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
+        }
+    }
+
+    /// A short, stable code for logs and metrics.
+    public var reason: String {
+        switch self {
+        case .accepted: "accepted"
+        case .methodNotAllowed: "method-not-allowed"
+        case .configInvalid: "config-invalid"
+        case .badRequest: "bad-request"
+        case .body(.tooLarge): "body-too-large"
+        case .body(.incomplete): "body-incomplete"
+        case .rejected(let failure, _): failure.reasonCode
+        case .spoolUnwritable: "spool-unwritable"
+        }
+    }
+
+    /// What the log line says beyond the code: the operator's detail, which
+    /// may name paths and parameters but never a secret or a signature.
+    public var detail: String? {
+        switch self {
+        case .accepted: nil
+        case .methodNotAllowed(let method): "method \(method.isEmpty ? "(none)" : method)"
+        case .configInvalid(let error): error.description
+        case .badRequest(let problem): problem
+        case .body(.tooLarge(let limit)): "body over HOOKGUARD_MAX_BODY=\(limit)"
+        case .body(.incomplete(let expected, let received)):
+            "client sent \(received) of \(expected.map(String.init) ?? "an unknown number of") bytes"
+        case .rejected(let failure, _): failure.description
+        case .spoolUnwritable(let error): error.description
+        }
+    }
+
+    public var outcome: String {
+        switch self {
+        case .accepted: "accepted"
+        case .rejected, .body, .methodNotAllowed, .badRequest: "refused"
+        case .configInvalid, .spoolUnwritable: "failed"
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import Glibc
+public import Logging
+
+/// The request path, top to bottom: method → location config → secrets →
+/// body → signature → envelope → spool → answer. Shared by every worker.
+public final class WebhookHandler: Sendable {
+    private let logger: Logger
+    private let secretFiles = SecretFileCache()
+    private let spools = SpoolRegistry()
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    public func handle(_ params: RequestParams, body source: inout some RequestBodySource) -> Response {
+        let started = monotonicNanoseconds()
+        var context = LogContext()
+        let outcome = process(params, body: &source, context: &context)
+        log(outcome, params: params, context: context, nanoseconds: monotonicNanoseconds() - started)
+        return outcome.response
+    }
+
+    private struct LogContext {
+        var scheme: String?
+        var bytes: Int?
+    }
+
+    private func process(
+        _ params: RequestParams, body source: inout some RequestBodySource, context: inout LogContext
+    ) -> Outcome {
+        guard params.method == "POST" else { return .methodNotAllowed(params.method) }
+
+        let config: LocationConfig
+        let secrets: [Secret]
+        do {
+            config = try LocationConfig(params: params)
+            context.scheme = config.scheme.name
+            secrets = try self.secrets(for: config)
+        } catch {
+            return .configInvalid(error)
+        }
+
+        var contentLength: Int? = nil
+        if let text = params["CONTENT_LENGTH"], !text.isEmpty {
+            guard let length = Int(text), length >= 0 else {
+                return .badRequest("Content-Length \"\(text)\" is not a number.")
+            }
+            contentLength = length
+        }
+        let body: [UInt8]
+        do {
+            body = try RequestBody.read(from: &source, contentLength: contentLength, limit: config.maxBody)
+        } catch {
+            return .body(error)
+        }
+        context.bytes = body.count
+
+        do {
+            try SignatureVerifier.verify(config.scheme, secrets: secrets, params: params, body: body)
+        } catch {
+            return .rejected(error, status: config.rejectStatus)
+        }
+
+        let receivedAt = Timestamp.now()
+        let id = DeliveryID.next(milliseconds: receivedAt.milliseconds)
+        let envelope = Envelope(
+            id: id, receivedAt: receivedAt, scheme: config.scheme.name, uri: params.uri,
+            event: config.scheme.eventHeader.flatMap { params[$0] }, headers: params.headers, body: body)
+        do {
+            try spools.store(envelope.encoded(), id: id, in: config.spool)
+        } catch {
+            return .spoolUnwritable(error)
+        }
+        return .accepted(id)
+    }
+
+    private func secrets(for config: LocationConfig) throws(ConfigError) -> [Secret] {
+        var secrets = config.literalSecret.map { [$0] } ?? []
+        if let path = config.secretFile {
+            secrets += try secretFiles.secrets(at: path)
+        }
+        return secrets
+    }
+
+    private func log(_ outcome: Outcome, params: RequestParams, context: LogContext, nanoseconds: UInt64) {
+        var metadata: Logger.Metadata = [
+            "status": "\(outcome.response.status)",
+            "outcome": "\(outcome.outcome)",
+            "reason": "\(outcome.reason)",
+            "uri": "\(params.uri)",
+            "duration_ms": "\(String(format: "%.3f", Double(nanoseconds) / 1_000_000))",
+        ]
+        if let scheme = context.scheme { metadata["scheme"] = "\(scheme)" }
+        if let bytes = context.bytes { metadata["bytes"] = "\(bytes)" }
+        if case .accepted(let id) = outcome { metadata["id"] = "\(id)" }
+        if let detail = outcome.detail { metadata["detail"] = "\(detail)" }
+        let level: Logger.Level =
+            switch outcome.outcome {
+            case "accepted": .info
+            case "refused": .warning
+            default: .error
+            }
+        logger.log(level: level, "request", metadata: metadata)
+    }
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+import Foundation

@@ -1,0 +1,71 @@
+import Foundation
+
+/// How a scheme writes the MAC in its header.
+public enum SignatureEncoding: String, Sendable, CaseIterable {
+    case hex
+    case base64
+    /// For senders whose documents do not say: hex when the value is exactly
+    /// the digest's length in hex digits, else base64.
+    case hexOrBase64 = "hex-or-base64"
+}
+
+enum SignatureDecoding {
+    static func decode(_ text: Substring, as encoding: SignatureEncoding, byteCount: Int) -> [UInt8]? {
+        switch encoding {
+        case .hex:
+            return hex(text)
+        case .base64:
+            return base64(text)
+        case .hexOrBase64:
+            if text.utf8.count == byteCount * 2, let bytes = hex(text) { return bytes }
+            return base64(text)
+        }
+    }
+
+    /// Hex digits in either case, two per byte.
+    static func hex(_ text: Substring) -> [UInt8]? {
+        let utf8 = text.utf8
+        guard !utf8.isEmpty, utf8.count % 2 == 0 else { return nil }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(utf8.count / 2)
+        var high: UInt8? = nil
+        for char in utf8 {
+            guard let nibble = hexValue(char) else { return nil }
+            if let h = high {
+                bytes.append(h << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
+            }
+        }
+        return bytes
+    }
+
+    static func base64(_ text: Substring) -> [UInt8]? {
+        guard !text.isEmpty, let data = Data(base64Encoded: String(text)) else { return nil }
+        return [UInt8](data)
+    }
+
+    private static func hexValue(_ char: UInt8) -> UInt8? {
+        switch char {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): char - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): char - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): char - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Lower-case hex, as the senders write it.
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(count * 2)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

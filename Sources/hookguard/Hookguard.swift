@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct Hookguard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hookguard",
+        abstract: "Verifies signed webhooks behind nginx or Apache and spools them durably.",
+        discussion: """
+            Each web-server location names its sender's scheme, secret and spool with \
+            HOOKGUARD_* FastCGI parameters; see the README for the reference.
+            """,
+        subcommands: [Serve.self]
+    )
+}

@@ -1,0 +1,3 @@
+import Testing
+@testable import HookguardCore
+@Test func smoke() { #expect(true) }
