@@ -211,6 +211,10 @@ class Prefix:
                                              "unbuffered", "rotate-rename", "rotate-inplace",
                                              "bad"]:
             make_maildir(self.spool_dir(name))
+        broken = self.spool_dir("new-is-file")
+        make_maildir(broken)
+        (broken / "new").rmdir()
+        write_file(broken / "new", "new/ should be a directory\n")
 
     def spool_dir(self, name: str) -> Path:
         return self.path / "spool" / name

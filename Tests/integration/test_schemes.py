@@ -25,6 +25,21 @@ def body_for(scheme: str, tag: str = "") -> bytes:
 
 
 # --------------------------------------------------------------------------
+# the reference signers themselves (no hookguard involved)
+
+
+def test_signers_match_published_vectors():
+    # GitHub's documented example (docs "Validating webhook deliveries")
+    assert signing.signature("github", "It's a Secret to Everybody", b"Hello, World!") == \
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    # `printf x | openssl dgst -sha512 -hmac k -binary | base64`
+    assert signing.signature("custom", "k", b"x") == "v1=OPvLCUuZ+ac9hi0MsrAfmIIlnFYvuufz45/" \
+        "gXr8dy3pnWA2Moj3SoN5xDDVj2YgBiuFCTlstLeNN1PTt48f8TA=="
+    assert signing.signature("tito", "k", b"x") == \
+        signing.encode(bytes.fromhex(signing.signature("x-signature", "k", b"x")), "base64")
+
+
+# --------------------------------------------------------------------------
 # genuine deliveries
 
 

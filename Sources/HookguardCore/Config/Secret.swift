@@ -1,6 +1,6 @@
 /// A shared secret. It prints as `<secret>` wherever it is interpolated,
 /// so it cannot reach a log line or a response by accident.
-public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public let bytes: [UInt8]
 
     public init(_ text: some StringProtocol) {
@@ -13,6 +13,7 @@ public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugS
 
     public var description: String { "<secret>" }
     public var debugDescription: String { "<secret>" }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
 
     /// The secrets in a secret file: one per line, surrounding white space
     /// trimmed, blank lines and `#` comments ignored.

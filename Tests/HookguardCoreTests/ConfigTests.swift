@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+@testable import HookguardCore
+
+@Suite struct ConfigTests {
+    let base = [
+        "HOOKGUARD_SCHEME": "tito", "HOOKGUARD_SECRET_FILE": "/etc/hookguard/tito.secret",
+        "HOOKGUARD_SPOOL": "/var/spool/hookguard/tito",
+    ]
+
+    func config(_ changes: [String: String?]) throws(ConfigError) -> LocationConfig {
+        var values = base
+        for (key, value) in changes { values[key] = value }
+        return try LocationConfig(params: params(values))
+    }
+
+    @Test func defaults() throws {
+        let config = try config([:])
+        #expect(config.scheme.name == "tito")
+        #expect(config.maxBody == 25 * 1024 * 1024)
+        #expect(config.rejectStatus == 500)
+        #expect(config.spool == "/var/spool/hookguard/tito")
+    }
+
+    @Test(arguments: [
+        (["HOOKGUARD_SCHEME": nil], Parameter.scheme),
+        (["HOOKGUARD_SCHEME": ""], Parameter.scheme),
+        (["HOOKGUARD_SCHEME": "paypal"], Parameter.scheme),
+        (["HOOKGUARD_SECRET_FILE": nil], Parameter.secretFile),
+        (["HOOKGUARD_SECRET_FILE": "relative/tito.secret"], Parameter.secretFile),
+        (["HOOKGUARD_SPOOL": nil], Parameter.spool),
+        (["HOOKGUARD_SPOOL": "spool"], Parameter.spool),
+        (["HOOKGUARD_MAX_BODY": "lots"], Parameter.maxBody),
+        (["HOOKGUARD_MAX_BODY": "0"], Parameter.maxBody),
+        (["HOOKGUARD_REJECT_STATUS": "200"], Parameter.rejectStatus),
+        (["HOOKGUARD_REJECT_STATUS": "abc"], Parameter.rejectStatus),
+        (["HOOKGUARD_SCHEME": "custom"], Parameter.signatureHeader),
+        (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X_Bad Header"], Parameter.signatureHeader),
+        (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_ALGORITHM": "md5"], Parameter.algorithm),
+        (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_ENCODING": "base32"], Parameter.encoding),
+    ] as [([String: String?], Parameter)])
+    func misconfigurationNamesTheParameter(_ changes: [String: String?], _ parameter: Parameter) {
+        #expect {
+            _ = try config(changes)
+        } throws: { error in
+            (error as? ConfigError)?.parameter == parameter
+        }
+    }
+
+    @Test func literalSecretAloneIsEnough() throws {
+        let config = try config(["HOOKGUARD_SECRET_FILE": nil, "HOOKGUARD_SECRET": "literal"])
+        #expect(config.literalSecret == Secret("literal"))
+        #expect(config.secretFile == nil)
+    }
+
+    @Test func configErrorNeverShowsTheSecret() {
+        do {
+            _ = try config(["HOOKGUARD_SECRET": "hunter2", "HOOKGUARD_SCHEME": "nope"])
+        } catch {
+            #expect(!error.description.contains("hunter2"))
+            #expect(error.description.hasPrefix("HOOKGUARD_SCHEME: unknown scheme \"nope\""))
+        }
+    }
+
+    @Test func secretFileParsing() {
+        let text = "# rotated 2026-11\n\n  old-secret  \r\nnew-secret\n#comment\n\t\n"
+        #expect(Secret.parseFile(Array(text.utf8)) == [Secret("old-secret"), Secret("new-secret")])
+    }
+
+    @Test func secretFileCacheRereadsOnChange() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/s.secret"
+        let cache = SecretFileCache()
+        try "first\n".write(toFile: path, atomically: false, encoding: .utf8)
+        #expect(try cache.secrets(at: path) == [Secret("first")])
+        try "second\nthird\n".write(toFile: path, atomically: false, encoding: .utf8)
+        #expect(try cache.secrets(at: path) == [Secret("second"), Secret("third")])
+        // Replaced by rename, same size: a new inode.
+        try "fourth\nthird\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try cache.secrets(at: path) == [Secret("fourth"), Secret("third")])
+    }
+
+    @Test func secretFileProblems() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cache = SecretFileCache()
+        #expect(throws: ConfigError.self) { try cache.secrets(at: dir + "/missing") }
+        #expect(throws: ConfigError.self) { try cache.secrets(at: dir) }
+        try "# only a comment\n\n".write(toFile: dir + "/empty", atomically: false, encoding: .utf8)
+        #expect {
+            try cache.secrets(at: dir + "/empty")
+        } throws: { error in
+            (error as? ConfigError)?.problem.contains("holds no secret") == true
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Glibc
+import Testing
+@testable import HookguardCore
+
+@Suite struct DeliveryTests {
+    func decode(_ bytes: [UInt8]) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    func envelope(body: [UInt8], event: String? = "ticket.created") -> Envelope {
+        Envelope(
+            id: DeliveryID.next(milliseconds: 1_700_000_000_000), receivedAt: Timestamp(seconds: 1_700_000_000, nanoseconds: 5_000_000),
+            scheme: "tito", uri: "/hooks/tito", event: event,
+            headers: [("content-type", "application/json"), ("x-webhook-name", "ticket.created")], body: body)
+    }
+
+    @Test func envelopeFields() throws {
+        let json = try decode(envelope(body: Array("{\"a\":1}".utf8)).encoded())
+        #expect(json["received_at"] as? String == "2023-11-14T22:13:20.005Z")
+        #expect(json["scheme"] as? String == "tito")
+        #expect(json["uri"] as? String == "/hooks/tito")
+        #expect(json["event"] as? String == "ticket.created")
+        #expect((json["headers"] as? [String: String])?["x-webhook-name"] == "ticket.created")
+        #expect(json["body"] as? String == "{\"a\":1}")
+        #expect(json["body_base64"] == nil)
+        let noEvent = try decode(envelope(body: [], event: nil).encoded())
+        #expect(noEvent["event"] == nil)
+        #expect(noEvent["body"] as? String == "")
+    }
+
+    @Test func everyControlCharacterRoundTrips() throws {
+        var body = Array(0..<0x20) as [UInt8]
+        body += Array("\"\\/ é € 𝄞 \u{7f}".utf8)
+        let json = try decode(envelope(body: body).encoded())
+        let text = try #require(json["body"] as? String)
+        #expect(Array(text.utf8) == body)
+    }
+
+    @Test func nonUTF8BodyIsBase64() throws {
+        let bodies: [[UInt8]] = [[0xff, 0xfe, 0x00, 0x41], [0xc3], Array("ok".utf8) + [0xed, 0xa0, 0x80]]
+        for body in bodies {
+            let json = try decode(envelope(body: body).encoded())
+            #expect(json["body"] == nil)
+            let encoded = try #require(json["body_base64"] as? String)
+            #expect(Data(base64Encoded: encoded).map { [UInt8]($0) } == body)
+        }
+    }
+
+    @Test func idsAreUUIDv7AndIncreasing() throws {
+        var previous = DeliveryID.next(milliseconds: 1_000)
+        #expect(DeliveryID(parsing: previous.text) != nil)
+        let version = previous.text[previous.text.index(previous.text.startIndex, offsetBy: 14)]
+        #expect(version == "7")
+        for _ in 0..<10_000 {
+            let id = DeliveryID.next(milliseconds: 1_000)
+            #expect(id > previous)
+            previous = id
+        }
+        #expect(DeliveryID(parsing: "../../etc/passwd") == nil)
+        #expect(DeliveryID(parsing: previous.text.uppercased()) == nil)
+    }
+
+    @Test func spoolStoresWholeEntriesOnly() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let registry = SpoolRegistry()
+        let id = DeliveryID.next(milliseconds: Timestamp.now().milliseconds)
+        let path = try registry.store(Array("{\"x\":1}".utf8), id: id, in: dir + "/spool/tito")
+        #expect(path == dir + "/spool/tito/new/\(id.text).json")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "{\"x\":1}")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/spool/tito/tmp").isEmpty)
+        #expect(FileManager.default.fileExists(atPath: dir + "/spool/tito/cur"))
+        var st = stat()
+        stat(path, &st)
+        #expect(st.st_mode & 0o007 == 0)
+        stat(dir + "/spool/tito", &st)
+        #expect(st.st_mode & 0o007 == 0)
+    }
+
+    @Test func spoolRecreatedAfterRemoval() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let registry = SpoolRegistry()
+        try registry.store([1], id: DeliveryID.next(milliseconds: 1), in: dir + "/s")
+        try FileManager.default.removeItem(atPath: dir + "/s")
+        try registry.store([2], id: DeliveryID.next(milliseconds: 2), in: dir + "/s")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/s/new").count == 1)
+    }
+
+    @Test func spoolUnderARegularFileFails() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = FileManager.default.createFile(atPath: dir + "/file", contents: Data())
+        #expect(throws: SystemError.self) {
+            try SpoolRegistry().store([1], id: DeliveryID.next(milliseconds: 1), in: dir + "/file/spool")
+        }
+    }
+}
