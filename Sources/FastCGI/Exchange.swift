@@ -46,8 +46,8 @@ public struct FastCGIExchange {
 public struct FastCGIBody: RequestBodySource {
     let stream: UnsafeMutablePointer<FCGX_Stream>?
 
-    public mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
-        guard let stream, let base = buffer.baseAddress else { return 0 }
+    public mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> BodyChunk {
+        guard let stream, let base = buffer.baseAddress else { return BodyChunk(count: 0) }
         var total = 0
         while total < buffer.count {
             let want = Int32(min(buffer.count - total, Int(Int32.max)))
@@ -55,7 +55,7 @@ public struct FastCGIBody: RequestBodySource {
             if got <= 0 { break }
             total += Int(got)
         }
-        return FCGX_GetError(stream) == 0 ? total : nil
+        return BodyChunk(count: total, failed: FCGX_GetError(stream) != 0)
     }
 }
 

@@ -110,6 +110,7 @@ final class CapturedLog: Sendable {
             #expect(response.status == status, "\(reason)")
             #expect(log.text.contains("reason=\(reason)"), "\(reason)")
         }
+        #expect(log.text.contains("client sent 2 of 100 bytes"))
         #expect(spooled().isEmpty)
         #expect(!log.text.contains(secret))
         #expect(!log.text.contains(sign(body)))

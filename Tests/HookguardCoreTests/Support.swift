@@ -13,15 +13,14 @@ struct MemoryBody: RequestBodySource {
         self.failAfter = failAfter
     }
 
-    mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+    mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> BodyChunk {
         let end = min(bytes.count, failAfter ?? bytes.count)
         let n = min(buffer.count, end - offset)
         bytes.withUnsafeBytes { source in
             buffer.baseAddress!.copyMemory(from: source.baseAddress! + offset, byteCount: n)
         }
         offset += n
-        if failAfter != nil && n < buffer.count { return nil }
-        return n
+        return BodyChunk(count: n, failed: failAfter != nil && n < buffer.count)
     }
 }
 

@@ -205,10 +205,7 @@ class Prefix:
         write_file(sec / "rotate-inplace.secret", f"{LITERAL_SECRET}\n")
         # a regular file where /t/spool-under-file expects a directory
         write_file(self.path / "not-a-dir", "this is not a directory\n")
-        for name in list(signing.SCHEMES) + ["literal", "reject-403", "max-body-1024",
-                                             "unbuffered", "rotate-rename", "rotate-inplace",
-                                             "bad"]:
-            make_maildir(self.spool_dir(name))
+        # Every other spool is left for hookguard to create on first delivery.
         broken = self.spool_dir("new-is-file")
         make_maildir(broken)
         (broken / "new").rmdir()
@@ -280,7 +277,11 @@ class Env:
         return self.prefix.spool_dir(name)
 
     def listing(self, name: str, sub: str = "new") -> set[str]:
-        return set(os.listdir(self.spool(name) / sub))
+        """Names in a spool subdirectory; empty before hookguard made the spool."""
+        try:
+            return set(os.listdir(self.spool(name) / sub))
+        except FileNotFoundError:
+            return set()
 
     def entry_path(self, name: str, delivery_id: str) -> Path:
         return self.spool(name) / "new" / f"{delivery_id}.json"

@@ -148,3 +148,14 @@ def test_spool_whose_new_is_a_file_is_503_and_tmp_cleaned(env):
     check_rejected(env, r, mark, status=503, reason="spool-unwritable", spool="new-is-file")
     assert r.header("Retry-After"), f"503 without Retry-After: {r!r}"
     assert (env.spool("new-is-file") / "new").is_file()
+
+
+def test_hookguard_creates_the_spool_not_world_readable(env):
+    """The spool of /hooks/github did not exist before the suite; hookguard made it."""
+    body = b'{"zen":"Keep it logically awesome."}'
+    delivery_id = accepted_id(env, env.deliver("github", body, {"X-GitHub-Event": "ping"}))
+    root = env.spool("github")
+    for directory in (root, root / "tmp", root / "new", root / "cur"):
+        assert directory.is_dir(), f"{directory} missing\n" + env.diag()
+        assert directory.stat().st_mode & 0o777 == 0o750, oct(directory.stat().st_mode)
+    assert env.entry_path("github", delivery_id).stat().st_mode & 0o777 == 0o640

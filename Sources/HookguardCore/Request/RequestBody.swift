@@ -2,8 +2,20 @@
 /// program's standard input.
 public protocol RequestBodySource {
     /// Fills `buffer` as far as the body allows; fewer bytes than asked means
-    /// the body ended. Returns nil when reading failed (the client went away).
-    mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> Int?
+    /// the body ended, or reading failed (the client went away).
+    mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> BodyChunk
+}
+
+/// What one read of a body gave.
+public struct BodyChunk: Sendable, Equatable {
+    public var count: Int
+    /// The stream broke before its end: the bytes read are all there will be.
+    public var failed: Bool
+
+    public init(count: Int, failed: Bool = false) {
+        self.count = count
+        self.failed = failed
+    }
 }
 
 /// Why a body could not be taken.
@@ -21,11 +33,11 @@ public enum RequestBody {
         if let contentLength {
             guard contentLength <= limit else { throw .tooLarge(limit: limit) }
             var body = [UInt8](repeating: 0, count: contentLength)
-            let received = body.withUnsafeMutableBytes { buffer in
-                contentLength == 0 ? 0 : source.read(into: buffer)
+            let chunk = body.withUnsafeMutableBytes { buffer in
+                contentLength == 0 ? BodyChunk(count: 0) : source.read(into: buffer)
             }
-            guard let received, received == contentLength else {
-                throw .incomplete(expected: contentLength, received: received ?? 0)
+            guard !chunk.failed, chunk.count == contentLength else {
+                throw .incomplete(expected: contentLength, received: chunk.count)
             }
             return body
         }
@@ -35,13 +47,13 @@ public enum RequestBody {
         while true {
             let start = body.count
             body.append(contentsOf: repeatElement(0, count: chunk))
-            let received = body.withUnsafeMutableBytes { buffer in
+            let read = body.withUnsafeMutableBytes { buffer in
                 source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[start...]))
             }
-            guard let received else { throw .incomplete(expected: nil, received: start) }
-            body.removeLast(chunk - received)
+            body.removeLast(chunk - read.count)
+            guard !read.failed else { throw .incomplete(expected: nil, received: body.count) }
             guard body.count <= limit else { throw .tooLarge(limit: limit) }
-            if received < chunk { return body }
+            if read.count < chunk { return body }
         }
     }
 }
