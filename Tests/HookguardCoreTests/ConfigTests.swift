@@ -35,6 +35,11 @@ import Testing
         (["HOOKGUARD_REJECT_STATUS": "200"], Parameter.rejectStatus),
         (["HOOKGUARD_REJECT_STATUS": "abc"], Parameter.rejectStatus),
         (["HOOKGUARD_SCHEME": "custom"], Parameter.signatureHeader),
+        (["HOOKGUARD_SOCKET": "reader.sock"], Parameter.socket),
+        (["HOOKGUARD_SOCKET_ACK": "1"], Parameter.socketAck),
+        (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_ACK": "maybe"], Parameter.socketAck),
+        (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "0"], Parameter.socketTimeout),
+        (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "soon"], Parameter.socketTimeout),
         (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X_Bad Header"], Parameter.signatureHeader),
         (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_ALGORITHM": "md5"], Parameter.algorithm),
         (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_ENCODING": "base32"], Parameter.encoding),
@@ -45,6 +50,18 @@ import Testing
         } throws: { error in
             (error as? ConfigError)?.parameter == parameter
         }
+    }
+
+    @Test func socketAloneIsADestination() throws {
+        let config = try config([
+            "HOOKGUARD_SPOOL": nil, "HOOKGUARD_SOCKET": "/run/reader.sock", "HOOKGUARD_SOCKET_ACK": "1",
+        ])
+        #expect(config.spool == nil)
+        #expect(config.socket == SocketDestination(path: "/run/reader.sock", acknowledged: true, timeoutMilliseconds: 2000))
+        let both = try self.config(["HOOKGUARD_SOCKET": "/run/reader.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "250"])
+        #expect(both.spool == "/var/spool/hookguard/tito")
+        #expect(both.socket?.timeoutMilliseconds == 250)
+        #expect(both.socket?.acknowledged == false)
     }
 
     @Test func literalSecretAloneIsEnough() throws {

@@ -29,6 +29,12 @@ import Testing
         #expect(noEvent["body"] as? String == "")
     }
 
+    @Test func envelopeIsOneLine() {
+        let encoded = envelope(body: Array("a\nb\r\n".utf8)).encoded()
+        #expect(encoded.last == UInt8(ascii: "\n"))
+        #expect(encoded.filter { $0 == UInt8(ascii: "\n") }.count == 1)
+    }
+
     @Test func everyControlCharacterRoundTrips() throws {
         var body = Array(0..<0x20) as [UInt8]
         body += Array("\"\\/ é € 𝄞 \u{7f}".utf8)

@@ -11,6 +11,26 @@ public enum Parameter: String, Sendable, CaseIterable {
     case algorithm = "HOOKGUARD_ALGORITHM"
     case encoding = "HOOKGUARD_ENCODING"
     case prefix = "HOOKGUARD_PREFIX"
+    case socket = "HOOKGUARD_SOCKET"
+    case socketAck = "HOOKGUARD_SOCKET_ACK"
+    case socketTimeout = "HOOKGUARD_SOCKET_TIMEOUT_MS"
+}
+
+/// A reader's Unix socket that verified deliveries are handed to.
+public struct SocketDestination: Sendable, Equatable {
+    public static let defaultTimeoutMilliseconds = 2000
+
+    public var path: String
+    /// Wait for the reader's `ok` line before answering 200.
+    public var acknowledged: Bool
+    /// Bounds connect, write and acknowledgement together.
+    public var timeoutMilliseconds: Int
+
+    public init(path: String, acknowledged: Bool = false, timeoutMilliseconds: Int = SocketDestination.defaultTimeoutMilliseconds) {
+        self.path = path
+        self.acknowledged = acknowledged
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
 }
 
 /// A location whose parameters cannot work. The message names the parameter
@@ -36,18 +56,21 @@ public struct LocationConfig: Sendable {
     public var scheme: Scheme
     public var secretFile: String?
     public var literalSecret: Secret?
-    public var spool: String
+    /// Where deliveries are stored; with a socket too, where they go when the socket cannot take them.
+    public var spool: String?
+    public var socket: SocketDestination?
     public var maxBody: Int
     public var rejectStatus: Int
 
     public init(
-        scheme: Scheme, secretFile: String? = nil, literalSecret: Secret? = nil, spool: String,
-        maxBody: Int = LocationConfig.defaultMaxBody, rejectStatus: Int = LocationConfig.defaultRejectStatus
+        scheme: Scheme, secretFile: String? = nil, literalSecret: Secret? = nil, spool: String?,
+        socket: SocketDestination? = nil, maxBody: Int = LocationConfig.defaultMaxBody, rejectStatus: Int = LocationConfig.defaultRejectStatus
     ) {
         self.scheme = scheme
         self.secretFile = secretFile
         self.literalSecret = literalSecret
         self.spool = spool
+        self.socket = socket
         self.maxBody = maxBody
         self.rejectStatus = rejectStatus
     }
@@ -78,13 +101,14 @@ public struct LocationConfig: Sendable {
             throw ConfigError(.secretFile, "\"\(path)\" is not an absolute path")
         }
 
-        guard let spoolPath = value(.spool) else {
-            throw ConfigError(.spool, "missing; name the spool directory deliveries go to")
+        spool = value(.spool)
+        if let path = spool, !path.hasPrefix("/") {
+            throw ConfigError(.spool, "\"\(path)\" is not an absolute path")
         }
-        guard spoolPath.hasPrefix("/") else {
-            throw ConfigError(.spool, "\"\(spoolPath)\" is not an absolute path")
+        socket = try Self.socketDestination(value)
+        guard spool != nil || socket != nil else {
+            throw ConfigError(.spool, "no destination: set HOOKGUARD_SPOOL or HOOKGUARD_SOCKET (or both)")
         }
-        spool = spoolPath
 
         maxBody = Self.defaultMaxBody
         if let text = value(.maxBody) {
@@ -105,6 +129,31 @@ public struct LocationConfig: Sendable {
 
     private static var schemeNames: String {
         (Scheme.presets.keys.sorted() + ["custom"]).joined(separator: ", ")
+    }
+
+    private static func socketDestination(_ value: (Parameter) -> String?) throws(ConfigError) -> SocketDestination? {
+        guard let path = value(.socket) else {
+            for parameter in [Parameter.socketAck, .socketTimeout] where value(parameter) != nil {
+                throw ConfigError(parameter, "set without HOOKGUARD_SOCKET")
+            }
+            return nil
+        }
+        guard path.hasPrefix("/") else { throw ConfigError(.socket, "\"\(path)\" is not an absolute path") }
+        var destination = SocketDestination(path: path)
+        if let text = value(.socketAck) {
+            switch text.lowercased() {
+            case "1", "on", "yes", "true": destination.acknowledged = true
+            case "0", "off", "no", "false": destination.acknowledged = false
+            default: throw ConfigError(.socketAck, "\"\(text)\" is neither 1 nor 0")
+            }
+        }
+        if let text = value(.socketTimeout) {
+            guard let milliseconds = Int(text), (1...600_000).contains(milliseconds) else {
+                throw ConfigError(.socketTimeout, "\"\(text)\" is not a number of milliseconds from 1 to 600000")
+            }
+            destination.timeoutMilliseconds = milliseconds
+        }
+        return destination
     }
 
     private static func customScheme(_ value: (Parameter) -> String?) throws(ConfigError) -> Scheme {

@@ -24,7 +24,9 @@ public struct Envelope: Sendable {
         self.body = body
     }
 
-    /// The JSON text, written straight into one byte buffer.
+    /// The JSON text and a final newline, written straight into one byte
+    /// buffer: the same bytes make a spool file and a socket line (JSON
+    /// escapes every newline inside, so the object is one line).
     public func encoded() -> [UInt8] {
         var json = JSONWriter(capacity: body.count + 512 + headers.count * 64)
         json.beginObject()
@@ -45,6 +47,7 @@ public struct Envelope: Sendable {
             json.string(utf8: Data(body).base64EncodedString().utf8)
         }
         json.endObject()
+        json.newline()
         return json.bytes
     }
 }
@@ -80,6 +83,10 @@ struct JSONWriter {
     mutating func field(_ name: String, _ value: String) {
         key(name)
         string(utf8: value.utf8)
+    }
+
+    mutating func newline() {
+        bytes.append(UInt8(ascii: "\n"))
     }
 
     private mutating func separate() {

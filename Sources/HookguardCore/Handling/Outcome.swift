@@ -1,20 +1,28 @@
 /// How one request ended. Every answer hookguard gives is decided in
 /// `response`, and every log reason in `reason`.
 public enum Outcome: Sendable {
-    case accepted(DeliveryID)
+    case accepted(DeliveryID, Destination)
     case methodNotAllowed(String)
     case configInvalid(ConfigError)
     case badRequest(String)
     case body(BodyError)
     case rejected(SignatureFailure, status: Int)
-    case spoolUnwritable(SystemError)
+    case spoolUnwritable(SystemError, after: SocketForwardError?)
+    case socketUnavailable(SocketForwardError)
+
+    /// Where an accepted delivery went.
+    public enum Destination: Sendable {
+        case spool
+        case socket
+        case spoolAfterSocketFailure(SocketForwardError)
+    }
 
     /// Seconds a sender should wait before retrying after a 503.
     public static let retryAfterSeconds = 30
 
     public var response: Response {
         switch self {
-        case .accepted(let id):
+        case .accepted(let id, _):
             Response(status: 200, headers: [("Content-Type", "application/json")],
                      body: Array("{\"id\":\"\(id.text)\"}\n".utf8))
         case .methodNotAllowed:
@@ -29,7 +37,7 @@ public enum Outcome: Sendable {
             .text(400, "Body shorter than its Content-Length.")
         case .rejected(let failure, let status):
             .text(status, "Signature refused: \(failure).")
-        case .spoolUnwritable:
+        case .spoolUnwritable, .socketUnavailable:
             .text(503, "Delivery could not be stored; retry later.",
                   headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
         }
@@ -38,6 +46,7 @@ public enum Outcome: Sendable {
     /// A short, stable code for logs and metrics.
     public var reason: String {
         switch self {
+        case .accepted(_, .spoolAfterSocketFailure): "fell-back-to-spool"
         case .accepted: "accepted"
         case .methodNotAllowed: "method-not-allowed"
         case .configInvalid: "config-invalid"
@@ -46,6 +55,7 @@ public enum Outcome: Sendable {
         case .body(.incomplete): "body-incomplete"
         case .rejected(let failure, _): failure.reasonCode
         case .spoolUnwritable: "spool-unwritable"
+        case .socketUnavailable: "socket-unavailable"
         }
     }
 
@@ -53,6 +63,7 @@ public enum Outcome: Sendable {
     /// may name paths and parameters but never a secret or a signature.
     public var detail: String? {
         switch self {
+        case .accepted(_, .spoolAfterSocketFailure(let error)): "\(error); stored in the spool instead"
         case .accepted: nil
         case .methodNotAllowed(let method): "method \(method.isEmpty ? "(none)" : method)"
         case .configInvalid(let error): error.description
@@ -61,7 +72,9 @@ public enum Outcome: Sendable {
         case .body(.incomplete(let expected, let received)):
             "client sent \(received) of \(expected.map(String.init) ?? "an unknown number of") bytes"
         case .rejected(let failure, _): failure.description
-        case .spoolUnwritable(let error): error.description
+        case .spoolUnwritable(let error, let socketFailure):
+            socketFailure.map { "\($0); then the spool: \(error)" } ?? error.description
+        case .socketUnavailable(let error): "\(error); no HOOKGUARD_SPOOL to fall back to"
         }
     }
 
@@ -69,7 +82,7 @@ public enum Outcome: Sendable {
         switch self {
         case .accepted: "accepted"
         case .rejected, .body, .methodNotAllowed, .badRequest: "refused"
-        case .configInvalid, .spoolUnwritable: "failed"
+        case .configInvalid, .spoolUnwritable, .socketUnavailable: "failed"
         }
     }
 }

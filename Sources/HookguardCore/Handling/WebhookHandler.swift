@@ -7,6 +7,7 @@ public final class WebhookHandler: Sendable {
     private let logger: Logger
     private let secretFiles = SecretFileCache()
     private let spools = SpoolRegistry()
+    private let socketForwarder = SocketForwarder()
 
     public init(logger: Logger) {
         self.logger = logger
@@ -66,12 +67,33 @@ public final class WebhookHandler: Sendable {
         let envelope = Envelope(
             id: id, receivedAt: receivedAt, scheme: config.scheme.name, uri: params.uri,
             event: config.scheme.eventHeader.flatMap { params[$0] }, headers: params.headers, body: body)
-        do {
-            try spools.store(envelope.encoded(), id: id, in: config.spool)
-        } catch {
-            return .spoolUnwritable(error)
+        return forward(envelope, config: config)
+    }
+
+    /// To the socket when the location names one, else (or when the socket
+    /// cannot take it) to the spool; a 200 only once one of them has it.
+    private func forward(_ envelope: Envelope, config: LocationConfig) -> Outcome {
+        let encoded = envelope.encoded()
+        var socketFailure: SocketForwardError? = nil
+        if let socket = config.socket {
+            do {
+                try socketForwarder.send(
+                    encoded, to: socket.path, acknowledged: socket.acknowledged,
+                    timeoutMilliseconds: socket.timeoutMilliseconds)
+                return .accepted(envelope.id, .socket)
+            } catch {
+                socketFailure = error
+            }
         }
-        return .accepted(id)
+        guard let spool = config.spool else {
+            return .socketUnavailable(socketFailure!)
+        }
+        do {
+            try spools.store(encoded, id: envelope.id, in: spool)
+        } catch {
+            return .spoolUnwritable(error, after: socketFailure)
+        }
+        return .accepted(envelope.id, socketFailure.map { .spoolAfterSocketFailure($0) } ?? .spool)
     }
 
     private func secrets(for config: LocationConfig) throws(ConfigError) -> [Secret] {
@@ -92,7 +114,10 @@ public final class WebhookHandler: Sendable {
         ]
         if let scheme = context.scheme { metadata["scheme"] = "\(scheme)" }
         if let bytes = context.bytes { metadata["bytes"] = "\(bytes)" }
-        if case .accepted(let id) = outcome { metadata["id"] = "\(id)" }
+        if case .accepted(let id, let destination) = outcome {
+            metadata["id"] = "\(id)"
+            metadata["destination"] = "\(destination.name)"
+        }
         if let detail = outcome.detail { metadata["detail"] = "\(detail)" }
         let level: Logger.Level =
             switch outcome.outcome {
@@ -101,6 +126,15 @@ public final class WebhookHandler: Sendable {
             default: .error
             }
         logger.log(level: level, "request", metadata: metadata)
+    }
+}
+
+extension Outcome.Destination {
+    var name: String {
+        switch self {
+        case .spool, .spoolAfterSocketFailure: "spool"
+        case .socket: "socket"
+        }
     }
 }
 
