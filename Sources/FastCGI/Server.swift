@@ -70,8 +70,9 @@ public final class FastCGIServer: Sendable {
     }
 }
 
-/// A joinable POSIX thread running a Swift closure.
-final class WorkerThread {
+/// A joinable POSIX thread running a Swift closure. Unchecked Sendable: its
+/// only state is the pthread_t, written once in init and read by join.
+public final class WorkerThread: @unchecked Sendable {
     private var thread = pthread_t()
 
     private final class Body {
@@ -79,7 +80,7 @@ final class WorkerThread {
         init(_ run: @escaping () -> Void) { self.run = run }
     }
 
-    init(_ run: @escaping () -> Void) {
+    public init(_ run: @escaping () -> Void) {
         let body = Unmanaged.passRetained(Body(run)).toOpaque()
         let status = pthread_create(&thread, nil, { argument in
             let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
@@ -89,7 +90,7 @@ final class WorkerThread {
         precondition(status == 0, "pthread_create failed: \(status)")
     }
 
-    func join() {
+    public func join() {
         pthread_join(thread, nil)
     }
 }

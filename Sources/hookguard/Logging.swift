@@ -1,21 +1,133 @@
 public import ArgumentParser
+import Foundation
+import Glibc
+import HookguardCore
 public import Logging
+import Synchronization
+
+enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case logfmt, json
+}
 
 struct LoggingOptions: ParsableArguments {
     @Option(help: "Least severe log level written: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    /// Log lines go to standard error, one per request.
-    func makeLogger() -> Logger {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .trace
-            return handler
-        }
+    @Option(help: "Log line format: logfmt or json.")
+    var logFormat: LogFormat = .logfmt
+
+    @Option(help: ArgumentHelp(
+        "Append log lines to this file instead of standard error; SIGHUP reopens it (for logrotate).",
+        valueName: "path"))
+    var logFile: String?
+
+    /// Sets up swift-log once for the process and returns the logger and its sink.
+    func makeLogger() throws -> (Logger, LogSink) {
+        let sink = try LogSink(path: logFile)
+        let format = logFormat
+        LoggingSystem.bootstrap { label in LineLogHandler(format: format, sink: sink) }
         var logger = Logger(label: "hookguard")
         logger.logLevel = logLevel
-        return logger
+        return (logger, sink)
     }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Where log lines go: standard error, or a file reopened on SIGHUP. Each
+/// line is one write(2), so lines from many workers never interleave.
+final class LogSink: Sendable {
+    private let path: String?
+    private let fd: Mutex<Int32>
+
+    init(path: String?) throws {
+        self.path = path
+        fd = Mutex(path == nil ? STDERR_FILENO : try LogSink.open(path!))
+    }
+
+    private static func open(_ path: String) throws -> Int32 {
+        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw ValidationError("cannot open --log-file \(path): \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    /// After logrotate moved the file away: write to a new one at the same path.
+    func reopen() {
+        guard let path, let fresh = try? LogSink.open(path) else { return }
+        let old = fd.withLock { current in
+            defer { current = fresh }
+            return current
+        }
+        close(old)
+    }
+
+    func write(_ line: [UInt8]) {
+        fd.withLock { fd in
+            line.withUnsafeBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { return }
+                    offset += n
+                }
+            }
+        }
+    }
+}
+
+/// One line per event: logfmt (`time=… level=… msg=… key=value`) or a JSON object.
+struct LineLogHandler: LogHandler {
+    let format: LogFormat
+    let sink: LogSink
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var fields: [(String, String)] = [
+            ("time", Timestamp.now().rfc3339), ("level", event.level.rawValue), ("msg", event.message.description),
+        ]
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        fields += merged.sorted { $0.key < $1.key }.map { ($0.key, $0.value.description) }
+        var line: String
+        switch format {
+        case .logfmt:
+            line = fields.map { "\($0.0)=\(LineLogHandler.logfmtValue($0.1))" }.joined(separator: " ")
+        case .json:
+            line = "{" + fields.map { "\(LineLogHandler.jsonString($0.0)):\(LineLogHandler.jsonString($0.1))" }
+                .joined(separator: ",") + "}"
+        }
+        line += "\n"
+        sink.write(Array(line.utf8))
+    }
+
+    /// Bare when it can be, else quoted with `"` and `\` escaped.
+    static func logfmtValue(_ value: String) -> String {
+        let needsQuotes = value.isEmpty || value.unicodeScalars.contains {
+            $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7f
+        }
+        return needsQuotes ? jsonString(value) : value
+    }
+
+    static func jsonString(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+                out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -30,6 +30,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker threads, each answering one request at a time (default: 2 × cores).")
     var workers: Int = 2 * ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: ArgumentHelp(
+        "Also serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (loopback unless --allow-remote).",
+        valueName: "host:port"))
+    var metricsListen: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -47,25 +52,41 @@ struct Serve: ParsableCommand {
         guard (1...1024).contains(workers) else {
             throw ValidationError("--workers must be between 1 and 1024")
         }
+        if let metricsListen {
+            guard case .tcp = try? ListenAddress(parsing: metricsListen) else {
+                throw ValidationError("--metrics-listen \"\(metricsListen)\" is not HOST:PORT, e.g. 127.0.0.1:9464")
+            }
+        }
     }
 
     func run() throws {
-        let logger = logging.makeLogger()
+        let (logger, logSink) = try logging.makeLogger()
+        let exposition = bootstrapMetrics()
         let address = try ListenAddress(parsing: listen)
+        let options = Listener.Options(
+            socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup, allowRemote: allowRemote)
+        let workerStatus = WorkerStatus(total: workers)
+        let handler = WebhookHandler(logger: logger, workers: workerStatus, exposition: exposition)
         let listener: Listener
+        var metricsEndpoint: MetricsEndpoint? = nil
         do {
-            listener = try Listener.open(address, options: .init(
-                socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup, allowRemote: allowRemote))
+            listener = try Listener.open(address, options: options)
+            if let metricsListen {
+                let metricsListener = try Listener.open(try ListenAddress(parsing: metricsListen), options: options)
+                metricsEndpoint = MetricsEndpoint(listener: metricsListener, text: handler.metricsText, logger: logger)
+            }
         } catch {
             logger.critical("cannot listen", metadata: ["listen": "\(address)", "detail": "\(error)"])
             throw ExitCode.failure
         }
-        let handler = WebhookHandler(logger: logger)
         logger.notice("serving", metadata: ["listen": "\(address)", "workers": "\(workers)"])
-        FastCGIServer(listener: listener, workers: workers).run { exchange in
-            let response = handler.handle(exchange.params, body: &exchange.body)
-            exchange.respond(response)
+        FastCGIServer(listener: listener, workers: workers).run(onHangup: { logSink.reopen() }) { exchange in
+            workerStatus.working {
+                let response = handler.handle(exchange.params, body: &exchange.body)
+                exchange.respond(response)
+            }
         }
+        metricsEndpoint?.stop()
         logger.notice("stopped", metadata: ["listen": "\(address)"])
     }
 }

@@ -37,7 +37,8 @@ def prefix() -> Prefix:
 @pytest.fixture(scope="session")
 def env(prefix: Prefix):
     check_binary()
-    hookguard = start_hookguard(prefix.socket, prefix.log, prefix.path)
+    hookguard = start_hookguard(prefix.socket, prefix.log, prefix.path,
+                                extra_args=["--metrics-listen", f"127.0.0.1:{prefix.metrics_port}"])
     try:
         wait_hookguard_ready(hookguard, prefix.socket, prefix.log)
     except RuntimeError as e:

@@ -88,6 +88,12 @@ def free_port_pair() -> int:
     raise RuntimeError("no two consecutive free ports on 127.0.0.1")
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -122,12 +128,12 @@ def wait_until(predicate, timeout: float, interval: float = 0.02):
 
 
 def start_hookguard(socket_path: Path, log_path: Path, cwd: Path,
-                    workers: int = WORKERS) -> subprocess.Popen:
+                    workers: int = WORKERS, extra_args: list[str] = ()) -> subprocess.Popen:
     log = open(log_path, "ab")
     try:
         return subprocess.Popen(
             [str(HOOKGUARD_BIN), "serve", "--listen", f"unix:{socket_path}",
-             "--workers", str(workers)],
+             "--workers", str(workers), *extra_args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd,
         )
     finally:
@@ -186,6 +192,7 @@ class Prefix:
         self.path = path
         self.port = port  # the sample site
         self.port2 = port + 1  # nginx-extra.conf
+        self.metrics_port = free_port()  # hookguard serve --metrics-listen
         self.socket = path / "run" / "hookguard.sock"
         self.log = path / "hookguard.log"
         self.nginx_error = path / "error.log"

@@ -14,6 +14,8 @@ public enum Parameter: String, Sendable, CaseIterable {
     case socket = "HOOKGUARD_SOCKET"
     case socketAck = "HOOKGUARD_SOCKET_ACK"
     case socketTimeout = "HOOKGUARD_SOCKET_TIMEOUT_MS"
+    case role = "HOOKGUARD_ROLE"
+    case location = "HOOKGUARD_LOCATION"
 }
 
 /// A reader's Unix socket that verified deliveries are handed to.

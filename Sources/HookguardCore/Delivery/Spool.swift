@@ -58,6 +58,9 @@ public final class SpoolRegistry: Sendable {
 
     public init() {}
 
+    /// Every spool a delivery was stored in since start.
+    public var known: [String] { prepared.withLock { $0.sorted() } }
+
     @discardableResult
     public func store(_ contents: [UInt8], id: DeliveryID, in root: String) throws(SystemError) -> String {
         let spool = Spool(root: root)
@@ -74,6 +77,28 @@ public final class SpoolRegistry: Sendable {
             prepared.withLock { _ = $0.insert(root) }
             return try spool.store(contents, id: id)
         }
+    }
+}
+
+extension Spool {
+    /// Entries waiting in `new/`.
+    public func depth() -> Int? {
+        guard let dir = opendir(new) else { return nil }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            if UInt8(bitPattern: entry.pointee.d_name.0) != UInt8(ascii: ".") { count += 1 }
+        }
+        return count
+    }
+
+    /// Whether a file can be created in `tmp/` now (created and removed again).
+    public func probeWritable() throws(SystemError) {
+        try prepare()
+        let probe = tmp + "/.probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = try syscall("open", path: probe) { open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640) }
+        close(fd)
+        unlink(probe)
     }
 }
 

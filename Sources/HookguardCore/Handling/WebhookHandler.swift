@@ -2,22 +2,52 @@ import Glibc
 public import Logging
 
 /// The request path, top to bottom: method → location config → secrets →
-/// body → signature → envelope → spool → answer. Shared by every worker.
+/// body → signature → envelope → forward → answer. Shared by every worker.
+/// A location whose `HOOKGUARD_ROLE` is `metrics` or `health` is answered by
+/// `StatusResponder` instead.
 public final class WebhookHandler: Sendable {
     private let logger: Logger
     private let secretFiles = SecretFileCache()
     private let spools = SpoolRegistry()
     private let socketForwarder = SocketForwarder()
+    private let status: StatusResponder
 
-    public init(logger: Logger) {
+    /// `exposition` renders the metrics registry in Prometheus text format.
+    public init(
+        logger: Logger, workers: WorkerStatus = WorkerStatus(total: 1),
+        exposition: @escaping @Sendable () -> [UInt8] = { [] }
+    ) {
         self.logger = logger
+        self.status = StatusResponder(workers: workers, spools: spools, exposition: exposition)
     }
 
     public func handle(_ params: RequestParams, body source: inout some RequestBodySource) -> Response {
+        switch params[Parameter.role.rawValue] ?? "" {
+        case "", "receiver":
+            return receive(params, body: &source)
+        case "metrics":
+            return status.metrics(params, logger: logger)
+        case "health":
+            return status.health(params, logger: logger)
+        case let role:
+            let error = ConfigError(.role, "unknown role \"\(role)\"; known: receiver, metrics, health")
+            let outcome = Outcome.configInvalid(error)
+            log(outcome, params: params, context: LogContext(), nanoseconds: 0)
+            return outcome.response
+        }
+    }
+
+    /// What `--metrics-listen` serves: the same text as a metrics location.
+    public func metricsText() -> [UInt8] { status.exposition() }
+
+    private func receive(_ params: RequestParams, body source: inout some RequestBodySource) -> Response {
         let started = monotonicNanoseconds()
         var context = LogContext()
         let outcome = process(params, body: &source, context: &context)
-        log(outcome, params: params, context: context, nanoseconds: monotonicNanoseconds() - started)
+        let elapsed = monotonicNanoseconds() - started
+        log(outcome, params: params, context: context, nanoseconds: elapsed)
+        DeliveryMetrics.request(
+            outcome, location: params.location, scheme: context.scheme, bytes: context.bytes, nanoseconds: elapsed)
         return outcome.response
     }
 
@@ -76,23 +106,29 @@ public final class WebhookHandler: Sendable {
         let encoded = envelope.encoded()
         var socketFailure: SocketForwardError? = nil
         if let socket = config.socket {
+            let started = monotonicNanoseconds()
             do {
                 try socketForwarder.send(
                     encoded, to: socket.path, acknowledged: socket.acknowledged,
                     timeoutMilliseconds: socket.timeoutMilliseconds)
+                DeliveryMetrics.forward(to: "socket", succeeded: true, nanoseconds: monotonicNanoseconds() - started)
                 return .accepted(envelope.id, .socket)
             } catch {
+                DeliveryMetrics.forward(to: "socket", succeeded: false, nanoseconds: monotonicNanoseconds() - started)
                 socketFailure = error
             }
         }
         guard let spool = config.spool else {
             return .socketUnavailable(socketFailure!)
         }
+        let started = monotonicNanoseconds()
         do {
             try spools.store(encoded, id: envelope.id, in: spool)
         } catch {
+            DeliveryMetrics.forward(to: "spool", succeeded: false, nanoseconds: monotonicNanoseconds() - started)
             return .spoolUnwritable(error, after: socketFailure)
         }
+        DeliveryMetrics.forward(to: "spool", succeeded: true, nanoseconds: monotonicNanoseconds() - started)
         return .accepted(envelope.id, socketFailure.map { .spoolAfterSocketFailure($0) } ?? .spool)
     }
 
@@ -104,6 +140,7 @@ public final class WebhookHandler: Sendable {
         return secrets
     }
 
+    /// One line per request: what happened and why, never a secret or a signature.
     private func log(_ outcome: Outcome, params: RequestParams, context: LogContext, nanoseconds: UInt64) {
         var metadata: Logger.Metadata = [
             "status": "\(outcome.response.status)",
@@ -135,6 +172,17 @@ extension Outcome.Destination {
         case .spool, .spoolAfterSocketFailure: "spool"
         case .socket: "socket"
         }
+    }
+}
+
+extension RequestParams {
+    /// The location as metrics label it: `HOOKGUARD_LOCATION` when the web
+    /// server names it (do so for prefix locations, so arbitrary request paths
+    /// cannot multiply the series), else the request's path without its query.
+    var location: String {
+        if let name = self[Parameter.location.rawValue], !name.isEmpty { return String(name.prefix(128)) }
+        let path = self["DOCUMENT_URI"] ?? self["SCRIPT_NAME"] ?? uri.split(separator: "?").first.map(String.init) ?? ""
+        return String(path.prefix(128))
     }
 }
 

@@ -1,0 +1,84 @@
+import FastCGI
+import Glibc
+import HookguardCore
+import Logging
+import Metrics
+import Prometheus
+
+/// Bootstraps swift-metrics with the Prometheus registry and returns what renders it.
+func bootstrapMetrics() -> @Sendable () -> [UInt8] {
+    let registry = PrometheusCollectorRegistry()
+    var factory = PrometheusMetricsFactory(registry: registry)
+    // Deliveries take well under a millisecond until a disk or a reader stalls.
+    factory.defaultDurationHistogramBuckets = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+    ]
+    MetricsSystem.bootstrap(factory)
+    return { registry.emitToBuffer() }
+}
+
+/// `--metrics-listen`: a plain HTTP endpoint answering `GET /metrics`, one
+/// request per connection, on its own thread.
+final class MetricsEndpoint: Sendable {
+    private let listener: Listener
+    private let thread: WorkerThread
+
+    init(listener: Listener, text: @escaping @Sendable () -> [UInt8], logger: Logger) {
+        self.listener = listener
+        let fd = listener.fd
+        thread = WorkerThread {
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    return  // the listener was shut down
+                }
+                MetricsEndpoint.answer(client, text: text)
+                close(client)
+            }
+        }
+        logger.notice("metrics", metadata: ["listen": "\(listener.address)"])
+    }
+
+    func stop() {
+        shutdown(listener.fd, Int32(SHUT_RDWR))
+        thread.join()
+        listener.close()
+    }
+
+    private static func answer(_ client: Int32, text: () -> [UInt8]) {
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var head = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 1024)
+        while head.count < 8192, !head.ends(with: [13, 10, 13, 10]) {
+            let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return }
+            head += chunk[0..<n]
+        }
+        let requestLine = head.prefix { $0 != 13 && $0 != 10 }.split(separator: 32).map { String(decoding: $0, as: UTF8.self) }
+        let (status, body): (String, [UInt8]) =
+            switch (requestLine.first, requestLine.dropFirst().first?.split(separator: "?").first) {
+            case ("GET", "/metrics"?): ("200 OK", text())
+            case ("GET", _): ("404 Not Found", Array("Metrics are at /metrics.\n".utf8))
+            default: ("405 Method Not Allowed", Array("Read metrics with GET.\n".utf8))
+            }
+        var response = Array(
+            "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+        response += body
+        response.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = send(client, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                if n <= 0 { return }
+                offset += n
+            }
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    fileprivate func ends(with suffix: [UInt8]) -> Bool { count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix }
+}
