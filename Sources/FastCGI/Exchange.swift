@@ -22,7 +22,10 @@ public struct FastCGIExchange {
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: length)
             if let equals = bytes.firstIndex(of: UInt8(ascii: "=")) {
                 let name = String(decoding: bytes[..<equals], as: UTF8.self)
-                values[name] = String(decoding: bytes[(equals + 1)...], as: UTF8.self)
+                let value = String(decoding: bytes[(equals + 1)...], as: UTF8.self)
+                // A header sent twice arrives twice: combine as HTTP does, so a
+                // repeated signature header is malformed rather than last-one-wins.
+                values[name] = values[name].map { $0 + ", " + value } ?? value
             }
             cursor += 1
         }

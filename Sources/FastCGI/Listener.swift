@@ -11,6 +11,8 @@ public struct Listener: Sendable {
     public struct Options: Sendable {
         public var socketMode: UInt32
         public var socketGroup: String?
+        /// The user the socket file is given to, when the server drops to one after opening it.
+        public var socketOwner: UInt32?
         public var allowRemote: Bool
         public var backlog: Int32
 
@@ -78,9 +80,13 @@ public struct Listener: Sendable {
             guard chmod(path, mode_t(options.socketMode)) == 0 else {
                 throw .system(SystemError("chmod", path: path, errno: errno))
             }
-            if let group = options.socketGroup {
-                guard let entry = getgrnam(group) else { throw .unknownGroup(group) }
-                guard chown(path, uid_t.max, entry.pointee.gr_gid) == 0 else {
+            var group = gid_t.max
+            if let name = options.socketGroup {
+                guard let entry = getgrnam(name) else { throw .unknownGroup(name) }
+                group = entry.pointee.gr_gid
+            }
+            if group != gid_t.max || options.socketOwner != nil {
+                guard chown(path, options.socketOwner ?? uid_t.max, group) == 0 else {
                     throw .system(SystemError("chown", path: path, errno: errno))
                 }
             }

@@ -3,6 +3,7 @@ import FastCGI
 import Foundation
 import HookguardCore
 import Logging
+import Glibc
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,6 +24,11 @@ struct Serve: ParsableCommand {
 
     @Option(help: ArgumentHelp("Group of the Unix socket file (the web server's group).", valueName: "group"))
     var socketGroup: String?
+
+    @Option(help: ArgumentHelp(
+        "Run as this unprivileged user once the sockets are open (start as root); the socket file is given to it.",
+        valueName: "name"))
+    var user: String?
 
     @Flag(help: "Allow --listen on a TCP address that is not loopback.")
     var allowRemote = false
@@ -63,8 +69,10 @@ struct Serve: ParsableCommand {
         let (logger, logSink) = try logging.makeLogger()
         let exposition = bootstrapMetrics()
         let address = try ListenAddress(parsing: listen)
-        let options = Listener.Options(
+        let account = try user.map(ServiceAccount.init(named:))
+        var options = Listener.Options(
             socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup, allowRemote: allowRemote)
+        options.socketOwner = account?.uid
         let workerStatus = WorkerStatus(total: workers)
         let handler = WebhookHandler(logger: logger, workers: workerStatus, exposition: exposition)
         let listener: Listener
@@ -79,7 +87,18 @@ struct Serve: ParsableCommand {
             logger.critical("cannot listen", metadata: ["listen": "\(address)", "detail": "\(error)"])
             throw ExitCode.failure
         }
-        logger.notice("serving", metadata: ["listen": "\(address)", "workers": "\(workers)"])
+        if let account {
+            do {
+                try account.become()
+            } catch {
+                logger.critical("cannot drop privileges", metadata: ["detail": "\(error)"])
+                listener.close()
+                throw ExitCode.failure
+            }
+        }
+        logger.notice("serving", metadata: [
+            "listen": "\(address)", "workers": "\(workers)", "user": "\(account?.name ?? getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? String(geteuid()))",
+        ])
         FastCGIServer(listener: listener, workers: workers).run(onHangup: { logSink.reopen() }) { exchange in
             workerStatus.working {
                 let response = handler.handle(exchange.params, body: &exchange.body)

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 @testable import HookguardCore
 
@@ -90,11 +91,13 @@ import Testing
         let path = dir + "/s.secret"
         let cache = SecretFileCache()
         try "first\n".write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, 0o600)
         #expect(try cache.secrets(at: path) == [Secret("first")])
         try "second\nthird\n".write(toFile: path, atomically: false, encoding: .utf8)
         #expect(try cache.secrets(at: path) == [Secret("second"), Secret("third")])
         // Replaced by rename, same size: a new inode.
         try "fourth\nthird\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o600)
         #expect(try cache.secrets(at: path) == [Secret("fourth"), Secret("third")])
     }
 
@@ -104,7 +107,15 @@ import Testing
         let cache = SecretFileCache()
         #expect(throws: ConfigError.self) { try cache.secrets(at: dir + "/missing") }
         #expect(throws: ConfigError.self) { try cache.secrets(at: dir) }
+        try "world\n".write(toFile: dir + "/open", atomically: false, encoding: .utf8)
+        chmod(dir + "/open", 0o644)
+        #expect {
+            try cache.secrets(at: dir + "/open")
+        } throws: { error in
+            (error as? ConfigError)?.problem.contains("readable by everyone") == true
+        }
         try "# only a comment\n\n".write(toFile: dir + "/empty", atomically: false, encoding: .utf8)
+        chmod(dir + "/empty", 0o640)
         #expect {
             try cache.secrets(at: dir + "/empty")
         } throws: { error in

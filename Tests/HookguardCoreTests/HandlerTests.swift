@@ -104,6 +104,7 @@ final class CapturedLog: Sendable {
              MemoryBody([]), 413, "body-too-large"),
             (request(body: body, signature: sign(body), contentLength: "100"), MemoryBody(body, failAfter: 2), 400, "body-incomplete"),
             (request(body: body, signature: sign(body), contentLength: "x"), MemoryBody(body), 400, "bad-request"),
+            (request(body: body, signature: sign(body), contentLength: "1"), MemoryBody(body), 400, "body-overlong"),
         ]
         for (params, source, status, reason) in cases {
             let response = handle(params, source)

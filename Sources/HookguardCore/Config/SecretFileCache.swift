@@ -41,6 +41,10 @@ public final class SecretFileCache: Sendable {
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw ConfigError(.secretFile, "\(path) is not a regular file")
         }
+        // A secret everyone on the machine can read is no longer a secret.
+        guard st.st_mode & S_IROTH == 0 else {
+            throw ConfigError(.secretFile, "\(path) is readable by everyone; refusing it (chmod o-rwx \(path))")
+        }
         let identity = Identity(st)
         if let cached = entries.withLock({ $0[path] }), cached.identity == identity {
             return cached.secrets

@@ -35,6 +35,8 @@ public enum Outcome: Sendable {
             .text(413, "Body larger than this location's limit of \(limit) bytes.")
         case .body(.incomplete):
             .text(400, "Body shorter than its Content-Length.")
+        case .body(.overlong):
+            .text(400, "Body longer than its Content-Length.")
         case .rejected(let failure, let status):
             .text(status, "Signature refused: \(failure).")
         case .spoolUnwritable, .socketUnavailable:
@@ -53,6 +55,7 @@ public enum Outcome: Sendable {
         case .badRequest: "bad-request"
         case .body(.tooLarge): "body-too-large"
         case .body(.incomplete): "body-incomplete"
+        case .body(.overlong): "body-overlong"
         case .rejected(let failure, _): failure.reasonCode
         case .spoolUnwritable: "spool-unwritable"
         case .socketUnavailable: "socket-unavailable"
@@ -71,6 +74,7 @@ public enum Outcome: Sendable {
         case .body(.tooLarge(let limit)): "body over HOOKGUARD_MAX_BODY=\(limit)"
         case .body(.incomplete(let expected, let received)):
             "client sent \(received) of \(expected.map(String.init) ?? "an unknown number of") bytes"
+        case .body(.overlong(let expected)): "body continues past Content-Length \(expected)"
         case .rejected(let failure, _): failure.description
         case .spoolUnwritable(let error, let socketFailure):
             socketFailure.map { "\($0); then the spool: \(error)" } ?? error.description

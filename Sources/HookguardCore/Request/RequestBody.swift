@@ -22,6 +22,7 @@ public struct BodyChunk: Sendable, Equatable {
 public enum BodyError: Error, Sendable, Equatable {
     case tooLarge(limit: Int)
     case incomplete(expected: Int?, received: Int)
+    case overlong(expected: Int)
 }
 
 public enum RequestBody {
@@ -39,6 +40,10 @@ public enum RequestBody {
             guard !chunk.failed, chunk.count == contentLength else {
                 throw .incomplete(expected: contentLength, received: chunk.count)
             }
+            // More than Content-Length said: the length and the body disagree, so neither is trusted.
+            var probe: UInt8 = 0
+            let extra = withUnsafeMutableBytes(of: &probe) { source.read(into: $0) }
+            guard extra.count == 0 else { throw .overlong(expected: contentLength) }
             return body
         }
         // No length given (a CGI server that streams): read to the end, bounded.
