@@ -17,8 +17,7 @@ public final class FastCGIServer: Sendable {
     }
 
     /// Serves until SIGTERM or SIGINT, then lets every request in flight
-    /// finish, closes the listener (removing a Unix socket file) and returns.
-    /// `onHangup` runs on SIGHUP.
+    /// finish and returns; the caller closes the listener. `onHangup` runs on SIGHUP.
     public func run(onHangup: @escaping @Sendable () -> Void = {}, handler: @escaping Handler) {
         var signals = sigset_t()
         sigemptyset(&signals)
@@ -48,7 +47,6 @@ public final class FastCGIServer: Sendable {
         // Wakes every worker blocked in accept(); those with a request finish it first.
         shutdown(fd, Int32(SHUT_RDWR))
         for thread in threads { thread.join() }
-        listener.close()
     }
 
     private func acceptLoop(fd: Int32, handler: Handler) {

@@ -42,10 +42,10 @@ final class MetricsEndpoint: Sendable {
         logger.notice("metrics", metadata: ["listen": "\(listener.address)"])
     }
 
+    /// Stops answering; the caller closes the listener.
     func stop() {
         shutdown(listener.fd, Int32(SHUT_RDWR))
         thread.join()
-        listener.close()
     }
 
     private static func answer(_ client: Int32, text: () -> [UInt8]) {

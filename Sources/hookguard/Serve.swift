@@ -41,6 +41,9 @@ struct Serve: ParsableCommand {
         valueName: "host:port"))
     var metricsListen: String?
 
+    @Flag(help: "Serve in this process, without a supervisor process that restarts the workers if they die.")
+    var noSupervisor = false
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -73,39 +76,59 @@ struct Serve: ParsableCommand {
         var options = Listener.Options(
             socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup, allowRemote: allowRemote)
         options.socketOwner = account?.uid
-        let workerStatus = WorkerStatus(total: workers)
-        let handler = WebhookHandler(logger: logger, workers: workerStatus, exposition: exposition)
         let listener: Listener
-        var metricsEndpoint: MetricsEndpoint? = nil
+        let metricsListener: Listener?
         do {
             listener = try Listener.open(address, options: options)
-            if let metricsListen {
-                let metricsListener = try Listener.open(try ListenAddress(parsing: metricsListen), options: options)
-                metricsEndpoint = MetricsEndpoint(listener: metricsListener, text: handler.metricsText, logger: logger)
-            }
+            metricsListener = try metricsListen.map { try Listener.open(try ListenAddress(parsing: $0), options: options) }
         } catch {
             logger.critical("cannot listen", metadata: ["listen": "\(address)", "detail": "\(error)"])
             throw ExitCode.failure
+        }
+        defer {
+            listener.close()
+            metricsListener?.close()
         }
         if let account {
             do {
                 try account.become()
             } catch {
                 logger.critical("cannot drop privileges", metadata: ["detail": "\(error)"])
-                listener.close()
                 throw ExitCode.failure
             }
         }
         logger.notice("serving", metadata: [
-            "listen": "\(address)", "workers": "\(workers)", "user": "\(account?.name ?? getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? String(geteuid()))",
+            "listen": "\(address)", "workers": "\(workers)",
+            "user": "\(account?.name ?? getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? String(geteuid()))",
         ])
-        FastCGIServer(listener: listener, workers: workers).run(onHangup: { logSink.reopen() }) { exchange in
-            workerStatus.working {
-                let response = handler.handle(exchange.params, body: &exchange.body)
-                exchange.respond(response)
+
+        let serve = { () -> Int32 in
+            let workerStatus = WorkerStatus(total: workers)
+            let handler = WebhookHandler(logger: logger, workers: workerStatus, exposition: exposition)
+            let metricsEndpoint = metricsListener.map { MetricsEndpoint(listener: $0, text: handler.metricsText, logger: logger) }
+            FastCGIServer(listener: listener, workers: workers).run(onHangup: { logSink.reopen() }) { exchange in
+                workerStatus.working {
+                    let response = handler.handle(exchange.params, body: &exchange.body)
+                    exchange.respond(response)
+                }
             }
+            metricsEndpoint?.stop()
+            return 0
         }
-        metricsEndpoint?.stop()
+        if noSupervisor {
+            _ = serve()
+        } else {
+            Supervisor.run(
+                report: { event in
+                    switch event {
+                    case .started(let pid): logger.debug("workers started", metadata: ["pid": "\(pid)"])
+                    case .died(let pid, let status):
+                        logger.critical("workers died; restarting them", metadata: ["pid": "\(pid)", "detail": "\(status)"])
+                    case .stopping: logger.debug("stopping workers")
+                    }
+                },
+                onHangup: { logSink.reopen() }, child: serve)
+        }
         logger.notice("stopped", metadata: ["listen": "\(address)"])
     }
 }

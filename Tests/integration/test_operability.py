@@ -169,8 +169,10 @@ def test_log_lines_are_logfmt_with_the_request_fields_and_no_secret(env):
     delivery_id = accepted_id(env, env.deliver("github", b'{"log":"line"}', {"X-GitHub-Event": "push"}))
     assert env.deliver("github", b'{"log":"forged"}', secret="also-wrong").status == 500
     env.assert_logged(mark, "reason=signature-mismatch")
-    lines = env.log_text().splitlines()
-    assert lines
+    # Every line hookguard's logger wrote; a crash report of the deliberately
+    # crashed workers (test_hardening.py's crafted records) is not a log line.
+    lines = [l for l in env.log_text().splitlines() if l.startswith("time=")]
+    assert len(lines) > 10
     requests = []
     for line in lines:
         fields = parse_logfmt(line)

@@ -108,6 +108,8 @@ func makeDirectories(_ path: String, mode: mode_t = 0o750) throws(SystemError) {
         guard (st.st_mode & S_IFMT) == S_IFDIR else { throw SystemError("mkdir", path: path, errno: ENOTDIR) }
         return
     }
+    // Only a missing directory is made; one we may not look into is reported as such.
+    guard errno == ENOENT else { throw SystemError("stat", path: path, errno: errno) }
     if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
         try makeDirectories(String(path[..<slash]), mode: mode)
     }
