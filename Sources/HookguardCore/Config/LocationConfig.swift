@@ -11,6 +11,9 @@ public enum Parameter: String, Sendable, CaseIterable {
     case algorithm = "HOOKGUARD_ALGORITHM"
     case encoding = "HOOKGUARD_ENCODING"
     case prefix = "HOOKGUARD_PREFIX"
+    case idHeader = "HOOKGUARD_ID_HEADER"
+    case tolerance = "HOOKGUARD_TOLERANCE"
+    case dedupe = "HOOKGUARD_DEDUPE"
 }
 
 /// A location whose parameters cannot work. The message names the parameter
@@ -39,10 +42,16 @@ public struct LocationConfig: Sendable {
     public var spool: String
     public var maxBody: Int
     public var rejectStatus: Int
+    /// Seconds a signed timestamp may be from now, either way.
+    public var tolerance: Int
+    /// Seconds a sender's delivery id is remembered, to answer its retries
+    /// without spooling them again; `nil`: every delivery is spooled.
+    public var dedupeWindow: Int?
 
     public init(
         scheme: Scheme, secretFile: String? = nil, literalSecret: Secret? = nil, spool: String,
-        maxBody: Int = LocationConfig.defaultMaxBody, rejectStatus: Int = LocationConfig.defaultRejectStatus
+        maxBody: Int = LocationConfig.defaultMaxBody, rejectStatus: Int = LocationConfig.defaultRejectStatus,
+        tolerance: Int = SignatureVerifier.defaultTolerance, dedupeWindow: Int? = nil
     ) {
         self.scheme = scheme
         self.secretFile = secretFile
@@ -50,24 +59,13 @@ public struct LocationConfig: Sendable {
         self.spool = spool
         self.maxBody = maxBody
         self.rejectStatus = rejectStatus
+        self.tolerance = tolerance
+        self.dedupeWindow = dedupeWindow
     }
 
     public init(params: RequestParams) throws(ConfigError) {
-        func value(_ parameter: Parameter) -> String? {
-            guard let text = params[parameter.rawValue], !text.isEmpty else { return nil }
-            return text
-        }
-
-        guard let schemeName = value(.scheme) else {
-            throw ConfigError(.scheme, "missing; name the sender's scheme (\(Self.schemeNames))")
-        }
-        if schemeName == "custom" {
-            scheme = try Self.customScheme(value)
-        } else if let preset = Scheme.presets[schemeName] {
-            scheme = preset
-        } else {
-            throw ConfigError(.scheme, "unknown scheme \"\(schemeName)\"; known: \(Self.schemeNames)")
-        }
+        let value = Self.reader(params)
+        scheme = try Self.scheme(params)
 
         secretFile = value(.secretFile)
         literalSecret = value(.secret).map { Secret($0) }
@@ -101,6 +99,51 @@ public struct LocationConfig: Sendable {
             }
             rejectStatus = status
         }
+
+        tolerance = try Self.tolerance(params)
+
+        dedupeWindow = nil
+        if let text = value(.dedupe) {
+            guard let seconds = Int(text), seconds > 0 else {
+                throw ConfigError(.dedupe, "\"\(text)\" is not a positive number of seconds")
+            }
+            guard scheme.idHeader != nil else {
+                throw ConfigError(
+                    .dedupe, "scheme \(scheme.name) sends no delivery id header, so a retry cannot be recognised")
+            }
+            dedupeWindow = seconds
+        }
+    }
+
+    /// The scheme `HOOKGUARD_SCHEME` names, with the `custom` parameters.
+    public static func scheme(_ params: RequestParams) throws(ConfigError) -> Scheme {
+        let value = reader(params)
+        guard let schemeName = value(.scheme) else {
+            throw ConfigError(.scheme, "missing; name the sender's scheme (\(Self.schemeNames))")
+        }
+        if schemeName == "custom" {
+            return try Self.customScheme(value)
+        } else if let preset = Scheme.presets[schemeName] {
+            return preset
+        } else {
+            throw ConfigError(.scheme, "unknown scheme \"\(schemeName)\"; known: \(Self.schemeNames)")
+        }
+    }
+
+    /// `HOOKGUARD_TOLERANCE`, or the default.
+    public static func tolerance(_ params: RequestParams) throws(ConfigError) -> Int {
+        guard let text = reader(params)(.tolerance) else { return SignatureVerifier.defaultTolerance }
+        guard let seconds = Int(text), seconds >= 0 else {
+            throw ConfigError(.tolerance, "\"\(text)\" is not a number of seconds")
+        }
+        return seconds
+    }
+
+    private static func reader(_ params: RequestParams) -> (Parameter) -> String? {
+        { parameter in
+            guard let text = params[parameter.rawValue], !text.isEmpty else { return nil }
+            return text
+        }
     }
 
     private static var schemeNames: String {
@@ -125,13 +168,20 @@ public struct LocationConfig: Sendable {
         var encoding = SignatureEncoding.hex
         if let name = value(.encoding) {
             guard let known = SignatureEncoding(rawValue: name.lowercased()), known != .hexOrBase64 else {
-                throw ConfigError(.encoding, "unknown encoding \"\(name)\"; known: hex, base64")
+                throw ConfigError(.encoding, "unknown encoding \"\(name)\"; known: hex, base64, token")
             }
             encoding = known
         }
+        var idHeader: HeaderName? = nil
+        if let name = value(.idHeader) {
+            guard name.utf8.allSatisfy({ isTokenCharacter($0) }) else {
+                throw ConfigError(.idHeader, "\"\(name)\" is not a header name")
+            }
+            idHeader = HeaderName(name)
+        }
         return Scheme(
             name: "custom", signatureHeader: HeaderName(header), algorithm: algorithm,
-            encoding: encoding, prefix: value(.prefix) ?? "")
+            encoding: encoding, prefix: value(.prefix) ?? "", idHeader: idHeader)
     }
 
     private static func isTokenCharacter(_ byte: UInt8) -> Bool {

@@ -7,6 +7,7 @@ public final class WebhookHandler: Sendable {
     private let logger: Logger
     private let secretFiles = SecretFileCache()
     private let spools = SpoolRegistry()
+    private let duplicates = DuplicateRecords()
 
     public init(logger: Logger) {
         self.logger = logger
@@ -23,6 +24,7 @@ public final class WebhookHandler: Sendable {
     private struct LogContext {
         var scheme: String?
         var bytes: Int?
+        var senderID: String?
     }
 
     private func process(
@@ -31,11 +33,11 @@ public final class WebhookHandler: Sendable {
         guard params.method == "POST" else { return .methodNotAllowed(params.method) }
 
         let config: LocationConfig
-        let secrets: [Secret]
+        let keys: [Secret]
         do {
             config = try LocationConfig(params: params)
             context.scheme = config.scheme.name
-            secrets = try self.secrets(for: config)
+            keys = try self.keys(for: config)
         } catch {
             return .configInvalid(error)
         }
@@ -55,31 +57,72 @@ public final class WebhookHandler: Sendable {
         }
         context.bytes = body.count
 
+        let receivedAt = Timestamp.now()
         do {
-            try SignatureVerifier.verify(config.scheme, secrets: secrets, params: params, body: body)
+            try SignatureVerifier.verify(
+                config.scheme, keys: keys, params: params, body: body, now: receivedAt.seconds,
+                tolerance: config.tolerance)
         } catch {
             return .rejected(error, status: config.rejectStatus)
         }
+        let senderID = config.scheme.idHeader.flatMap { params[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+        context.senderID = senderID
 
-        let receivedAt = Timestamp.now()
-        let id = DeliveryID.next(milliseconds: receivedAt.milliseconds)
-        let envelope = Envelope(
-            id: id, receivedAt: receivedAt, scheme: config.scheme.name, uri: params.uri,
-            event: config.scheme.eventHeader.flatMap { params[$0] }, headers: params.headers, body: body)
-        do {
-            try spools.store(envelope.encoded(), id: id, in: config.spool)
-        } catch {
-            return .spoolUnwritable(error)
+        return once(senderID, config: config, now: receivedAt) {
+            let id = DeliveryID.next(milliseconds: receivedAt.milliseconds)
+            let envelope = Envelope(
+                id: id, receivedAt: receivedAt, scheme: config.scheme.name, uri: params.uri,
+                event: config.scheme.eventHeader.flatMap { params[$0] }, deliveryID: senderID,
+                headers: params.headers, body: body)
+            do throws(SystemError) {
+                try spools.store(envelope.encoded(), id: id, in: config.spool)
+            } catch {
+                return .spoolUnwritable(error)
+            }
+            return .accepted(id)
         }
-        return .accepted(id)
     }
 
-    private func secrets(for config: LocationConfig) throws(ConfigError) -> [Secret] {
+    /// Runs `deliver` unless the location remembers deliveries
+    /// (HOOKGUARD_DEDUPE) and this sender id was accepted within the window;
+    /// see `DuplicateRecords` for how copies arriving together are ordered.
+    private func once(
+        _ senderID: String?, config: LocationConfig, now: Timestamp, deliver: () -> Outcome
+    ) -> Outcome {
+        guard let window = config.dedupeWindow, let senderID else { return deliver() }
+        let record: DeliveryRecord
+        do {
+            switch try duplicates.claim(
+                senderID: senderID, scheme: config.scheme.name, spool: config.spool, window: window, now: now)
+            {
+            case .duplicate(let first): return .duplicate(of: first)
+            case .first(let claimed): record = claimed
+            }
+        } catch {
+            switch error {
+            case .system(let failure): return .spoolUnwritable(failure)
+            case .busy: return .duplicateInFlight
+            }
+        }
+        let outcome = deliver()
+        if case .accepted(let id) = outcome {
+            // Stored already: a record that fails to say so only lets a retry in again.
+            try? record.commit(id)
+        }
+        return outcome
+    }
+
+    /// The location's HMAC keys (or tokens), from its secret file and literal secret.
+    private func keys(for config: LocationConfig) throws(ConfigError) -> [Secret] {
         var secrets = config.literalSecret.map { [$0] } ?? []
         if let path = config.secretFile {
             secrets += try secretFiles.secrets(at: path)
         }
-        return secrets
+        do {
+            return try secrets.map { secret throws(Scheme.KeyError) in try config.scheme.key(from: secret) }
+        } catch {
+            throw ConfigError(config.secretFile != nil ? .secretFile : .secret, error.problem)
+        }
     }
 
     private func log(_ outcome: Outcome, params: RequestParams, context: LogContext, nanoseconds: UInt64) {
@@ -93,6 +136,8 @@ public final class WebhookHandler: Sendable {
         if let scheme = context.scheme { metadata["scheme"] = "\(scheme)" }
         if let bytes = context.bytes { metadata["bytes"] = "\(bytes)" }
         if case .accepted(let id) = outcome { metadata["id"] = "\(id)" }
+        if case .duplicate(let id) = outcome { metadata["id"] = "\(id)" }
+        if let senderID = context.senderID { metadata["delivery_id"] = "\(senderID)" }
         if let detail = outcome.detail { metadata["detail"] = "\(detail)" }
         let level: Logger.Level =
             switch outcome.outcome {
