@@ -153,9 +153,10 @@ public enum DuplicateRecordError: Error, Sendable {
     case busy
 }
 
-/// A locked record. The lock is released when the record is released.
+/// A locked record: the lock holds until `release()`, or until the record
+/// is no longer referenced.
 public final class DeliveryRecord {
-    private let fd: Int32
+    private var fd: Int32
     private let path: String
     private let directory: String
     private let created: Bool
@@ -167,7 +168,13 @@ public final class DeliveryRecord {
         self.created = created
     }
 
-    deinit { close(fd) }
+    deinit { release() }
+
+    /// Unlocks and closes the record; later copies of the delivery may look.
+    public func release() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
 
     fileprivate func storedID() -> DeliveryID? {
         var buffer = [UInt8](repeating: 0, count: 64)

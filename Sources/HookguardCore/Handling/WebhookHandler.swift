@@ -104,6 +104,7 @@ public final class WebhookHandler: Sendable {
             case .busy: return .duplicateInFlight
             }
         }
+        defer { record.release() }
         let outcome = deliver()
         if case .accepted(let id) = outcome {
             // Stored already: a record that fails to say so only lets a retry in again.
