@@ -1,5 +1,3 @@
-import Foundation
-
 /// What differs between senders: where the signature is, what message is
 /// signed, how the MAC is written, and which headers carry the timestamp, the
 /// delivery id and the event. One verification path (`SignatureVerifier`) and
