@@ -78,6 +78,8 @@ struct Verify: ParsableCommand {
         case .missing:
             let given = headers.map { String($0[..<$0.firstIndex(of: ":")!]) }
             return ["headers given: " + (given.isEmpty ? "none" : given.joined(separator: ", "))]
+        case .mismatch where scheme.encoding == .token:
+            return ["the token is none of the secrets given"]
         case .mismatch:
             if body.last == UInt8(ascii: "\n"), (try? check(Array(body.dropLast()))) != nil {
                 return ["it matches the body without its final newline: the capture added one"]

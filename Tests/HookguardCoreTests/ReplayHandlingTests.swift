@@ -94,7 +94,7 @@ import Testing
         #expect(handle(forged, body).status == 500)
         // The spool cannot be written (new/ is a file): 503, and the record stays empty.
         try FileManager.default.createDirectory(atPath: dir + "/spool", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: dir + "/spool/new", contents: Data())
+        _ = FileManager.default.createFile(atPath: dir + "/spool/new", contents: Data())
         let blocked = handle(try request(body, timestamp: now, id: "msg_x"), body)
         #expect(blocked.status == 503)
         #expect(log.text.contains("reason=spool-unwritable"))
