@@ -73,7 +73,7 @@ struct SchemeOptions: ParsableArguments {
         let flags: [Parameter: String] = [
             .scheme: "--scheme", .secretFile: "--secret-file", .secret: "--secret",
             .signatureHeader: "--signature-header", .algorithm: "--algorithm", .encoding: "--encoding",
-            .prefix: "--prefix", .idHeader: "--id-header", .tolerance: "--tolerance",
+            .prefix: "--prefix", .idHeader: "--id-header",
         ]
         return "\(flags[error.parameter] ?? error.parameter.rawValue): \(error.problem)"
     }

@@ -113,17 +113,21 @@ public final class WebhookHandler: Sendable {
         return outcome
     }
 
-    /// The location's HMAC keys (or tokens), from its secret file and literal secret.
+    /// The location's HMAC keys (or tokens), from its literal secret and secret file.
     private func keys(for config: LocationConfig) throws(ConfigError) -> [Secret] {
-        var secrets = config.literalSecret.map { [$0] } ?? []
+        func key(_ secret: Secret, from parameter: Parameter) throws(ConfigError) -> Secret {
+            do {
+                return try config.scheme.key(from: secret)
+            } catch {
+                throw ConfigError(parameter, error.problem)
+            }
+        }
+        var keys: [Secret] = []
+        if let literal = config.literalSecret { keys.append(try key(literal, from: .secret)) }
         if let path = config.secretFile {
-            secrets += try secretFiles.secrets(at: path)
+            for secret in try secretFiles.secrets(at: path) { keys.append(try key(secret, from: .secretFile)) }
         }
-        do {
-            return try secrets.map { secret throws(Scheme.KeyError) in try config.scheme.key(from: secret) }
-        } catch {
-            throw ConfigError(config.secretFile != nil ? .secretFile : .secret, error.problem)
-        }
+        return keys
     }
 
     private func log(_ outcome: Outcome, params: RequestParams, context: LogContext, nanoseconds: UInt64) {
