@@ -64,10 +64,8 @@ public final class DuplicateRecords: Sendable {
         let deadline = monotonicNanoseconds() + UInt64(lockWaitMilliseconds) * 1_000_000
         var remadeDirectory = false
         while true {
-            var created = true
             var fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
             if fd < 0 && errno == EEXIST {
-                created = false
                 fd = open(path, O_RDWR | O_CLOEXEC)
                 if fd < 0 && errno == ENOENT { continue }  // swept in between
             }
@@ -80,7 +78,7 @@ public final class DuplicateRecords: Sendable {
                 }
                 throw .system(SystemError("open", path: path, errno: code))
             }
-            let record = DeliveryRecord(fd: fd, path: path, directory: directory, created: created)
+            let record = DeliveryRecord(fd: fd, path: path)
 
             while flock(fd, LOCK_EX | LOCK_NB) != 0 {
                 let code = errno
@@ -158,14 +156,10 @@ public enum DuplicateRecordError: Error, Sendable {
 public final class DeliveryRecord {
     private var fd: Int32
     private let path: String
-    private let directory: String
-    private let created: Bool
 
-    fileprivate init(fd: Int32, path: String, directory: String, created: Bool) {
+    fileprivate init(fd: Int32, path: String) {
         self.fd = fd
         self.path = path
-        self.directory = directory
-        self.created = created
     }
 
     deinit { release() }
@@ -187,6 +181,11 @@ public final class DeliveryRecord {
     /// Records `id` as the delivery this sender id was accepted as. Call it
     /// only once the delivery is stored. A failure here leaves the record
     /// empty, so a retry would be stored again: at least once, never lost.
+    ///
+    /// Not flushed to disk: the record outlives any restart of hookguard (the
+    /// kernel keeps it), and all a power loss can cost is a duplicate later,
+    /// which is the same at-least-once promise; two more fsyncs per delivery
+    /// would buy nothing a reader can rely on.
     public func commit(_ id: DeliveryID) throws(SystemError) {
         let line = Array((id.text + "\n").utf8)
         try syscall("ftruncate", path: path) { ftruncate(fd, 0) }
@@ -194,7 +193,5 @@ public final class DeliveryRecord {
             line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         }
         guard written == line.count else { throw SystemError("pwrite", path: path, errno: EIO) }
-        try syscall("fdatasync", path: path) { fdatasync(fd) }
-        if created { try syncDirectory(directory) }
     }
 }
