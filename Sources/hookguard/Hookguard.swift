@@ -12,6 +12,8 @@ struct Hookguard: ParsableCommand {
         subcommands: [
             Serve.self,
             Doctor.self,
+            Sign.self,
+            Verify.self,
         ]
     )
 }

@@ -29,8 +29,8 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         let request = params(["HTTP_X_HUB_SIGNATURE_256":
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"])
         try SignatureVerifier.verify(
-            scheme, secrets: [Secret("It's a Secret to Everybody")], params: request,
-            body: Array("Hello, World!".utf8))
+            scheme, keys: [Secret("It's a Secret to Everybody")], params: request,
+            body: Array("Hello, World!".utf8), now: 0)
         #expect(scheme.signature(of: Array("Hello, World!".utf8), secret: Secret("It's a Secret to Everybody"))
             == "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
     }
@@ -41,15 +41,15 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         #expect(scheme.signatureHeader.display == vector.header)
         let header = scheme.signatureHeader.parameter
         let body = Array(vector.body.utf8)
-        try SignatureVerifier.verify(scheme, secrets: [Secret(vector.secret)], params: params([header: vector.value]), body: body)
+        try SignatureVerifier.verify(scheme, keys: [Secret(vector.secret)], params: params([header: vector.value]), body: body, now: 0)
 
         #expect(throws: SignatureFailure.mismatch(header: vector.header)) {
             try SignatureVerifier.verify(
-                scheme, secrets: [Secret(vector.secret + "x")], params: params([header: vector.value]), body: body)
+                scheme, keys: [Secret(vector.secret + "x")], params: params([header: vector.value]), body: body, now: 0)
         }
         #expect(throws: SignatureFailure.mismatch(header: vector.header)) {
             try SignatureVerifier.verify(
-                scheme, secrets: [Secret(vector.secret)], params: params([header: vector.value]), body: body + [0x20])
+                scheme, keys: [Secret(vector.secret)], params: params([header: vector.value]), body: body + [0x20], now: 0)
         }
     }
 
@@ -61,7 +61,7 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
             "HOOKGUARD_PREFIX": vector.prefix, "HOOKGUARD_SECRET": vector.secret, "HOOKGUARD_SPOOL": "/tmp/x",
         ]))
         let request = params(["HTTP_X_MY_SIG": vector.value])
-        try SignatureVerifier.verify(config.scheme, secrets: [Secret(vector.secret)], params: request, body: Array(vector.body.utf8))
+        try SignatureVerifier.verify(config.scheme, keys: [Secret(vector.secret)], params: request, body: Array(vector.body.utf8), now: 0)
         #expect(config.scheme.signature(of: Array(vector.body.utf8), secret: Secret(vector.secret)) == vector.value)
     }
 
@@ -70,8 +70,8 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         let body = Array("Hello, World!".utf8)
         let upper = "sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17 "
         try SignatureVerifier.verify(
-            scheme, secrets: [Secret("It's a Secret to Everybody")],
-            params: params(["HTTP_X_HUB_SIGNATURE_256": upper]), body: body)
+            scheme, keys: [Secret("It's a Secret to Everybody")],
+            params: params(["HTTP_X_HUB_SIGNATURE_256": upper]), body: body, now: 0)
     }
 
     @Test func anyOfSeveralSecretsMatches() throws {
@@ -79,7 +79,7 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         let body = Array("{}".utf8)
         let value = scheme.signature(of: body, secret: Secret("new"))
         try SignatureVerifier.verify(
-            scheme, secrets: [Secret("old"), Secret("new")], params: params(["HTTP_X_SIGNATURE": value]), body: body)
+            scheme, keys: [Secret("old"), Secret("new")], params: params(["HTTP_X_SIGNATURE": value]), body: body, now: 0)
     }
 
     @Test func missingAndMalformedHeaders() {
@@ -97,7 +97,7 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         ]
         for (value, failure) in cases {
             let request = params(value.map { ["HTTP_X_TS_SIGNATURE_256": $0] } ?? [:])
-            #expect(throws: failure) { try SignatureVerifier.verify(scheme, secrets: secrets, params: request, body: body) }
+            #expect(throws: failure) { try SignatureVerifier.verify(scheme, keys: secrets, params: request, body: body, now: 0) }
         }
     }
 
@@ -105,10 +105,10 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         let scheme = Scheme.presets["tito"]!
         let body = Array("{}".utf8)
         #expect(throws: SignatureFailure.malformed(header: "Tito-Signature", problem: "not valid base64")) {
-            try SignatureVerifier.verify(scheme, secrets: [Secret("k")], params: params(["HTTP_TITO_SIGNATURE": "%%%"]), body: body)
+            try SignatureVerifier.verify(scheme, keys: [Secret("k")], params: params(["HTTP_TITO_SIGNATURE": "%%%"]), body: body, now: 0)
         }
         #expect(throws: SignatureFailure.malformed(header: "Tito-Signature", problem: "3 bytes where sha256 gives 32")) {
-            try SignatureVerifier.verify(scheme, secrets: [Secret("k")], params: params(["HTTP_TITO_SIGNATURE": "AAAA"]), body: body)
+            try SignatureVerifier.verify(scheme, keys: [Secret("k")], params: params(["HTTP_TITO_SIGNATURE": "AAAA"]), body: body, now: 0)
         }
     }
 
@@ -118,8 +118,8 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         let expected = scheme.signature(of: body, secret: Secret("hush"))
         do {
             try SignatureVerifier.verify(
-                scheme, secrets: [Secret("hush")], params: params(["HTTP_X_SIGNATURE": String(repeating: "0", count: 64)]),
-                body: body)
+                scheme, keys: [Secret("hush")], params: params(["HTTP_X_SIGNATURE": String(repeating: "0", count: 64)]),
+                body: body, now: 0)
             Issue.record("a forged signature was accepted")
         } catch {
             let response = Outcome.rejected(error, status: 500).response

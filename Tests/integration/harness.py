@@ -197,7 +197,7 @@ class Prefix:
         self.log = path / "hookguard.log"
         self.nginx_error = path / "error.log"
         self.nginx_conf = path / "conf" / "nginx.conf"
-        self.secrets = {name: f"{name}-secret-{os.urandom(8).hex()}" for name in signing.SCHEMES}
+        self.secrets = {name: signing.new_secret(name) for name in signing.ALL_NAMES}
 
     def render(self) -> None:
         subprocess.run([str(RENDER), str(self.path), str(self.port), str(EXTRA_CONF)],

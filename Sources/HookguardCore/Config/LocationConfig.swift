@@ -16,6 +16,9 @@ public enum Parameter: String, Sendable, CaseIterable {
     case socketTimeout = "HOOKGUARD_SOCKET_TIMEOUT_MS"
     case role = "HOOKGUARD_ROLE"
     case location = "HOOKGUARD_LOCATION"
+    case idHeader = "HOOKGUARD_ID_HEADER"
+    case tolerance = "HOOKGUARD_TOLERANCE"
+    case dedupe = "HOOKGUARD_DEDUPE"
 }
 
 /// A reader's Unix socket that verified deliveries are handed to.
@@ -63,10 +66,17 @@ public struct LocationConfig: Sendable {
     public var socket: SocketDestination?
     public var maxBody: Int
     public var rejectStatus: Int
+    /// Seconds a signed timestamp may be from now, either way.
+    public var tolerance: Int
+    /// Seconds a sender's delivery id is remembered, to answer its retries
+    /// without spooling them again; `nil`: every delivery is spooled.
+    public var dedupeWindow: Int?
 
     public init(
         scheme: Scheme, secretFile: String? = nil, literalSecret: Secret? = nil, spool: String?,
-        socket: SocketDestination? = nil, maxBody: Int = LocationConfig.defaultMaxBody, rejectStatus: Int = LocationConfig.defaultRejectStatus
+        socket: SocketDestination? = nil, maxBody: Int = LocationConfig.defaultMaxBody,
+        rejectStatus: Int = LocationConfig.defaultRejectStatus,
+        tolerance: Int = SignatureVerifier.defaultTolerance, dedupeWindow: Int? = nil
     ) {
         self.scheme = scheme
         self.secretFile = secretFile
@@ -75,24 +85,13 @@ public struct LocationConfig: Sendable {
         self.socket = socket
         self.maxBody = maxBody
         self.rejectStatus = rejectStatus
+        self.tolerance = tolerance
+        self.dedupeWindow = dedupeWindow
     }
 
     public init(params: RequestParams) throws(ConfigError) {
-        func value(_ parameter: Parameter) -> String? {
-            guard let text = params[parameter.rawValue], !text.isEmpty else { return nil }
-            return text
-        }
-
-        guard let schemeName = value(.scheme) else {
-            throw ConfigError(.scheme, "missing; name the sender's scheme (\(Self.schemeNames))")
-        }
-        if schemeName == "custom" {
-            scheme = try Self.customScheme(value)
-        } else if let preset = Scheme.presets[schemeName] {
-            scheme = preset
-        } else {
-            throw ConfigError(.scheme, "unknown scheme \"\(schemeName)\"; known: \(Self.schemeNames)")
-        }
+        let value = Self.reader(params)
+        scheme = try Self.scheme(params)
 
         secretFile = value(.secretFile)
         literalSecret = value(.secret).map { Secret($0) }
@@ -126,6 +125,54 @@ public struct LocationConfig: Sendable {
                 throw ConfigError(.rejectStatus, "\"\(text)\" is not an HTTP status from 400 to 599")
             }
             rejectStatus = status
+        }
+
+        tolerance = try Self.tolerance(params)
+
+        dedupeWindow = nil
+        if let text = value(.dedupe) {
+            guard let seconds = Int(text), seconds > 0 else {
+                throw ConfigError(.dedupe, "\"\(text)\" is not a positive number of seconds")
+            }
+            guard scheme.idHeader != nil else {
+                throw ConfigError(
+                    .dedupe, "scheme \(scheme.name) sends no delivery id header, so a retry cannot be recognised")
+            }
+            guard spool != nil else {
+                throw ConfigError(.dedupe, "needs HOOKGUARD_SPOOL: the records of accepted ids live beside the spool")
+            }
+            dedupeWindow = seconds
+        }
+    }
+
+    /// The scheme `HOOKGUARD_SCHEME` names, with the `custom` parameters.
+    public static func scheme(_ params: RequestParams) throws(ConfigError) -> Scheme {
+        let value = reader(params)
+        guard let schemeName = value(.scheme) else {
+            throw ConfigError(.scheme, "missing; name the sender's scheme (\(Self.schemeNames))")
+        }
+        if schemeName == "custom" {
+            return try Self.customScheme(value)
+        } else if let preset = Scheme.presets[schemeName] {
+            return preset
+        } else {
+            throw ConfigError(.scheme, "unknown scheme \"\(schemeName)\"; known: \(Self.schemeNames)")
+        }
+    }
+
+    /// `HOOKGUARD_TOLERANCE`, or the default.
+    public static func tolerance(_ params: RequestParams) throws(ConfigError) -> Int {
+        guard let text = reader(params)(.tolerance) else { return SignatureVerifier.defaultTolerance }
+        guard let seconds = Int(text), seconds >= 0 else {
+            throw ConfigError(.tolerance, "\"\(text)\" is not a number of seconds")
+        }
+        return seconds
+    }
+
+    private static func reader(_ params: RequestParams) -> (Parameter) -> String? {
+        { parameter in
+            guard let text = params[parameter.rawValue], !text.isEmpty else { return nil }
+            return text
         }
     }
 
@@ -176,13 +223,20 @@ public struct LocationConfig: Sendable {
         var encoding = SignatureEncoding.hex
         if let name = value(.encoding) {
             guard let known = SignatureEncoding(rawValue: name.lowercased()), known != .hexOrBase64 else {
-                throw ConfigError(.encoding, "unknown encoding \"\(name)\"; known: hex, base64")
+                throw ConfigError(.encoding, "unknown encoding \"\(name)\"; known: hex, base64, token")
             }
             encoding = known
         }
+        var idHeader: HeaderName? = nil
+        if let name = value(.idHeader) {
+            guard name.utf8.allSatisfy({ isTokenCharacter($0) }) else {
+                throw ConfigError(.idHeader, "\"\(name)\" is not a header name")
+            }
+            idHeader = HeaderName(name)
+        }
         return Scheme(
             name: "custom", signatureHeader: HeaderName(header), algorithm: algorithm,
-            encoding: encoding, prefix: value(.prefix) ?? "")
+            encoding: encoding, prefix: value(.prefix) ?? "", idHeader: idHeader)
     }
 
     private static func isTokenCharacter(_ byte: UInt8) -> Bool {

@@ -8,18 +8,21 @@ public struct Envelope: Sendable {
     public var scheme: String
     public var uri: String
     public var event: String?
+    /// The sender's own id for the delivery, kept across its retries.
+    public var deliveryID: String?
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
     public init(
         id: DeliveryID, receivedAt: Timestamp, scheme: String, uri: String, event: String?,
-        headers: [(name: String, value: String)], body: [UInt8]
+        deliveryID: String? = nil, headers: [(name: String, value: String)], body: [UInt8]
     ) {
         self.id = id
         self.receivedAt = receivedAt
         self.scheme = scheme
         self.uri = uri
         self.event = event
+        self.deliveryID = deliveryID
         self.headers = headers
         self.body = body
     }
@@ -35,6 +38,7 @@ public struct Envelope: Sendable {
         json.field("scheme", scheme)
         json.field("uri", uri)
         if let event { json.field("event", event) }
+        if let deliveryID { json.field("delivery_id", deliveryID) }
         json.key("headers")
         json.beginObject()
         for header in headers { json.field(header.name, header.value) }

@@ -2,6 +2,11 @@
 /// `response`, and every log reason in `reason`.
 public enum Outcome: Sendable {
     case accepted(DeliveryID, Destination)
+    /// A sender's retry of a delivery already accepted (HOOKGUARD_DEDUPE):
+    /// answered as the first one was, and not spooled again.
+    case duplicate(of: DeliveryID)
+    /// A copy of a delivery that another request is storing right now, for longer than we wait.
+    case duplicateInFlight
     case methodNotAllowed(String)
     case configInvalid(ConfigError)
     case badRequest(String)
@@ -22,9 +27,12 @@ public enum Outcome: Sendable {
 
     public var response: Response {
         switch self {
-        case .accepted(let id, _):
+        case .accepted(let id, _), .duplicate(of: let id):
             Response(status: 200, headers: [("Content-Type", "application/json")],
                      body: Array("{\"id\":\"\(id.text)\"}\n".utf8))
+        case .duplicateInFlight:
+            .text(503, "Another copy of this delivery is being stored; retry later.",
+                  headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
         case .methodNotAllowed:
             .text(405, "Method not allowed: webhooks are POSTed.", headers: [("Allow", "POST")])
         case .configInvalid:
@@ -50,6 +58,8 @@ public enum Outcome: Sendable {
         switch self {
         case .accepted(_, .spoolAfterSocketFailure): "fell-back-to-spool"
         case .accepted: "accepted"
+        case .duplicate: "duplicate"
+        case .duplicateInFlight: "duplicate-in-flight"
         case .methodNotAllowed: "method-not-allowed"
         case .configInvalid: "config-invalid"
         case .badRequest: "bad-request"
@@ -68,6 +78,8 @@ public enum Outcome: Sendable {
         switch self {
         case .accepted(_, .spoolAfterSocketFailure(let error)): "\(error); stored in the spool instead"
         case .accepted: nil
+        case .duplicate(let first): "already accepted as \(first)"
+        case .duplicateInFlight: "another request held the delivery's dedupe record too long"
         case .methodNotAllowed(let method): "method \(method.isEmpty ? "(none)" : method)"
         case .configInvalid(let error): error.description
         case .badRequest(let problem): problem
@@ -84,9 +96,9 @@ public enum Outcome: Sendable {
 
     public var outcome: String {
         switch self {
-        case .accepted: "accepted"
+        case .accepted, .duplicate: "accepted"
         case .rejected, .body, .methodNotAllowed, .badRequest: "refused"
-        case .configInvalid, .spoolUnwritable, .socketUnavailable: "failed"
+        case .configInvalid, .spoolUnwritable, .socketUnavailable, .duplicateInFlight: "failed"
         }
     }
 }

@@ -10,6 +10,7 @@ public final class WebhookHandler: Sendable {
     private let secretFiles = SecretFileCache()
     private let spools = SpoolRegistry()
     private let socketForwarder = SocketForwarder()
+    private let duplicates = DuplicateRecords()
     private let status: StatusResponder
 
     /// `exposition` renders the metrics registry in Prometheus text format.
@@ -54,6 +55,7 @@ public final class WebhookHandler: Sendable {
     private struct LogContext {
         var scheme: String?
         var bytes: Int?
+        var senderID: String?
     }
 
     private func process(
@@ -62,11 +64,11 @@ public final class WebhookHandler: Sendable {
         guard params.method == "POST" else { return .methodNotAllowed(params.method) }
 
         let config: LocationConfig
-        let secrets: [Secret]
+        let keys: [Secret]
         do {
             config = try LocationConfig(params: params)
             context.scheme = config.scheme.name
-            secrets = try self.secrets(for: config)
+            keys = try self.keys(for: config)
         } catch {
             return .configInvalid(error)
         }
@@ -86,18 +88,25 @@ public final class WebhookHandler: Sendable {
         }
         context.bytes = body.count
 
+        let receivedAt = Timestamp.now()
         do {
-            try SignatureVerifier.verify(config.scheme, secrets: secrets, params: params, body: body)
+            try SignatureVerifier.verify(
+                config.scheme, keys: keys, params: params, body: body, now: receivedAt.seconds,
+                tolerance: config.tolerance)
         } catch {
             return .rejected(error, status: config.rejectStatus)
         }
+        let senderID = config.scheme.idHeader.flatMap { params[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+        context.senderID = senderID
 
-        let receivedAt = Timestamp.now()
-        let id = DeliveryID.next(milliseconds: receivedAt.milliseconds)
-        let envelope = Envelope(
-            id: id, receivedAt: receivedAt, scheme: config.scheme.name, uri: params.uri,
-            event: config.scheme.eventHeader.flatMap { params[$0] }, headers: params.headers, body: body)
-        return forward(envelope, config: config)
+        return once(senderID, config: config, now: receivedAt) {
+            let id = DeliveryID.next(milliseconds: receivedAt.milliseconds)
+            let envelope = Envelope(
+                id: id, receivedAt: receivedAt, scheme: config.scheme.name, uri: params.uri,
+                event: config.scheme.eventHeader.flatMap { params[$0] }, deliveryID: senderID,
+                headers: params.headers, body: body)
+            return forward(envelope, config: config)
+        }
     }
 
     /// To the socket when the location names one, else (or when the socket
@@ -132,12 +141,51 @@ public final class WebhookHandler: Sendable {
         return .accepted(envelope.id, socketFailure.map { .spoolAfterSocketFailure($0) } ?? .spool)
     }
 
-    private func secrets(for config: LocationConfig) throws(ConfigError) -> [Secret] {
-        var secrets = config.literalSecret.map { [$0] } ?? []
-        if let path = config.secretFile {
-            secrets += try secretFiles.secrets(at: path)
+    /// Runs `deliver` unless the location remembers deliveries
+    /// (HOOKGUARD_DEDUPE) and this sender id was accepted within the window;
+    /// see `DuplicateRecords` for how copies arriving together are ordered.
+    private func once(
+        _ senderID: String?, config: LocationConfig, now: Timestamp, deliver: () -> Outcome
+    ) -> Outcome {
+        guard let window = config.dedupeWindow, let senderID, let spool = config.spool else { return deliver() }
+        let record: DeliveryRecord
+        do {
+            switch try duplicates.claim(
+                senderID: senderID, scheme: config.scheme.name, spool: spool, window: window, now: now)
+            {
+            case .duplicate(let first): return .duplicate(of: first)
+            case .first(let claimed): record = claimed
+            }
+        } catch {
+            switch error {
+            case .system(let failure): return .spoolUnwritable(failure, after: nil)
+            case .busy: return .duplicateInFlight
+            }
         }
-        return secrets
+        defer { record.release() }
+        let outcome = deliver()
+        if case .accepted(let id, _) = outcome {
+            // Stored already: a record that fails to say so only lets a retry in again.
+            try? record.commit(id)
+        }
+        return outcome
+    }
+
+    /// The location's HMAC keys (or tokens), from its literal secret and secret file.
+    private func keys(for config: LocationConfig) throws(ConfigError) -> [Secret] {
+        func key(_ secret: Secret, from parameter: Parameter) throws(ConfigError) -> Secret {
+            do {
+                return try config.scheme.key(from: secret)
+            } catch {
+                throw ConfigError(parameter, error.problem)
+            }
+        }
+        var keys: [Secret] = []
+        if let literal = config.literalSecret { keys.append(try key(literal, from: .secret)) }
+        if let path = config.secretFile {
+            for secret in try secretFiles.secrets(at: path) { keys.append(try key(secret, from: .secretFile)) }
+        }
+        return keys
     }
 
     /// One line per request: what happened and why, never a secret or a signature.
@@ -155,6 +203,8 @@ public final class WebhookHandler: Sendable {
             metadata["id"] = "\(id)"
             metadata["destination"] = "\(destination.name)"
         }
+        if case .duplicate(let id) = outcome { metadata["id"] = "\(id)" }
+        if let senderID = context.senderID { metadata["delivery_id"] = "\(senderID)" }
         if let detail = outcome.detail { metadata["detail"] = "\(detail)" }
         let level: Logger.Level =
             switch outcome.outcome {

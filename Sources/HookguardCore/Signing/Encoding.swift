@@ -7,6 +7,9 @@ public enum SignatureEncoding: String, Sendable, CaseIterable {
     /// For senders whose documents do not say: hex when the value is exactly
     /// the digest's length in hex digits, else base64.
     case hexOrBase64 = "hex-or-base64"
+    /// No MAC: the header carries the shared secret itself (GitLab's
+    /// X-Gitlab-Token), compared in constant time.
+    case token
 }
 
 enum SignatureDecoding {
@@ -19,6 +22,21 @@ enum SignatureDecoding {
         case .hexOrBase64:
             if text.utf8.count == byteCount * 2, let bytes = hex(text) { return bytes }
             return base64(text)
+        case .token:
+            return text.isEmpty ? nil : Array(text.utf8)
+        }
+    }
+
+    /// When `text` is a MAC of the right length in the other encoding, a
+    /// sentence saying so: the commonest mistake when copying a scheme.
+    static func misencodingHint(_ text: Substring, expected: SignatureEncoding, byteCount: Int) -> String? {
+        switch expected {
+        case .base64 where text.utf8.count == byteCount * 2 && hex(text) != nil:
+            "it looks like hex, and this scheme sends base64"
+        case .hex where hex(text) == nil && base64(text)?.count == byteCount:
+            "it looks like base64, and this scheme sends hex"
+        default:
+            nil
         }
     }
 

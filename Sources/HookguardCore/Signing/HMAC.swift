@@ -51,6 +51,39 @@ public enum MessageAuthentication {
         message.withUnsafeBytes { code(algorithm, key: key, message: $0) }
     }
 
+    /// SHA-256 of `bytes` (a plain digest, no key), e.g. to name a file after
+    /// text a sender chose.
+    public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let empty: UInt8 = 0
+        withUnsafePointer(to: empty) { emptyPointer in
+            bytes.withUnsafeBytes { data in
+                output.withUnsafeMutableBufferPointer { out in
+                    _ = EVP_Digest(
+                        data.baseAddress ?? UnsafeRawPointer(emptyPointer), data.count, out.baseAddress, &length,
+                        EVP_sha256(), nil)
+                }
+            }
+        }
+        output.removeSubrange(Int(length)...)
+        return output
+    }
+
+    /// Whether a shared token sent in a header equals a secret, in time that
+    /// depends on neither where they differ nor the secret's length: both are
+    /// first reduced to an HMAC under a key drawn once per process.
+    public static func tokenEquals(_ received: [UInt8], _ secret: [UInt8]) -> Bool {
+        constantTimeEquals(
+            code(.sha256, key: tokenComparisonKey, message: received),
+            code(.sha256, key: tokenComparisonKey, message: secret))
+    }
+
+    private static let tokenComparisonKey: [UInt8] = {
+        var random = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
+    }()
+
     /// Equal lengths and equal bytes, compared in time that does not depend
     /// on where the first difference is.
     public static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {

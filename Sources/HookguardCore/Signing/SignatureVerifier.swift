@@ -4,56 +4,158 @@ public enum SignatureFailure: Error, Sendable, Equatable, CustomStringConvertibl
     case missing(header: String)
     case malformed(header: String, problem: String)
     case mismatch(header: String)
+    /// Genuine, but signed longer ago than the tolerance allows: a replay, or a
+    /// retry of one held up too long.
+    case stale(header: String, seconds: Int, tolerance: Int)
+    /// Genuine, but stamped later than now plus the tolerance: a clock is wrong.
+    case future(header: String, seconds: Int, tolerance: Int)
 
     public var reasonCode: String {
         switch self {
         case .missing: "signature-missing"
         case .malformed: "signature-malformed"
         case .mismatch: "signature-mismatch"
+        case .stale: "signature-stale"
+        case .future: "signature-future"
         }
     }
 
     public var description: String {
         switch self {
-        case .missing(let header): "signature header \(header) is missing"
+        case .missing(let header): "header \(header) is missing"
         case .malformed(let header, let problem): "signature header \(header) is malformed: \(problem)"
         case .mismatch(let header): "signature in \(header) does not match"
+        case .stale(let header, let seconds, let tolerance):
+            "timestamp in \(header) is stale: \(seconds) s old, beyond the tolerance of \(tolerance) s"
+        case .future(let header, let seconds, let tolerance):
+            "timestamp in \(header) is in the future: \(seconds) s ahead, beyond the tolerance of \(tolerance) s"
         }
     }
 }
 
 public enum SignatureVerifier {
-    /// Accepts when any of `secrets` produced the signature the request carries.
-    /// Every secret is tried, so the time taken does not say which one matched.
+    /// Seconds a signed timestamp may differ from now, either way (Stripe's,
+    /// Slack's and Standard Webhooks' own default).
+    public static let defaultTolerance = 300
+
+    /// Accepts when any of `keys` produced any signature the request carries,
+    /// and the signed timestamp, if the scheme has one, is within `tolerance`
+    /// seconds of `now` (Unix seconds). Every key and every signature is tried,
+    /// so the time taken does not say which one matched. `keys` are the
+    /// scheme's HMAC keys (`Scheme.key(from:)`), or the tokens themselves.
     public static func verify(
-        _ scheme: Scheme, secrets: [Secret], params: RequestParams, body: [UInt8]
+        _ scheme: Scheme, keys: [Secret], params: RequestParams, body: [UInt8],
+        now: Int, tolerance: Int = defaultTolerance
     ) throws(SignatureFailure) {
+        let received = try ReceivedSignature(scheme, params)
+        var matched = false
+        if scheme.encoding == .token {
+            for key in keys {
+                for token in received.signatures {
+                    matched = MessageAuthentication.tokenEquals(token, key.bytes) || matched
+                }
+            }
+        } else {
+            let message = scheme.signedMessage(body: body, timestamp: received.timestamp?.text, id: received.id)
+            for key in keys {
+                let expected = MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message)
+                for signature in received.signatures {
+                    matched = MessageAuthentication.constantTimeEquals(expected, signature) || matched
+                }
+            }
+        }
+        guard matched else { throw .mismatch(header: scheme.signatureHeader.display) }
+
+        if let timestamp = received.timestamp {
+            let age = now - timestamp.seconds
+            if age > tolerance { throw .stale(header: timestamp.header, seconds: age, tolerance: tolerance) }
+            if -age > tolerance { throw .future(header: timestamp.header, seconds: -age, tolerance: tolerance) }
+        }
+    }
+}
+
+/// What a request carries for its scheme, taken apart: the decoded
+/// signatures, the timestamp and the id, each as sent.
+struct ReceivedSignature {
+    var signatures: [[UInt8]] = []
+    var timestamp: (text: Substring, seconds: Int, header: String)?
+    var id: Substring?
+
+    init(_ scheme: Scheme, _ params: RequestParams) throws(SignatureFailure) {
         let header = scheme.signatureHeader.display
         guard let raw = params[scheme.signatureHeader], !raw.isEmpty else {
             throw .missing(header: header)
         }
         let value = raw.trimmingASCIIWhitespace()
-        guard value.hasPrefixIgnoringCase(scheme.prefix) else {
-            throw .malformed(header: header, problem: "expected the prefix \"\(scheme.prefix)\"")
+        let entries = scheme.separator.map { separator in
+            value.split(separator: separator).map { String($0).trimmingASCIIWhitespace() }.filter { !$0.isEmpty }
+        } ?? [value]
+
+        switch scheme.timestamp {
+        case nil:
+            break
+        case .header(let name):
+            guard let text = params[name]?.trimmingASCIIWhitespace(), !text.isEmpty else {
+                throw .missing(header: name.display)
+            }
+            timestamp = (text, try Self.unixSeconds(text, header: name.display), name.display)
+        case .field(let key):
+            guard let entry = entries.first(where: { $0.hasPrefixIgnoringCase(key) }) else {
+                throw .malformed(header: header, problem: "no \"\(key)\" timestamp")
+            }
+            let text = entry.dropFirst(key.count)
+            timestamp = (text, try Self.unixSeconds(text, header: header), header)
         }
-        let encoded = value.dropFirst(scheme.prefix.count)
-        guard
-            let received = SignatureDecoding.decode(
-                encoded, as: scheme.encoding, byteCount: scheme.algorithm.byteCount)
-        else {
-            throw .malformed(header: header, problem: "not valid \(scheme.encoding.rawValue)")
+
+        if scheme.message.contains(.id), let idHeader = scheme.idHeader {
+            guard let text = params[idHeader], !text.isEmpty else { throw .missing(header: idHeader.display) }
+            id = Substring(text)
         }
-        guard received.count == scheme.algorithm.byteCount else {
+
+        let encoded = entries.filter { $0.hasPrefixIgnoringCase(scheme.prefix) }.map { $0.dropFirst(scheme.prefix.count) }
+        guard !encoded.isEmpty else {
             throw .malformed(
                 header: header,
-                problem: "\(received.count) bytes where \(scheme.algorithm.rawValue) gives \(scheme.algorithm.byteCount)")
+                problem: scheme.separator == nil
+                    ? "expected the prefix \"\(scheme.prefix)\"" : "no entry starting with \"\(scheme.prefix)\"")
         }
-        var matched = false
-        for secret in secrets {
-            let expected = MessageAuthentication.code(scheme.algorithm, key: secret.bytes, message: body)
-            matched = MessageAuthentication.constantTimeEquals(expected, received) || matched
+        // In a list, an entry that does not decode is skipped like another
+        // version's; the request is malformed only when none decodes.
+        var firstProblem: String? = nil
+        for text in encoded {
+            switch Self.decode(text, scheme) {
+            case .success(let bytes): signatures.append(bytes)
+            case .failure(let problem): firstProblem = firstProblem ?? problem
+            }
         }
-        guard matched else { throw .mismatch(header: header) }
+        if signatures.isEmpty, let firstProblem {
+            throw .malformed(header: header, problem: firstProblem)
+        }
+    }
+
+    private enum Decoded { case success([UInt8]), failure(String) }
+
+    private static func decode(_ text: Substring, _ scheme: Scheme) -> Decoded {
+        let byteCount = scheme.algorithm.byteCount
+        let hint = SignatureDecoding.misencodingHint(text, expected: scheme.encoding, byteCount: byteCount)
+            .map { "; \($0)" } ?? ""
+        guard let bytes = SignatureDecoding.decode(text, as: scheme.encoding, byteCount: byteCount) else {
+            return .failure("not valid \(scheme.encoding.rawValue)\(hint)")
+        }
+        if scheme.encoding != .token, bytes.count != byteCount {
+            return .failure(
+                "\(bytes.count) bytes where \(scheme.algorithm.rawValue) gives \(byteCount)\(hint)")
+        }
+        return .success(bytes)
+    }
+
+    /// Decimal Unix seconds, as every timestamped sender writes them.
+    private static func unixSeconds(_ text: Substring, header: String) throws(SignatureFailure) -> Int {
+        guard text.utf8.count <= 12, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let seconds = Int(text)
+        else {
+            throw .malformed(header: header, problem: "the timestamp is not a Unix time in seconds")
+        }
+        return seconds
     }
 }
 

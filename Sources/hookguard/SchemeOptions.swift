@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import HookguardCore
+
+/// The scheme and secret `sign` and `verify` work with: the same names and
+/// checks as a location's HOOKGUARD_* parameters, given as flags.
+struct SchemeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The sender's scheme, as HOOKGUARD_SCHEME names it.", valueName: "scheme"))
+    var scheme: String
+
+    @Option(help: ArgumentHelp("A secret file, as HOOKGUARD_SECRET_FILE.", valueName: "file"))
+    var secretFile: String?
+
+    @Option(help: ArgumentHelp("The secret itself, as HOOKGUARD_SECRET.", valueName: "secret"))
+    var secret: String?
+
+    @Option(help: ArgumentHelp("custom: the signature's header (HOOKGUARD_SIGNATURE_HEADER).", valueName: "name"))
+    var signatureHeader: String?
+
+    @Option(help: ArgumentHelp("custom: sha1, sha256, sha384 or sha512 (HOOKGUARD_ALGORITHM).", valueName: "name"))
+    var algorithm: String?
+
+    @Option(help: ArgumentHelp("custom: hex, base64 or token (HOOKGUARD_ENCODING).", valueName: "name"))
+    var encoding: String?
+
+    @Option(help: ArgumentHelp("custom: text before the MAC (HOOKGUARD_PREFIX).", valueName: "text"))
+    var prefix: String?
+
+    @Option(help: ArgumentHelp("custom: the delivery id's header (HOOKGUARD_ID_HEADER).", valueName: "name"))
+    var idHeader: String?
+
+    func validate() throws {
+        guard secretFile != nil || secret != nil else {
+            throw ValidationError("give the secret with --secret-file FILE or --secret TEXT")
+        }
+    }
+
+    /// The location parameters these flags stand for.
+    var params: RequestParams {
+        var values = [Parameter.scheme.rawValue: scheme]
+        let optional: [(Parameter, String?)] = [
+            (.signatureHeader, signatureHeader), (.algorithm, algorithm), (.encoding, encoding),
+            (.prefix, prefix), (.idHeader, idHeader),
+        ]
+        for (parameter, value) in optional { if let value { values[parameter.rawValue] = value } }
+        return RequestParams(values)
+    }
+
+    func resolvedScheme() throws -> Scheme {
+        do {
+            return try LocationConfig.scheme(params)
+        } catch {
+            throw ValidationError(flagMessage(error))
+        }
+    }
+
+    /// The secrets, as the server would read them: the file's lines, then the literal one.
+    func secrets() throws -> [Secret] {
+        var secrets: [Secret] = []
+        if let secretFile {
+            do {
+                secrets += try SecretFileCache().secrets(at: secretFile)
+            } catch {
+                throw ValidationError(flagMessage(error))
+            }
+        }
+        if let secret { secrets.append(Secret(secret)) }
+        return secrets
+    }
+
+    /// A configuration error in the words of the command line.
+    func flagMessage(_ error: ConfigError) -> String {
+        let flags: [Parameter: String] = [
+            .scheme: "--scheme", .secretFile: "--secret-file", .secret: "--secret",
+            .signatureHeader: "--signature-header", .algorithm: "--algorithm", .encoding: "--encoding",
+            .prefix: "--prefix", .idHeader: "--id-header",
+        ]
+        return "\(flags[error.parameter] ?? error.parameter.rawValue): \(error.problem)"
+    }
+}
+
+/// The body to sign or verify: a file, or standard input.
+func readBody(_ path: String?) throws -> [UInt8] {
+    if let path, path != "-" {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read \(path)")
+        }
+        return [UInt8](data)
+    }
+    return [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+}
