@@ -37,6 +37,14 @@ import Testing
         (["HOOKGUARD_REJECT_STATUS": "abc"], Parameter.rejectStatus),
         (["HOOKGUARD_SCHEME": "custom"], Parameter.signatureHeader),
         (["HOOKGUARD_SOCKET": "reader.sock"], Parameter.socket),
+        (["HOOKGUARD_NATS_URL": "http://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"], Parameter.natsURL),
+        (["HOOKGUARD_NATS_URL": "nats://user:pass@127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"], Parameter.natsURL),
+        (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222"], Parameter.natsSubject),
+        (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks.>"], Parameter.natsSubject),
+        (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks..x"], Parameter.natsSubject),
+        (["HOOKGUARD_NATS_SUBJECT": "hooks"], Parameter.natsSubject),
+        (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "h", "HOOKGUARD_SOCKET": "/r.sock"], Parameter.natsURL),
+        (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "h", "HOOKGUARD_NATS_CREDS": "user.creds"], Parameter.natsCredentials),
         (["HOOKGUARD_SOCKET_ACK": "1"], Parameter.socketAck),
         (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_ACK": "maybe"], Parameter.socketAck),
         (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "0"], Parameter.socketTimeout),
@@ -51,6 +59,20 @@ import Testing
         } throws: { error in
             (error as? ConfigError)?.parameter == parameter
         }
+    }
+
+    @Test func natsDestinationAndSubjects() throws {
+        let config = try config([
+            "HOOKGUARD_SPOOL": nil, "HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222",
+            "HOOKGUARD_NATS_SUBJECT": "hooks.{scheme}.{event}", "HOOKGUARD_NATS_TOKEN_FILE": "/etc/hookguard/nats.token",
+        ])
+        let nats = try #require(config.nats)
+        #expect(nats.timeoutMilliseconds == 2000 && nats.tokenFile == "/etc/hookguard/nats.token")
+        #expect(nats.subject(scheme: "tito", event: "ticket.created") == "hooks.tito.ticket.created")
+        #expect(nats.subject(scheme: "tito", event: nil) == "hooks.tito.none")
+        #expect(nats.subject(scheme: "tito", event: "*.>") == "hooks.tito._._")
+        #expect(nats.subject(scheme: "tito", event: ".x..y.") == "hooks.tito._.x._.y._")
+        #expect(nats.subject(scheme: "tito", event: "über event") == "hooks.tito._ber_event")
     }
 
     @Test func socketAloneIsADestination() throws {

@@ -72,20 +72,24 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def free_port_pair() -> int:
-    """A port p such that p and p+1 are both free on 127.0.0.1."""
+    """A port p such that p, p+1 (nginx-extra.conf) and p+2 (NATS) are free on 127.0.0.1."""
     for _ in range(200):
         with socket.socket() as a:
             a.bind(("127.0.0.1", 0))
             p = a.getsockname()[1]
-            if p >= 65535:
+            if p >= 65533:
                 continue
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", p + 1))
-                except OSError:
-                    continue
-                return p
-    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+            others = [socket.socket(), socket.socket()]
+            try:
+                others[0].bind(("127.0.0.1", p + 1))
+                others[1].bind(("127.0.0.1", p + 2))
+            except OSError:
+                continue
+            finally:
+                for o in others:
+                    o.close()
+            return p
+    raise RuntimeError("no three consecutive free ports on 127.0.0.1")
 
 
 def free_port() -> int:
@@ -193,6 +197,7 @@ class Prefix:
         self.port = port  # the sample site
         self.port2 = port + 1  # nginx-extra.conf
         self.metrics_port = free_port()  # hookguard serve --metrics-listen
+        self.nats_port = port + 2  # test_nats.py's nats-server
         self.socket = path / "run" / "hookguard.sock"
         self.log = path / "hookguard.log"
         self.nginx_error = path / "error.log"

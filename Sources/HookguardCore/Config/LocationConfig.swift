@@ -1,3 +1,5 @@
+import Foundation
+
 /// The per-location parameters hookguard reads from every request
 /// (`fastcgi_param` in nginx, `SetEnv` in Apache, the environment in CGI).
 public enum Parameter: String, Sendable, CaseIterable {
@@ -19,6 +21,11 @@ public enum Parameter: String, Sendable, CaseIterable {
     case idHeader = "HOOKGUARD_ID_HEADER"
     case tolerance = "HOOKGUARD_TOLERANCE"
     case dedupe = "HOOKGUARD_DEDUPE"
+    case natsURL = "HOOKGUARD_NATS_URL"
+    case natsSubject = "HOOKGUARD_NATS_SUBJECT"
+    case natsCredentials = "HOOKGUARD_NATS_CREDS"
+    case natsTokenFile = "HOOKGUARD_NATS_TOKEN_FILE"
+    case natsTimeout = "HOOKGUARD_NATS_TIMEOUT_MS"
 }
 
 /// A reader's Unix socket that verified deliveries are handed to.
@@ -64,6 +71,7 @@ public struct LocationConfig: Sendable {
     /// Where deliveries are stored; with a socket too, where they go when the socket cannot take them.
     public var spool: String?
     public var socket: SocketDestination?
+    public var nats: NATSDestination?
     public var maxBody: Int
     public var rejectStatus: Int
     /// Seconds a signed timestamp may be from now, either way.
@@ -74,7 +82,7 @@ public struct LocationConfig: Sendable {
 
     public init(
         scheme: Scheme, secretFile: String? = nil, literalSecret: Secret? = nil, spool: String?,
-        socket: SocketDestination? = nil, maxBody: Int = LocationConfig.defaultMaxBody,
+        socket: SocketDestination? = nil, nats: NATSDestination? = nil, maxBody: Int = LocationConfig.defaultMaxBody,
         rejectStatus: Int = LocationConfig.defaultRejectStatus,
         tolerance: Int = SignatureVerifier.defaultTolerance, dedupeWindow: Int? = nil
     ) {
@@ -83,6 +91,7 @@ public struct LocationConfig: Sendable {
         self.literalSecret = literalSecret
         self.spool = spool
         self.socket = socket
+        self.nats = nats
         self.maxBody = maxBody
         self.rejectStatus = rejectStatus
         self.tolerance = tolerance
@@ -107,8 +116,12 @@ public struct LocationConfig: Sendable {
             throw ConfigError(.spool, "\"\(path)\" is not an absolute path")
         }
         socket = try Self.socketDestination(value)
-        guard spool != nil || socket != nil else {
-            throw ConfigError(.spool, "no destination: set HOOKGUARD_SPOOL or HOOKGUARD_SOCKET (or both)")
+        nats = try Self.natsDestination(value)
+        if socket != nil && nats != nil {
+            throw ConfigError(.natsURL, "set with HOOKGUARD_SOCKET: forward to one of them (the spool can back either)")
+        }
+        guard spool != nil || socket != nil || nats != nil else {
+            throw ConfigError(.spool, "no destination: set HOOKGUARD_SPOOL, HOOKGUARD_SOCKET or HOOKGUARD_NATS_URL")
         }
 
         maxBody = Self.defaultMaxBody
@@ -178,6 +191,44 @@ public struct LocationConfig: Sendable {
 
     private static var schemeNames: String {
         (Scheme.presets.keys.sorted() + ["custom"]).joined(separator: ", ")
+    }
+
+    private static func natsDestination(_ value: (Parameter) -> String?) throws(ConfigError) -> NATSDestination? {
+        guard let url = value(.natsURL) else {
+            for parameter in [Parameter.natsSubject, .natsCredentials, .natsTokenFile, .natsTimeout]
+            where value(parameter) != nil {
+                throw ConfigError(parameter, "set without HOOKGUARD_NATS_URL")
+            }
+            return nil
+        }
+        guard url.hasPrefix("nats://") || url.hasPrefix("tls://"), url.count > 7 else {
+            throw ConfigError(.natsURL, "\"\(url)\" is not a nats:// URL")
+        }
+        guard !url.dropFirst(6).contains("@") else {
+            throw ConfigError(.natsURL, "holds credentials; put them in a file named by HOOKGUARD_NATS_CREDS or HOOKGUARD_NATS_TOKEN_FILE")
+        }
+        guard let template = value(.natsSubject) else {
+            throw ConfigError(.natsSubject, "missing; name the subject, e.g. hooks.{scheme}.{event}")
+        }
+        let allowed = template.replacingOccurrences(of: "{scheme}", with: "s").replacingOccurrences(of: "{event}", with: "e")
+        guard allowed.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }),
+            !allowed.hasPrefix("."), !allowed.hasSuffix("."), !allowed.contains("..")
+        else {
+            throw ConfigError(.natsSubject, "\"\(template)\" is not a subject: dot-separated tokens of letters, digits, - and _, with {scheme} and {event}")
+        }
+        var destination = NATSDestination(url: url, subjectTemplate: template)
+        for (parameter, path) in [(Parameter.natsCredentials, value(.natsCredentials)), (.natsTokenFile, value(.natsTokenFile))] {
+            if let path, !path.hasPrefix("/") { throw ConfigError(parameter, "\"\(path)\" is not an absolute path") }
+        }
+        destination.credentialsFile = value(.natsCredentials)
+        destination.tokenFile = value(.natsTokenFile)
+        if let text = value(.natsTimeout) {
+            guard let milliseconds = Int(text), (1...600_000).contains(milliseconds) else {
+                throw ConfigError(.natsTimeout, "\"\(text)\" is not a number of milliseconds from 1 to 600000")
+            }
+            destination.timeoutMilliseconds = milliseconds
+        }
+        return destination
     }
 
     private static func socketDestination(_ value: (Parameter) -> String?) throws(ConfigError) -> SocketDestination? {

@@ -79,6 +79,7 @@ public struct LocationDoctor: Sendable {
         if let path = config.secretFile { checks += secretFile(path) }
         if let spool = config.spool { checks += spoolChecks(spool) }
         if let socket = config.socket { checks.append(socketCheck(socket.path)) }
+        if let nats = config.nats { checks.append(natsCheck(nats.url)) }
         if case .some(let limit) = nginxBodyLimit {
             checks.append(bodyLimit(hookguard: config.maxBody, nginx: limit))
         }
@@ -182,6 +183,36 @@ public struct LocationDoctor: Sendable {
         } catch {
             return .fail("socket \(path): \(error.detail)", fix: "start the reader on \(path), or fall back with HOOKGUARD_SPOOL")
         }
+    }
+
+    /// A NATS server greets every new connection with an `INFO {…}` line.
+    func natsCheck(_ url: String) -> DoctorCheck {
+        let address = url.split(separator: "/").dropFirst().first.map(String.init) ?? ""
+        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
+            return .fail("NATS \(url): no host:port in the URL", fix: "set HOOKGUARD_NATS_URL to nats://HOST:PORT")
+        }
+        let host = String(address[..<colon])
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>? = nil
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let info = result else {
+            return .fail("NATS \(url): cannot resolve \(host)", fix: "check the host in HOOKGUARD_NATS_URL")
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            return .fail("NATS \(url): \(String(cString: strerror(errno)))", fix: "start nats-server -js there, or fall back with HOOKGUARD_SPOOL")
+        }
+        var greeting = [UInt8](repeating: 0, count: 5)
+        let n = greeting.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 5, Int32(MSG_WAITALL)) }
+        guard n == 5, greeting == Array("INFO ".utf8) else {
+            return .fail("NATS \(url): something answers, but not a NATS server", fix: "point HOOKGUARD_NATS_URL at nats-server")
+        }
+        return .pass("NATS \(url) answers")
     }
 
     func bodyLimit(hookguard: Int, nginx: Int?) -> DoctorCheck {

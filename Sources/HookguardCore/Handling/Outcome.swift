@@ -12,14 +12,29 @@ public enum Outcome: Sendable {
     case badRequest(String)
     case body(BodyError)
     case rejected(SignatureFailure, status: Int)
-    case spoolUnwritable(SystemError, after: SocketForwardError?)
-    case socketUnavailable(SocketForwardError)
+    case spoolUnwritable(SystemError, after: ForwardFailure?)
+    /// The socket reader or JetStream could not take it, and there is no spool to fall back to.
+    case forwardFailed(ForwardFailure)
 
     /// Where an accepted delivery went.
     public enum Destination: Sendable {
         case spool
         case socket
-        case spoolAfterSocketFailure(SocketForwardError)
+        case nats(PublishAcknowledgement)
+        case spoolAfter(ForwardFailure)
+    }
+
+    /// Why the location's forwarder did not take a delivery.
+    public enum ForwardFailure: Error, Sendable, CustomStringConvertible {
+        case socket(SocketForwardError)
+        case nats(NATSForwardError)
+
+        public var description: String {
+            switch self {
+            case .socket(let error): error.description
+            case .nats(let error): error.description
+            }
+        }
     }
 
     /// Seconds a sender should wait before retrying after a 503.
@@ -47,7 +62,7 @@ public enum Outcome: Sendable {
             .text(400, "Body longer than its Content-Length.")
         case .rejected(let failure, let status):
             .text(status, "Signature refused: \(failure).")
-        case .spoolUnwritable, .socketUnavailable:
+        case .spoolUnwritable, .forwardFailed:
             .text(503, "Delivery could not be stored; retry later.",
                   headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
         }
@@ -56,7 +71,8 @@ public enum Outcome: Sendable {
     /// A short, stable code for logs and metrics.
     public var reason: String {
         switch self {
-        case .accepted(_, .spoolAfterSocketFailure): "fell-back-to-spool"
+        case .accepted(_, .spoolAfter): "fell-back-to-spool"
+        case .accepted(_, .nats(let ack)) where ack.duplicate: "duplicate"
         case .accepted: "accepted"
         case .duplicate: "duplicate"
         case .duplicateInFlight: "duplicate-in-flight"
@@ -68,7 +84,8 @@ public enum Outcome: Sendable {
         case .body(.overlong): "body-overlong"
         case .rejected(let failure, _): failure.reasonCode
         case .spoolUnwritable: "spool-unwritable"
-        case .socketUnavailable: "socket-unavailable"
+        case .forwardFailed(.socket): "socket-unavailable"
+        case .forwardFailed(.nats): "nats-unavailable"
         }
     }
 
@@ -76,7 +93,9 @@ public enum Outcome: Sendable {
     /// may name paths and parameters but never a secret or a signature.
     public var detail: String? {
         switch self {
-        case .accepted(_, .spoolAfterSocketFailure(let error)): "\(error); stored in the spool instead"
+        case .accepted(_, .spoolAfter(let failure)): "\(failure); stored in the spool instead"
+        case .accepted(_, .nats(let ack)):
+            "stream \(ack.stream) sequence \(ack.sequence)\(ack.duplicate ? ", already there: JetStream dropped the copy" : "")"
         case .accepted: nil
         case .duplicate(let first): "already accepted as \(first)"
         case .duplicateInFlight: "another request held the delivery's dedupe record too long"
@@ -90,7 +109,7 @@ public enum Outcome: Sendable {
         case .rejected(let failure, _): failure.description
         case .spoolUnwritable(let error, let socketFailure):
             socketFailure.map { "\($0); then the spool: \(error)" } ?? error.description
-        case .socketUnavailable(let error): "\(error); no HOOKGUARD_SPOOL to fall back to"
+        case .forwardFailed(let failure): "\(failure); no HOOKGUARD_SPOOL to fall back to"
         }
     }
 
@@ -98,7 +117,7 @@ public enum Outcome: Sendable {
         switch self {
         case .accepted, .duplicate: "accepted"
         case .rejected, .body, .methodNotAllowed, .badRequest: "refused"
-        case .configInvalid, .spoolUnwritable, .socketUnavailable, .duplicateInFlight: "failed"
+        case .configInvalid, .spoolUnwritable, .forwardFailed, .duplicateInFlight: "failed"
         }
     }
 }

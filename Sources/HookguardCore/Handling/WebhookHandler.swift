@@ -10,6 +10,7 @@ public final class WebhookHandler: Sendable {
     private let secretFiles = SecretFileCache()
     private let spools = SpoolRegistry()
     private let socketForwarder = SocketForwarder()
+    private let publisher = JetStreamPublisher()
     private let duplicates = DuplicateRecords()
     private let status: StatusResponder
 
@@ -109,11 +110,12 @@ public final class WebhookHandler: Sendable {
         }
     }
 
-    /// To the socket when the location names one, else (or when the socket
-    /// cannot take it) to the spool; a 200 only once one of them has it.
+    /// To the location's forwarder (socket reader or JetStream) when it names
+    /// one, else (or when that cannot take it) to the spool; a 200 only once
+    /// one of them has it.
     private func forward(_ envelope: Envelope, config: LocationConfig) -> Outcome {
         let encoded = envelope.encoded()
-        var socketFailure: SocketForwardError? = nil
+        var failure: Outcome.ForwardFailure? = nil
         if let socket = config.socket {
             let started = monotonicNanoseconds()
             do {
@@ -124,21 +126,34 @@ public final class WebhookHandler: Sendable {
                 return .accepted(envelope.id, .socket)
             } catch {
                 DeliveryMetrics.forward(to: "socket", succeeded: false, nanoseconds: monotonicNanoseconds() - started)
-                socketFailure = error
+                failure = .socket(error)
+            }
+        }
+        if let nats = config.nats {
+            let started = monotonicNanoseconds()
+            do {
+                let ack = try publisher.publish(
+                    encoded, subject: nats.subject(scheme: envelope.scheme, event: envelope.event),
+                    messageID: envelope.streamMessageID, headers: envelope.streamHeaders, to: nats)
+                DeliveryMetrics.forward(to: "nats", succeeded: true, nanoseconds: monotonicNanoseconds() - started)
+                return .accepted(envelope.id, .nats(ack))
+            } catch {
+                DeliveryMetrics.forward(to: "nats", succeeded: false, nanoseconds: monotonicNanoseconds() - started)
+                failure = .nats(error)
             }
         }
         guard let spool = config.spool else {
-            return .socketUnavailable(socketFailure!)
+            return .forwardFailed(failure!)
         }
         let started = monotonicNanoseconds()
         do {
             try spools.store(encoded, id: envelope.id, in: spool)
         } catch {
             DeliveryMetrics.forward(to: "spool", succeeded: false, nanoseconds: monotonicNanoseconds() - started)
-            return .spoolUnwritable(error, after: socketFailure)
+            return .spoolUnwritable(error, after: failure)
         }
         DeliveryMetrics.forward(to: "spool", succeeded: true, nanoseconds: monotonicNanoseconds() - started)
-        return .accepted(envelope.id, socketFailure.map { .spoolAfterSocketFailure($0) } ?? .spool)
+        return .accepted(envelope.id, failure.map { .spoolAfter($0) } ?? .spool)
     }
 
     /// Runs `deliver` unless the location remembers deliveries
@@ -219,8 +234,9 @@ public final class WebhookHandler: Sendable {
 extension Outcome.Destination {
     var name: String {
         switch self {
-        case .spool, .spoolAfterSocketFailure: "spool"
+        case .spool, .spoolAfter: "spool"
         case .socket: "socket"
+        case .nats: "nats"
         }
     }
 }
