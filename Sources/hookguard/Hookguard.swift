@@ -9,6 +9,10 @@ struct Hookguard: ParsableCommand {
             Each web-server location names its sender's scheme, secret and spool with \
             HOOKGUARD_* FastCGI parameters; see the README for the reference.
             """,
-        subcommands: [Serve.self]
+        subcommands: [
+            Serve.self,
+            Drain.self,
+            SpoolStatus.self,
+        ]
     )
 }
