@@ -32,10 +32,10 @@ struct Drain: ParsableCommand {
     @Flag(help: "Keep running and take new deliveries as they arrive, until SIGTERM or SIGINT.")
     var follow = false
 
-    @Option(help: "Commands run at once.")
+    @Option(help: ArgumentHelp("Commands run at once.", valueName: "n"))
     var concurrency = 1
 
-    @Option(help: "Attempts before a delivery moves to failed/.")
+    @Option(help: ArgumentHelp("Attempts before a delivery moves to failed/.", valueName: "n"))
     var maxAttempts = 8
 
     @Option(help: ArgumentHelp(

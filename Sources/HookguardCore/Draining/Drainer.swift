@@ -68,7 +68,7 @@ public final class Drainer {
     private var retryAt: [EntryName: Date] = [:]
     /// Entries another process holds, with the descriptor kept to try again.
     private var heldElsewhere: [EntryName: Int32] = [:]
-    private var jobs: [pid_t: Job] = [:]
+    private var jobs: [Int32: RunningCommand] = [:]
     private var running: Set<EntryName> = []
     private var stopping = false
     private var stopDeadline: ContinuousClock.Instant?
@@ -112,7 +112,7 @@ public final class Drainer {
             if isFinished { break }
             var fds = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: watcher.fd, events: Int16(POLLIN), revents: 0)]
-            var pipes: [(job: Job, input: Bool)] = []
+            var pipes: [(job: RunningCommand, input: Bool)] = []
             for job in jobs.values {
                 if let fd = job.stdin {
                     fds.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0))
@@ -237,7 +237,7 @@ public final class Drainer {
             return
         }
         let now = clock.now
-        let job = Job(claim: claim, process: process, attempt: attempt, body: envelope.body, started: now,
+        let job = RunningCommand(claim: claim, process: process, attempt: attempt, body: envelope.body, started: now,
                       deadline: options.timeout.map { now + $0 })
         jobs[process.pid] = job
         running.insert(claim.entry)
@@ -245,7 +245,7 @@ public final class Drainer {
         logger.debug("started", metadata: ["id": "\(envelope.id)", "attempt": "\(attempt)", "pid": "\(process.pid)"])
     }
 
-    private func finish(_ job: Job, _ status: ExitStatus) {
+    private func finish(_ job: RunningCommand, _ status: ExitStatus) {
         running.remove(job.claim.entry)
         job.closeInput()
         job.readErrors()
@@ -379,150 +379,5 @@ public final class Drainer {
         if !jobs.isEmpty { consider(.seconds(1)) }
         guard let wait else { return -1 }
         return Int32(max(0, min(wait.seconds * 1000, 3_600_000)).rounded(.up))
-    }
-}
-
-/// One command running for one claimed delivery.
-private final class Job {
-    let claim: Claim
-    let process: ChildProcess
-    let attempt: Int
-    let started: ContinuousClock.Instant
-    let deadline: ContinuousClock.Instant?
-    private(set) var stdin: Int32?
-    private(set) var stderr: Int32?
-    private var body: [UInt8]
-    private var written = 0
-    var stderrTail = TailBuffer(limit: AttemptRecord.stderrTailBytes)
-    var timedOut = false
-    var interrupted = false
-    var killAt: ContinuousClock.Instant?
-
-    init(claim: Claim, process: ChildProcess, attempt: Int, body: [UInt8], started: ContinuousClock.Instant,
-         deadline: ContinuousClock.Instant?) {
-        self.claim = claim
-        self.process = process
-        self.attempt = attempt
-        self.body = body
-        self.started = started
-        self.deadline = deadline
-        stdin = process.stdin
-        stderr = process.stderr
-    }
-
-    /// Writes as much of the body as the pipe takes; closes it when all is
-    /// written or the command stopped reading (EPIPE: not drain's failure).
-    func writeInput() {
-        guard let fd = stdin else { return }
-        while written < body.count {
-            let count = body.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if count > 0 {
-                written += count
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else if count < 0 && errno == EAGAIN {
-                return
-            } else {
-                break
-            }
-        }
-        closeInput()
-    }
-
-    func closeInput() {
-        guard let fd = stdin else { return }
-        close(fd)
-        stdin = nil
-        body = []
-    }
-
-    /// Reads what the command wrote to standard error: passed on to drain's
-    /// own, the end kept for the attempt record.
-    func readErrors() {
-        guard let fd = stderr else { return }
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if count > 0 {
-                chunk.withUnsafeBytes { _ = write(2, $0.baseAddress!, count) }
-                stderrTail.append(chunk[..<count])
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else if count < 0 && errno == EAGAIN {
-                return
-            } else {
-                closeErrors()
-                return
-            }
-        }
-    }
-
-    func closeErrors() {
-        guard let fd = stderr else { return }
-        close(fd)
-        stderr = nil
-    }
-
-    func terminate(now: ContinuousClock.Instant, killDelay: Duration) {
-        process.signalGroup(SIGTERM)
-        killAt = now + killDelay
-    }
-}
-
-/// The last `limit` bytes appended.
-struct TailBuffer {
-    let limit: Int
-    private(set) var bytes: [UInt8] = []
-
-    init(limit: Int) {
-        self.limit = limit
-    }
-
-    mutating func append(_ chunk: some Collection<UInt8>) {
-        bytes.append(contentsOf: chunk.suffix(limit))
-        if bytes.count > limit { bytes.removeFirst(bytes.count - limit) }
-    }
-
-    /// As text, invalid UTF-8 (a character cut at the start) replaced.
-    var text: String { String(decoding: bytes, as: UTF8.self) }
-}
-
-/// Entries waiting to be tried, oldest first, each once.
-struct EntryQueue {
-    private var sorted: [EntryName] = []
-    private var members: Set<EntryName> = []
-    private var head = 0
-
-    var count: Int { sorted.count - head }
-    var isEmpty: Bool { count == 0 }
-
-    mutating func insert(_ entry: EntryName) {
-        guard members.insert(entry).inserted else { return }
-        // Most arrivals are newer than all waiting: the binary search ends at the back.
-        var low = head
-        var high = sorted.count
-        while low < high {
-            let mid = (low + high) / 2
-            if sorted[mid] < entry { low = mid + 1 } else { high = mid }
-        }
-        sorted.insert(entry, at: low)
-    }
-
-    mutating func popFirst() -> EntryName? {
-        guard head < sorted.count else { return nil }
-        let entry = sorted[head]
-        head += 1
-        members.remove(entry)
-        if head > 1024 && head * 2 > sorted.count {
-            sorted.removeFirst(head)
-            head = 0
-        }
-        return entry
-    }
-
-    mutating func removeAll() {
-        sorted.removeAll()
-        members.removeAll()
-        head = 0
     }
 }
