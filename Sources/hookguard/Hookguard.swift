@@ -14,6 +14,8 @@ struct Hookguard: ParsableCommand {
             Doctor.self,
             Sign.self,
             Verify.self,
+            Drain.self,
+            SpoolStatus.self,
         ]
     )
 }

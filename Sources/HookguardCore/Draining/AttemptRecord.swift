@@ -1,0 +1,135 @@
+public import Foundation
+import Glibc
+
+/// What drain remembers about a delivery whose command failed: how many
+/// attempts failed, when the next one is due, and how the last one ended.
+/// Stored as JSON in `<id>.attempts` beside the envelope (in `cur/` while it
+/// is retried, in `failed/` once drain gave up), so the count survives
+/// restarts and an operator can read why a delivery failed.
+public struct AttemptRecord: Codable, Sendable, Equatable {
+    /// Attempts that ran to an end and failed. An attempt cut short by drain's
+    /// own death or shutdown is not counted: its outcome is unknown.
+    public var attempts: Int
+    public var lastAttemptAt: Date
+    /// Not before this time is the delivery run again; nil once it is in `failed/`.
+    public var nextAttemptAt: Date?
+    /// The last attempt's end in words: "exit status 3", "killed by signal 9",
+    /// "timed out after 30s", "could not start: …", "envelope unreadable: …".
+    public var outcome: String
+    public var exitStatus: Int?
+    public var signal: Int?
+    public var timedOut: Bool
+    /// The end of what the last attempt wrote to standard error (at most
+    /// `AttemptRecord.stderrTailBytes` bytes, invalid UTF-8 replaced).
+    public var stderrTail: String
+
+    public static let stderrTailBytes = 4096
+
+    public init(
+        attempts: Int, lastAttemptAt: Date, nextAttemptAt: Date?, outcome: String,
+        exitStatus: Int? = nil, signal: Int? = nil, timedOut: Bool = false, stderrTail: String = ""
+    ) {
+        self.attempts = attempts
+        self.lastAttemptAt = lastAttemptAt
+        self.nextAttemptAt = nextAttemptAt
+        self.outcome = outcome
+        self.exitStatus = exitStatus
+        self.signal = signal
+        self.timedOut = timedOut
+        self.stderrTail = stderrTail
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case attempts
+        case lastAttemptAt = "last_attempt_at"
+        case nextAttemptAt = "next_attempt_at"
+        case outcome
+        case exitStatus = "exit_status"
+        case signal
+        case timedOut = "timed_out"
+        case stderrTail = "stderr_tail"
+    }
+
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(date.formatted(Self.dateStyle))
+        }
+        // Encoding plain values into JSON cannot fail.
+        return Array(try! encoder.encode(self)) + [0x0a]
+    }
+
+    public init(decoding bytes: [UInt8]) throws {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            return try Self.dateStyle.parse(text)
+        }
+        self = try decoder.decode(AttemptRecord.self, from: Data(bytes))
+    }
+
+    private static let dateStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+}
+
+extension DrainSpool {
+    /// The record beside an envelope; nil when there is none. A record that
+    /// cannot be read as one (cut short by a power loss, edited by hand) counts
+    /// as none: the delivery then starts its attempts afresh, which loses no
+    /// delivery.
+    public func readRecord(_ entry: EntryName, in place: Place) -> AttemptRecord? {
+        guard let bytes = try? readWholeFile(recordPath(entry, in: place)) else { return nil }
+        return try? AttemptRecord(decoding: bytes)
+    }
+
+    /// Replaces the record in `cur/` whole: written to `tmp/`, flushed, renamed
+    /// into place, so a reader sees the old record or the new one, never a part.
+    /// Only the holder of the delivery's lock writes it.
+    public func writeRecord(_ record: AttemptRecord, for entry: EntryName) throws(SystemError) {
+        let staged = tmp + "/" + entry.recordFile
+        let fd = try syscall("open", path: staged) {
+            open(staged, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        }
+        do {
+            try writeAll(fd, record.encoded(), path: staged)
+            try syscall("fsync", path: staged) { fsync(fd) }
+            try syscall("close", path: staged) { close(fd) }
+        } catch {
+            close(fd)
+            unlink(staged)
+            throw error
+        }
+        do {
+            try syscall("rename", path: staged) { rename(staged, recordPath(entry, in: .cur)) }
+        } catch {
+            unlink(staged)
+            throw error
+        }
+    }
+}
+
+func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
+    let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+    defer { close(fd) }
+    return try readAll(fd, path: path)
+}
+
+/// Everything from the start of an open file, read with `pread` so the
+/// descriptor's offset (shared with a command that inherits it) stays put.
+func readAll(_ fd: Int32, path: String) throws(SystemError) -> [UInt8] {
+    var st = stat()
+    try syscall("fstat", path: path) { fstat(fd, &st) }
+    var bytes = [UInt8](repeating: 0, count: max(Int(st.st_size), 0) + 1)
+    var count = 0
+    while true {
+        if count == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
+        let n = try syscall("read", path: path) {
+            bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + count, $0.count - count, off_t(count)) }
+        }
+        if n == 0 { break }
+        count += n
+    }
+    bytes.removeSubrange(count...)
+    return bytes
+}

@@ -1,0 +1,383 @@
+import Foundation
+import Glibc
+public import Logging
+
+/// How `hookguard drain` runs a command for each delivery.
+public struct DrainOptions: Sendable {
+    /// The command's executable, an absolute path (see `resolveExecutable`).
+    public var executable: String
+    /// The command line as given, its first word included (the command's argv).
+    public var arguments: [String]
+    public var concurrency: Int
+    public var maxAttempts: Int
+    public var backoff: Backoff
+    /// Longest a command may run; then it counts as failed.
+    public var timeout: Duration?
+    /// How long running commands may go on after SIGTERM or SIGINT.
+    public var grace: Duration
+    /// Keep running, waiting for new deliveries, until SIGTERM or SIGINT.
+    public var follow: Bool
+    /// Between the SIGTERM and the SIGKILL sent to a command's process group.
+    public var killDelay: Duration
+
+    public init(
+        executable: String, arguments: [String], concurrency: Int = 1, maxAttempts: Int = 8,
+        backoff: Backoff = Backoff(base: .seconds(10)), timeout: Duration? = nil, grace: Duration = .seconds(30),
+        follow: Bool = false, killDelay: Duration = .seconds(2)
+    ) {
+        self.executable = executable
+        self.arguments = arguments
+        self.concurrency = concurrency
+        self.maxAttempts = maxAttempts
+        self.backoff = backoff
+        self.timeout = timeout
+        self.grace = grace
+        self.follow = follow
+        self.killDelay = killDelay
+    }
+}
+
+/// What one run of drain did.
+public struct DrainSummary: Sendable, Equatable {
+    public var delivered = 0
+    public var failedAttempts = 0
+    public var movedToFailed = 0
+    public var interrupted = 0
+
+    public init() {}
+}
+
+/// The spool consumer: claims deliveries oldest first, runs the command for
+/// each with its body on standard input, removes a delivery once its command
+/// exits 0, and retries failures with backoff until they move to `failed/`.
+///
+/// One thread runs everything, waiting in `poll` for signals (SIGTERM, SIGINT,
+/// SIGCHLD), inotify events on `new/` and `cur/`, and the commands' pipes.
+/// New deliveries are noticed by inotify; an entry another process holds is
+/// tried again when a descriptor on it closes (inotify again), so nothing is
+/// polled.
+public final class Drainer {
+    private let spool: DrainSpool
+    private let options: DrainOptions
+    private let logger: Logger
+    private let baseEnvironment: [String]
+    private let clock = ContinuousClock()
+
+    private var queue = EntryQueue()
+    /// Entries waiting for their next attempt, released until then.
+    private var retryAt: [EntryName: Date] = [:]
+    /// Entries another process holds, with the descriptor kept to try again.
+    private var heldElsewhere: [EntryName: Int32] = [:]
+    private var jobs: [Int32: RunningCommand] = [:]
+    private var running: Set<EntryName> = []
+    private var stopping = false
+    private var stopDeadline: ContinuousClock.Instant?
+    private var summary = DrainSummary()
+
+    public init(spool: DrainSpool, options: DrainOptions, logger: Logger) {
+        self.spool = spool
+        self.options = options
+        self.logger = logger
+        let ours: Set<String> = ["HOOKGUARD_ID", "HOOKGUARD_EVENT", "HOOKGUARD_SCHEME", "HOOKGUARD_DELIVERY_ID",
+                                 "HOOKGUARD_ENVELOPE", "HOOKGUARD_ATTEMPT"]
+        baseEnvironment = ProcessInfo.processInfo.environment
+            .filter { !ours.contains($0.key) }
+            .map { "\($0.key)=\($0.value)" }
+            .sorted()
+    }
+
+    /// Drains until the spool holds nothing left to run or wait for (with
+    /// `follow`, until SIGTERM or SIGINT), then returns. Call it before any
+    /// other thread is started: it blocks SIGTERM, SIGINT and SIGCHLD to take
+    /// them itself.
+    public func run() throws(SystemError) -> DrainSummary {
+        let signals = try SignalPipe([SIGTERM, SIGINT, SIGCHLD])
+        // A command that exits without reading its input must not kill drain.
+        signal(SIGPIPE, SIG_IGN)
+        try spool.prepare()
+        let watcher = try DirectoryWatcher()
+        let closed = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE
+        try watcher.watch(spool.new, for: IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | closed)
+        try watcher.watch(spool.cur, for: IN_MOVED_FROM | IN_DELETE | closed)
+        let repaired = try spool.repairRecords()
+        if repaired > 0 { logger.notice("finished steps a crash interrupted", metadata: ["files": "\(repaired)"]) }
+        try scan()
+        logger.notice("draining", metadata: [
+            "spool": "\(spool.root)", "follow": "\(options.follow)", "concurrency": "\(options.concurrency)",
+            "waiting": "\(queue.count)",
+        ])
+
+        while true {
+            if !stopping { startWhatIsDue() }
+            if isFinished { break }
+            var fds = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: watcher.fd, events: Int16(POLLIN), revents: 0)]
+            var pipes: [(job: RunningCommand, input: Bool)] = []
+            for job in jobs.values {
+                if let fd = job.stdin {
+                    fds.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0))
+                    pipes.append((job, true))
+                }
+                if let fd = job.stderr {
+                    fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+                    pipes.append((job, false))
+                }
+            }
+            if poll(&fds, nfds_t(fds.count), nextWakeMilliseconds()) < 0 && errno != EINTR {
+                throw SystemError("poll", errno: errno)
+            }
+            for signal in signals.received() where signal == SIGTERM || signal == SIGINT {
+                beginStop(signal)
+            }
+            if fds[1].revents != 0 {
+                switch try watcher.read() {
+                case .events(let events): for event in events { notice(event) }
+                case .overflowed: try scan()
+                }
+            }
+            for (index, pipe) in pipes.enumerated() where fds[index + 2].revents != 0 {
+                if pipe.input { pipe.job.writeInput() } else { pipe.job.readErrors() }
+            }
+            while let (pid, status) = reapChild() {
+                if let job = jobs.removeValue(forKey: pid) { finish(job, status) }
+            }
+            handleTimers()
+        }
+        for fd in heldElsewhere.values { close(fd) }
+        heldElsewhere.removeAll()
+        logger.notice("stopped", metadata: [
+            "spool": "\(spool.root)", "delivered": "\(summary.delivered)", "failed_attempts": "\(summary.failedAttempts)",
+            "moved_to_failed": "\(summary.movedToFailed)", "interrupted": "\(summary.interrupted)",
+        ])
+        return summary
+    }
+
+    private var isFinished: Bool {
+        if stopping { return jobs.isEmpty }
+        if options.follow { return false }
+        return jobs.isEmpty && queue.isEmpty && retryAt.isEmpty && heldElsewhere.isEmpty
+    }
+
+    // MARK: finding deliveries
+
+    private func scan() throws(SystemError) {
+        for place in [Place.new, .cur] {
+            for entry in try spool.entries(in: place) { enqueue(entry) }
+        }
+    }
+
+    private func notice(_ event: DirectoryWatcher.Event) {
+        guard let entry = EntryName(envelopeFile: event.name) else { return }
+        let arrived = event.directory == spool.new && (event.has(IN_MOVED_TO) || event.has(IN_CLOSE_WRITE))
+        // Anything else matters only for an entry held elsewhere: its holder may be gone.
+        if arrived || heldElsewhere[entry] != nil { enqueue(entry) }
+    }
+
+    private func enqueue(_ entry: EntryName) {
+        guard !stopping, !running.contains(entry), retryAt[entry] == nil else { return }
+        queue.insert(entry)
+    }
+
+    private func startWhatIsDue() {
+        while jobs.count < options.concurrency, let entry = queue.popFirst() {
+            let held = heldElsewhere.removeValue(forKey: entry)
+            do {
+                switch try spool.acquire(entry, reusing: held) {
+                case .gone: continue
+                case .busy(let fd): heldElsewhere[entry] = fd
+                case .claimed(let claim): start(claim)
+                }
+            } catch {
+                logger.error("cannot claim delivery; left where it is", metadata: ["entry": "\(entry)", "detail": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: running a command
+
+    private func start(_ claim: Claim) {
+        let attempt = claim.failedAttempts + 1
+        if claim.failedAttempts >= options.maxAttempts, let record = claim.record {
+            // Its last attempt failed before a crash let it reach failed/.
+            giveUp(claim, record)
+            return
+        }
+        if let next = claim.record?.nextAttemptAt, next > Date() {
+            retryAt[claim.entry] = next
+            claim.release()
+            return
+        }
+        let envelope: StoredEnvelope
+        do {
+            envelope = try StoredEnvelope(decoding: claim.readEnvelope())
+        } catch let error as EnvelopeReadError {
+            // It will never read better: no point in retrying.
+            giveUp(claim, AttemptRecord(attempts: attempt, lastAttemptAt: Date(), nextAttemptAt: nil,
+                                        outcome: "envelope unreadable: \(error)"))
+            return
+        } catch {
+            logger.error("cannot read delivery; left in cur/", metadata: ["entry": "\(claim.entry)", "detail": "\(error)"])
+            claim.release()
+            return
+        }
+        let environment = baseEnvironment + [
+            "HOOKGUARD_ID=\(envelope.id)",
+            "HOOKGUARD_EVENT=\(envelope.event ?? "")",
+            "HOOKGUARD_SCHEME=\(envelope.scheme)",
+            "HOOKGUARD_DELIVERY_ID=\(envelope.deliveryID ?? "")",
+            "HOOKGUARD_ENVELOPE=\(claim.envelopePath)",
+            "HOOKGUARD_ATTEMPT=\(attempt)",
+        ]
+        let process: ChildProcess
+        do {
+            process = try ChildProcess.spawn(
+                executable: options.executable, arguments: options.arguments, environment: environment, inherit: claim.fd)
+        } catch {
+            failed(claim, attempt: attempt, outcome: "could not start: \(error)", status: nil, timedOut: false, stderr: "")
+            return
+        }
+        let now = clock.now
+        let job = RunningCommand(claim: claim, process: process, attempt: attempt, body: envelope.body, started: now,
+                      deadline: options.timeout.map { now + $0 })
+        jobs[process.pid] = job
+        running.insert(claim.entry)
+        job.writeInput()
+        logger.debug("started", metadata: ["id": "\(envelope.id)", "attempt": "\(attempt)", "pid": "\(process.pid)"])
+    }
+
+    private func finish(_ job: RunningCommand, _ status: ExitStatus) {
+        running.remove(job.claim.entry)
+        job.closeInput()
+        job.readErrors()
+        job.closeErrors()
+        let metadata: Logger.Metadata = [
+            "id": "\(job.claim.entry)", "attempt": "\(job.attempt)",
+            "duration_ms": "\(String(format: "%.1f", (clock.now - job.started).seconds * 1000))",
+        ]
+        if status.succeeded && !job.timedOut {
+            do {
+                try job.claim.complete()
+                summary.delivered += 1
+                logger.info("delivered", metadata: metadata)
+            } catch {
+                logger.error("command succeeded but the delivery could not be removed; it will run again",
+                             metadata: metadata.merging(["detail": "\(error)"]) { $1 })
+            }
+            return
+        }
+        if job.interrupted && !job.timedOut {
+            job.claim.release()
+            summary.interrupted += 1
+            logger.warning("command stopped by shutdown; the delivery stays in cur/ for the next run",
+                           metadata: metadata.merging(["status": "\(status)"]) { $1 })
+            return
+        }
+        let outcome = job.timedOut ? "timed out after \(options.timeout?.shortDescription ?? "?")" : status.description
+        failed(job.claim, attempt: job.attempt, outcome: outcome, status: status, timedOut: job.timedOut,
+               stderr: job.stderrTail.text)
+    }
+
+    private func failed(_ claim: Claim, attempt: Int, outcome: String, status: ExitStatus?, timedOut: Bool, stderr: String) {
+        let now = Date()
+        var record = AttemptRecord(attempts: attempt, lastAttemptAt: now, nextAttemptAt: nil, outcome: outcome,
+                                   timedOut: timedOut, stderrTail: stderr)
+        switch status {
+        case .exited(let code)?: record.exitStatus = Int(code)
+        case .signaled(let signal)?: record.signal = Int(signal)
+        case nil: break
+        }
+        guard attempt < options.maxAttempts else {
+            giveUp(claim, record)
+            return
+        }
+        let delay = options.backoff.delay(afterFailure: attempt)
+        record.nextAttemptAt = now.addingTimeInterval(delay.seconds)
+        do {
+            try claim.recordFailure(record)
+            summary.failedAttempts += 1
+            if !stopping { retryAt[claim.entry] = record.nextAttemptAt }
+            logger.warning("attempt failed; will retry", metadata: [
+                "id": "\(claim.entry)", "attempt": "\(attempt)", "outcome": "\(outcome)",
+                "retry_in": "\(delay.shortDescription)",
+            ])
+        } catch {
+            logger.error("attempt failed and could not be recorded; the delivery stays in cur/",
+                         metadata: ["id": "\(claim.entry)", "outcome": "\(outcome)", "detail": "\(error)"])
+        }
+    }
+
+    private func giveUp(_ claim: Claim, _ record: AttemptRecord) {
+        do {
+            try claim.giveUp(record)
+            summary.movedToFailed += 1
+            logger.error("gave up; moved to failed/", metadata: [
+                "id": "\(claim.entry)", "attempts": "\(record.attempts)", "outcome": "\(record.outcome)",
+            ])
+        } catch {
+            logger.error("gave up but could not move the delivery to failed/; it stays in cur/",
+                         metadata: ["id": "\(claim.entry)", "outcome": "\(record.outcome)", "detail": "\(error)"])
+        }
+    }
+
+    // MARK: time and signals
+
+    private func beginStop(_ signal: Int32) {
+        let name = signal == SIGINT ? "SIGINT" : "SIGTERM"
+        if stopping {
+            logger.notice("\(name) again: stopping the running commands now")
+            stopDeadline = clock.now
+            return
+        }
+        stopping = true
+        stopDeadline = clock.now + options.grace
+        queue.removeAll()
+        retryAt.removeAll()
+        for fd in heldElsewhere.values { close(fd) }
+        heldElsewhere.removeAll()
+        logger.notice("\(name): claiming no more deliveries", metadata: [
+            "running": "\(jobs.count)", "grace": "\(options.grace.shortDescription)",
+        ])
+    }
+
+    private func handleTimers() {
+        let now = clock.now
+        for job in jobs.values {
+            if let deadline = job.deadline, deadline <= now, !job.timedOut, !job.interrupted {
+                job.timedOut = true
+                job.terminate(now: now, killDelay: options.killDelay)
+                logger.warning("command timed out; stopping it", metadata: [
+                    "id": "\(job.claim.entry)", "timeout": "\(options.timeout?.shortDescription ?? "")",
+                ])
+            }
+            if let deadline = stopDeadline, deadline <= now, !job.interrupted {
+                job.interrupted = true
+                if !job.timedOut { job.terminate(now: now, killDelay: options.killDelay) }
+            }
+            if let killAt = job.killAt, killAt <= now {
+                job.process.signalGroup(SIGKILL)
+                job.killAt = nil
+            }
+        }
+        let date = Date()
+        for (entry, due) in retryAt where due <= date {
+            retryAt[entry] = nil
+            enqueue(entry)
+        }
+    }
+
+    private func nextWakeMilliseconds() -> Int32 {
+        let now = clock.now
+        var wait: Duration? = nil
+        func consider(_ candidate: Duration) { wait = min(wait ?? candidate, candidate) }
+        for job in jobs.values {
+            if let deadline = job.deadline, !job.timedOut { consider(deadline - now) }
+            if let killAt = job.killAt { consider(killAt - now) }
+        }
+        if let stopDeadline, !jobs.isEmpty, jobs.values.contains(where: { !$0.interrupted }) { consider(stopDeadline - now) }
+        if !retryAt.isEmpty, let due = retryAt.values.min() { consider(.seconds(due.timeIntervalSinceNow)) }
+        // A child whose SIGCHLD went astray is still reaped within a second.
+        if !jobs.isEmpty { consider(.seconds(1)) }
+        guard let wait else { return -1 }
+        return Int32(max(0, min(wait.seconds * 1000, 3_600_000)).rounded(.up))
+    }
+}

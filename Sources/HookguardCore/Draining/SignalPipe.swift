@@ -1,0 +1,44 @@
+import Foundation
+import Glibc
+
+/// Turns signals into bytes on a pipe, so one `poll` waits for signals,
+/// directory changes and commands alike. The signals are blocked in the
+/// calling thread (and so in every thread started after it) and taken by a
+/// thread of its own with `sigwait`: nothing runs in a signal handler.
+final class SignalPipe {
+    let fd: Int32
+
+    /// Call before any other thread is started, so none of them can take the signals.
+    init(_ signals: [Int32]) throws(SystemError) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in signals { sigaddset(&set, signal) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let ends = try makePipe(nonBlocking: .read)
+        // A full pipe already says "look": a write that would block is dropped.
+        _ = fcntl(ends.write, F_SETFL, fcntl(ends.write, F_GETFL) | O_NONBLOCK)
+        fd = ends.read
+        let writeEnd = ends.write
+        let waited = set
+        Thread.detachNewThread {
+            var set = waited
+            while true {
+                var received: Int32 = 0
+                guard sigwait(&set, &received) == 0 else { continue }
+                var byte = UInt8(truncatingIfNeeded: received)
+                _ = write(writeEnd, &byte, 1)
+            }
+        }
+    }
+
+    /// The signals received since the last call.
+    func received() -> [Int32] {
+        var signals: [Int32] = []
+        var bytes = [UInt8](repeating: 0, count: 64)
+        while true {
+            let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            guard count > 0 else { return signals }
+            signals += bytes[..<count].map { Int32($0) }
+        }
+    }
+}

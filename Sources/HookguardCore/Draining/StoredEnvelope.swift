@@ -1,0 +1,71 @@
+import Foundation
+
+/// The parts of a spooled envelope a command is given: the body, byte-exact
+/// (`body` as UTF-8, or `body_base64` decoded), and the metadata it gets in
+/// its environment.
+public struct StoredEnvelope: Sendable {
+    public var id: String
+    public var scheme: String
+    public var event: String?
+    /// The sender's own delivery id, when the envelope records one.
+    public var deliveryID: String?
+    public var body: [UInt8]
+
+    public init(decoding bytes: [UInt8]) throws(EnvelopeReadError) {
+        let fields: Fields
+        do {
+            fields = try JSONDecoder().decode(Fields.self, from: Data(bytes))
+        } catch {
+            throw .notAnEnvelope(Self.describe(error))
+        }
+        id = fields.id
+        scheme = fields.scheme
+        event = fields.event
+        deliveryID = fields.deliveryID
+        switch (fields.body, fields.bodyBase64) {
+        case (let text?, nil):
+            body = Array(text.utf8)
+        case (nil, let encoded?):
+            guard let data = Data(base64Encoded: encoded) else { throw .notAnEnvelope("body_base64 is not base64") }
+            body = Array(data)
+        case (nil, nil):
+            throw .notAnEnvelope("it has neither body nor body_base64")
+        case (_?, _?):
+            throw .notAnEnvelope("it has both body and body_base64")
+        }
+    }
+
+    private struct Fields: Decodable {
+        var id: String
+        var scheme: String
+        var event: String?
+        var deliveryID: String?
+        var body: String?
+        var bodyBase64: String?
+
+        enum CodingKeys: String, CodingKey {
+            case id, scheme, event, body
+            case deliveryID = "delivery_id"
+            case bodyBase64 = "body_base64"
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): "it has no \(key.stringValue)"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            "\(context.codingPath.map(\.stringValue).joined(separator: ".")) is not a string"
+        default: "it is not a JSON object"
+        }
+    }
+}
+
+public enum EnvelopeReadError: Error, Sendable, CustomStringConvertible {
+    case notAnEnvelope(String)
+
+    public var description: String {
+        switch self {
+        case .notAnEnvelope(let why): "not a hookguard envelope: \(why)"
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import HookguardCore
+import Logging
+
+struct Drain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command for every spooled delivery, at least once.",
+        usage: """
+            hookguard drain <spool> [<options>] -- <command> [<argument> ...]
+              hookguard drain <spool> --retry-failed [-- <command> [<argument> ...]]
+            """,
+        discussion: """
+            Deliveries are taken oldest first. Each runs <command> with its body, byte-exact, on \
+            standard input and HOOKGUARD_ID, HOOKGUARD_EVENT, HOOKGUARD_SCHEME, HOOKGUARD_DELIVERY_ID, \
+            HOOKGUARD_ENVELOPE (the envelope's path) and HOOKGUARD_ATTEMPT in its environment. Exit 0 \
+            removes the delivery; anything else (or --timeout) is retried after --backoff, doubled each \
+            time, and after --max-attempts the delivery moves to failed/ with <id>.attempts beside it \
+            saying how the last attempt ended. Without --follow, drain exits once the spool holds \
+            nothing left to run or wait for. SIGTERM or SIGINT: no new deliveries are claimed, running \
+            commands get --grace to finish, and drain exits 0.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The spool directory: a location's HOOKGUARD_SPOOL.", valueName: "spool"))
+    var spool: String
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp(
+        "The command to run for each delivery, after --, with its arguments.", valueName: "command"))
+    var command: [String] = []
+
+    @Flag(help: "Keep running and take new deliveries as they arrive, until SIGTERM or SIGINT.")
+    var follow = false
+
+    @Option(help: ArgumentHelp("Commands run at once.", valueName: "n"))
+    var concurrency = 1
+
+    @Option(help: ArgumentHelp("Attempts before a delivery moves to failed/.", valueName: "n"))
+    var maxAttempts = 8
+
+    @Option(help: ArgumentHelp(
+        "Wait after a delivery's first failed attempt, doubled after each further one (never more than 1h).",
+        valueName: "duration"))
+    var backoff = CommandLineDuration(.seconds(10))
+
+    @Option(help: ArgumentHelp(
+        "Longest a command may run; then its process group gets SIGTERM, SIGKILL 2s later, and the attempt has failed.",
+        valueName: "duration"))
+    var timeout: CommandLineDuration?
+
+    @Option(help: ArgumentHelp(
+        "After SIGTERM or SIGINT, how long running commands may go on before they are stopped (their deliveries stay for the next run).",
+        valueName: "duration"))
+    var grace = CommandLineDuration(.seconds(30))
+
+    @Flag(help: "First move every delivery in failed/ back to new/ for a fresh set of attempts; without a command, only that.")
+    var retryFailed = false
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if command.isEmpty && !retryFailed {
+            throw ValidationError("Give the command to run after --, e.g. hookguard drain \(spool) -- ./handle-delivery")
+        }
+        if let first = command.first, resolveExecutable(first, path: ProcessInfo.processInfo.environment["PATH"]) == nil {
+            throw ValidationError("cannot run \"\(first)\": no executable file of that name\(first.contains("/") ? "" : " on PATH")")
+        }
+        guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 1024") }
+        guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+        if let timeout, timeout.duration <= .zero { throw ValidationError("--timeout must be more than 0") }
+    }
+
+    func run() throws {
+        let (logger, _) = try logging.makeLogger()
+        let drainSpool = DrainSpool(root: spool)
+        if retryFailed {
+            do {
+                try drainSpool.prepare()
+                let moved = try drainSpool.retryFailed()
+                logger.notice("moved failed deliveries back to new/", metadata: [
+                    "spool": "\(drainSpool.root)", "deliveries": "\(moved.count)",
+                ])
+            } catch {
+                logger.critical("cannot move failed deliveries back", metadata: ["detail": "\(error)"])
+                throw ExitCode.failure
+            }
+            if command.isEmpty { return }
+        }
+        let options = DrainOptions(
+            executable: resolveExecutable(command[0], path: ProcessInfo.processInfo.environment["PATH"])!,
+            arguments: command, concurrency: concurrency, maxAttempts: maxAttempts,
+            backoff: Backoff(base: backoff.duration), timeout: timeout?.duration, grace: grace.duration, follow: follow)
+        do {
+            _ = try Drainer(spool: drainSpool, options: options, logger: logger).run()
+        } catch {
+            logger.critical("drain stopped", metadata: ["spool": "\(drainSpool.root)", "detail": "\(error)"])
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// A duration as options take it: `250ms`, `1.5s`, `10m`, `1h`; a bare number is seconds.
+struct CommandLineDuration: ExpressibleByArgument {
+    let duration: Duration
+
+    init(_ duration: Duration) {
+        self.duration = duration
+    }
+
+    init?(argument: String) {
+        guard let duration = Duration(parsing: argument) else { return nil }
+        self.duration = duration
+    }
+
+    var defaultValueDescription: String { duration.shortDescription }
+}
