@@ -8,6 +8,7 @@ struct Drain: ParsableCommand {
         abstract: "Run a command for every spooled delivery, at least once.",
         usage: """
             hookguard drain <spool> [<options>] -- <command> [<argument> ...]
+              hookguard drain <spool> [<options>] --to-nats <url> <subject>
               hookguard drain <spool> --retry-failed [-- <command> [<argument> ...]]
             """,
         discussion: """
@@ -56,9 +57,22 @@ struct Drain: ParsableCommand {
     @Flag(help: "First move every delivery in failed/ back to new/ for a fresh set of attempts; without a command, only that.")
     var retryFailed = false
 
+    @Option(parsing: .upToNextOption, help: ArgumentHelp(
+        "Instead of a command, publish each delivery to JetStream, as a location with HOOKGUARD_NATS_URL would have: for replaying a spool filled while NATS was down.",
+        valueName: "url subject"))
+    var toNats: [String] = []
+
+    @OptionGroup(title: "JetStream (with --to-nats)") var nats: NATSOptions
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        if !toNats.isEmpty {
+            guard toNats.count == 2 else { throw ValidationError("--to-nats takes a URL and a subject, e.g. --to-nats nats://127.0.0.1:4222 'hooks.{scheme}.{event}'") }
+            guard command.isEmpty else { throw ValidationError("give either --to-nats or a command after --, not both") }
+            _ = try nats.destination(url: toNats[0], subject: toNats[1])
+            return
+        }
         if command.isEmpty && !retryFailed {
             throw ValidationError("Give the command to run after --, e.g. hookguard drain \(spool) -- ./handle-delivery")
         }
@@ -84,8 +98,11 @@ struct Drain: ParsableCommand {
                 logger.critical("cannot move failed deliveries back", metadata: ["detail": "\(error)"])
                 throw ExitCode.failure
             }
-            if command.isEmpty { return }
+            if command.isEmpty && toNats.isEmpty { return }
         }
+        // --to-nats runs this very binary's nats-publish for each delivery: the
+        // claims, retries and crash safety of drain, the addressing of the live path.
+        let command = toNats.isEmpty ? self.command : [Self.ownExecutable, "nats-publish", toNats[0], toNats[1]] + nats.arguments
         let options = DrainOptions(
             executable: resolveExecutable(command[0], path: ProcessInfo.processInfo.environment["PATH"])!,
             arguments: command, concurrency: concurrency, maxAttempts: maxAttempts,
@@ -96,6 +113,12 @@ struct Drain: ParsableCommand {
             logger.critical("drain stopped", metadata: ["spool": "\(drainSpool.root)", "detail": "\(error)"])
             throw ExitCode.failure
         }
+    }
+}
+
+extension Drain {
+    static var ownExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 }
 

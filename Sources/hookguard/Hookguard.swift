@@ -16,6 +16,7 @@ struct Hookguard: ParsableCommand {
             Verify.self,
             Drain.self,
             SpoolStatus.self,
+            PublishToNATS.self,
         ]
     )
 }

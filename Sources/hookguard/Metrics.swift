@@ -49,7 +49,8 @@ final class MetricsEndpoint: Sendable {
     }
 
     private static func answer(_ client: Int32, text: () -> [UInt8]) {
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        var timeout = timeval()
+        timeout.tv_sec = 2
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var head = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 1024)

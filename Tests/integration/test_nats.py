@@ -144,3 +144,38 @@ def test_doctor_says_whether_nats_answers(env, jetstream):
     assert code == 0 and f"✓ parameters: NATS {jetstream.url} answers" in out, out
     code, out = doctor(f"nats://127.0.0.1:{env.prefix.port}")  # nginx, not NATS
     assert code == 1 and "not a NATS server" in out, out
+
+
+def test_drain_replays_the_spool_into_the_stream_once_nats_is_back(env, jetstream):
+    from harness import HOOKGUARD_BIN
+    already = str(uuid.uuid4())
+    accepted_id(env, deliver(env, "/t/nats-spool", b'{"published":"before"}', already))  # in the stream
+    spool = env.spool("nats-fallback")
+    before = env.listing("nats-fallback")
+    jetstream.stop()
+    sent = {}
+    try:
+        for i in range(5):
+            delivery = str(uuid.uuid4())
+            sent[delivery] = accepted_id(env, deliver(env, "/t/nats-spool", b'{"down":%d}' % i, delivery))
+        # The sender retries the one JetStream already has (its 200 was lost on the way back).
+        sent[already] = accepted_id(env, deliver(env, "/t/nats-spool", b'{"published":"before"}', already))
+    finally:
+        jetstream.start()
+    assert len(env.listing("nats-fallback") - before) == 6
+
+    r = subprocess.run([str(HOOKGUARD_BIN), "drain", str(spool), "--to-nats", jetstream.url, "hooks.{scheme}.{event}",
+                        "--nats-token-file", str(env.path / "secrets" / "nats.token"), "--backoff", "200ms",
+                        "--log-level", "warning"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not os.listdir(spool / "new") and not os.listdir(spool / "cur"), "deliveries left in the spool"
+
+    messages = jetstream.messages()
+    for delivery in sent:
+        copies = [m for m in messages if m["headers"].get("Nats-Msg-Id") == f"github:{delivery}"]
+        assert len(copies) == 1, f"{delivery}: {len(copies)} copies in the stream"
+    for delivery, delivery_id in sent.items():
+        if delivery != already:
+            message = next(m for m in messages if m["headers"]["Nats-Msg-Id"] == f"github:{delivery}")
+            assert message["headers"]["Hookguard-Id"] == delivery_id
+            assert json.loads(base64.b64decode(message["data"]))["id"] == delivery_id

@@ -27,21 +27,6 @@ public struct Envelope: Sendable {
         self.body = body
     }
 
-    /// JetStream's `Nats-Msg-Id`: the sender's delivery id where the scheme
-    /// has one, so a sender's retry falls in JetStream's duplicate window;
-    /// else hookguard's own id.
-    public var streamMessageID: String {
-        if let deliveryID { return "\(scheme):\(deliveryID)" }
-        return "hookguard:\(id.text)"
-    }
-
-    /// Headers a JetStream consumer can route on without parsing the envelope.
-    public var streamHeaders: [(String, String)] {
-        var headers = [("Hookguard-Id", id.text), ("Hookguard-Scheme", scheme)]
-        if let event { headers.append(("Hookguard-Event", event)) }
-        return headers
-    }
-
     /// The JSON text and a final newline, written straight into one byte
     /// buffer: the same bytes make a spool file and a socket line (JSON
     /// escapes every newline inside, so the object is one line).

@@ -45,6 +45,30 @@ public struct NATSDestination: Sendable, Equatable {
     }
 }
 
+/// How one delivery is addressed in JetStream: the same for the live path and
+/// for `drain --to-nats` replaying the spool, so JetStream's duplicate window
+/// recognises a delivery it already has.
+public struct JetStreamMessage: Sendable, Equatable {
+    public var subject: String
+    /// `Nats-Msg-Id`: the sender's delivery id where the scheme has one, so a
+    /// sender's retry is dropped as a duplicate; else hookguard's own id.
+    public var messageID: String
+    /// Headers a consumer can route on without parsing the envelope.
+    public var headers: [Header]
+
+    public struct Header: Sendable, Equatable {
+        public var name: String
+        public var value: String
+    }
+
+    public init(id: String, scheme: String, event: String?, deliveryID: String?, destination: NATSDestination) {
+        subject = destination.subject(scheme: scheme, event: event)
+        messageID = deliveryID.map { "\(scheme):\($0)" } ?? "hookguard:\(id)"
+        headers = [Header(name: "Hookguard-Id", value: id), Header(name: "Hookguard-Scheme", value: scheme)]
+        if let event { headers.append(Header(name: "Hookguard-Event", value: event)) }
+    }
+}
+
 /// Why JetStream did not acknowledge a delivery.
 public struct NATSForwardError: Error, Sendable, CustomStringConvertible {
     public let url: String
@@ -74,13 +98,11 @@ public final class JetStreamPublisher: Sendable {
 
     /// Returns once JetStream stored the message (or recognised its id as one it has).
     public func publish(
-        _ data: [UInt8], subject: String, messageID: String, headers: [(String, String)],
-        to destination: NATSDestination
+        _ data: [UInt8], as message: JetStreamMessage, to destination: NATSDestination
     ) throws(NATSForwardError) -> PublishAcknowledgement {
         let connection = try self.connection(for: destination)
         return try connection.publish(
-            data, subject: subject, messageID: messageID, headers: headers,
-            timeoutMilliseconds: destination.timeoutMilliseconds, url: destination.url)
+            data, as: message, timeoutMilliseconds: destination.timeoutMilliseconds, url: destination.url)
     }
 
     private func connection(for destination: NATSDestination) throws(NATSForwardError) -> JetStreamConnection {
@@ -148,9 +170,9 @@ final class JetStreamConnection: @unchecked Sendable {
     }
 
     func publish(
-        _ data: [UInt8], subject: String, messageID: String, headers: [(String, String)],
-        timeoutMilliseconds: Int, url: String
+        _ data: [UInt8], as outgoing: JetStreamMessage, timeoutMilliseconds: Int, url: String
     ) throws(NATSForwardError) -> PublishAcknowledgement {
+        let subject = outgoing.subject
         // While libnats reconnects, a publish would only wait out its timeout.
         guard natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED else {
             throw NATSForwardError(url: url, detail: "not connected (reconnecting in the background)")
@@ -163,8 +185,9 @@ final class JetStreamConnection: @unchecked Sendable {
             throw NATSForwardError(url: url, detail: "message for \(subject): \(Self.text(created))")
         }
         defer { natsMsg_Destroy(message) }
-        for (name, value) in [("Nats-Msg-Id", messageID)] + headers {
-            natsMsgHeader_Set(message, name, value)
+        natsMsgHeader_Set(message, "Nats-Msg-Id", outgoing.messageID)
+        for header in outgoing.headers {
+            natsMsgHeader_Set(message, header.name, header.value)
         }
         var options = jsPubOptions()
         jsPubOptions_Init(&options)

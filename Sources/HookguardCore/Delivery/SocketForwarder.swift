@@ -88,7 +88,10 @@ struct Deadline {
         let now = monotonicNanoseconds()
         guard now < nanoseconds else { return nil }
         let left = nanoseconds - now
-        return timeval(tv_sec: Int(left / 1_000_000_000), tv_usec: Int(left % 1_000_000_000 / 1000))
+        var remaining = timeval()
+        remaining.tv_sec = Int(left / 1_000_000_000)
+        remaining.tv_usec = Int(left % 1_000_000_000 / 1000)
+        return remaining
     }
 }
 

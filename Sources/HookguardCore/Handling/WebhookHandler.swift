@@ -132,9 +132,10 @@ public final class WebhookHandler: Sendable {
         if let nats = config.nats {
             let started = monotonicNanoseconds()
             do {
-                let ack = try publisher.publish(
-                    encoded, subject: nats.subject(scheme: envelope.scheme, event: envelope.event),
-                    messageID: envelope.streamMessageID, headers: envelope.streamHeaders, to: nats)
+                let message = JetStreamMessage(
+                    id: envelope.id.text, scheme: envelope.scheme, event: envelope.event,
+                    deliveryID: envelope.deliveryID, destination: nats)
+                let ack = try publisher.publish(encoded, as: message, to: nats)
                 DeliveryMetrics.forward(to: "nats", succeeded: true, nanoseconds: monotonicNanoseconds() - started)
                 return .accepted(envelope.id, .nats(ack))
             } catch {
