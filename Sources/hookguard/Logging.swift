@@ -7,13 +7,18 @@ struct LoggingOptions: ParsableArguments {
 
     /// Log lines go to standard error, one per request.
     func makeLogger() -> Logger {
+        Self.makeLogger(level: logLevel)
+    }
+
+    /// For a start without arguments, where the level comes from the environment.
+    static func makeLogger(level: Logger.Level) -> Logger {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .trace
             return handler
         }
         var logger = Logger(label: "hookguard")
-        logger.logLevel = logLevel
+        logger.logLevel = level
         return logger
     }
 }
