@@ -15,8 +15,11 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -373,6 +376,58 @@ def test_kept_connection_is_served_and_does_not_hold_up_a_stop():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_socket_held_by_its_maker_outlives_hookguard():
+    """As systemd holds a .socket unit's socket: hookguard stops, the socket
+    goes on listening (never shut down), and the next hookguard serves the
+    delivery that queued meanwhile."""
+    check_binary()
+    work = Path(tempfile.mkdtemp(prefix="hg-held-"))
+    sock, log, spool = work / "hg.sock", work / "hookguard.log", work / "spool"
+    held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    held.bind(str(sock))
+    held.listen(16)
+
+    def start() -> subprocess.Popen:
+        # systemd's protocol by hand: the socket on fd 3, LISTEN_PID = hookguard's pid.
+        with open(log, "ab") as out:
+            return subprocess.Popen(
+                ["sh", "-c", 'exec 3<&0 </dev/null; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" serve',
+                 str(HOOKGUARD_BIN)],
+                stdin=held.fileno(), stdout=out, stderr=out, env=no_inherited_environment())
+
+    def deliver(tag: str) -> fcgi_client.FcgiResponse:
+        data = json.dumps({"held": tag}).encode()
+        return fcgi_client.request(str(sock), {
+            "REQUEST_METHOD": "POST", "REQUEST_URI": "/hooks/held", "CONTENT_LENGTH": str(len(data)),
+            "HOOKGUARD_SCHEME": "x-signature", "HOOKGUARD_SECRET": "held",
+            "HOOKGUARD_SPOOL": str(spool),
+            "HTTP_X_SIGNATURE": signing.signature("x-signature", "held", data)}, data, timeout=20)
+
+    first = second = None
+    try:
+        first = start()
+        r = deliver("first")
+        assert r.status == 200, f"{r}\n{tail(log)}"
+        assert stop(first, signal.SIGTERM, 10) == 0, tail(log)
+
+        with ThreadPoolExecutor(1) as pool:
+            queued = pool.submit(deliver, "queued while stopped")
+            time.sleep(0.3)
+            assert not queued.done(), f"answered with no hookguard running: {queued.result()}"
+            second = start()
+            r = queued.result(timeout=20)
+        assert r.status == 200, f"the queued delivery: {r}\n{tail(log)}"
+        assert len(os.listdir(spool / "new")) == 2
+        assert stop(second, signal.SIGTERM, 10) == 0, tail(log)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        held.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
