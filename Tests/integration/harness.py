@@ -377,11 +377,11 @@ def start_nginx(prefix: Prefix) -> subprocess.Popen:
 
 def processes_running(exe: Path) -> list[int]:
     """PIDs of the processes running the program file exe."""
-    pids = []
+    pids, target = [], os.path.realpath(exe)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.readlink(entry / "exe") == str(exe):
+                if os.readlink(entry / "exe") == target:
                     pids.append(int(entry.name))
             except OSError:
                 pass
@@ -422,9 +422,7 @@ class ApachePrefix:
     def render(self) -> None:
         self.bin.parent.mkdir(parents=True)
         shutil.copy2(HOOKGUARD_BIN, self.bin)  # the clone itself may not be www-data's to read
-        subprocess.run([str(RENDER_APACHE), str(self.path), str(self.port), self.mode,
-                        str(self.bin)], check=True, capture_output=True,
-                       env={**os.environ, "APACHE_USER": WEB_USER})
+        self.render_config()
         os.chmod(self.path, 0o711)  # mkdtemp's 0700 would stop www-data at the door
         own(self.path / "run", 0o750, group=WEB_GROUP)  # hookguard's, fcgid's and cgid's sockets
         own(self.path / "secrets", 0o750, group=WEB_GROUP)
@@ -434,6 +432,12 @@ class ApachePrefix:
             own(p, 0o640, group=WEB_GROUP)
         user = self.hookguard_user
         own(self.path / "spool", 0o750, user, grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name)
+
+    def render_config(self) -> None:
+        """conf/ for the current port (again after a port turned out taken)."""
+        subprocess.run([str(RENDER_APACHE), str(self.path), str(self.port), self.mode,
+                        str(self.bin)], check=True, capture_output=True,
+                       env={**os.environ, "APACHE_USER": WEB_USER})
 
     def spool_dir(self, name: str) -> Path:
         return self.path / "spool" / name
@@ -445,11 +449,15 @@ class ApachePrefix:
 
 def start_apache(prefix: ApachePrefix) -> subprocess.Popen:
     """apache2 in the foreground on the rendered prefix, up on its port."""
+    # Written once Apache holds its port: an open port alone may be someone else's.
+    pid_file = prefix.path / "run" / "apache2.pid"
+    pid_file.unlink(missing_ok=True)
     with open(prefix.path / "logs" / "apache2.stderr", "ab") as stderr:
         apache = subprocess.Popen([APACHE, "-f", str(prefix.conf), "-DFOREGROUND"],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=stderr)
-    ok = wait_until(lambda: apache.poll() is not None or port_open(prefix.port), 15)
+    ok = wait_until(lambda: apache.poll() is not None
+                    or (pid_file.exists() and port_open(prefix.port)), 15)
     if apache.poll() is not None or not ok:
         stop(apache, signal.SIGTERM, 10)
         raise RuntimeError(f"apache2 did not come up on {prefix.port}:\n"

@@ -35,6 +35,7 @@ def apache(request):
     path = Path(tempfile.mkdtemp(prefix=f"hg-apache-{mode}-"))
     prefix = ApachePrefix(path, free_port(), mode)
     prefix.render()
+    apache_failure = ""
 
     hookguard = None
     if mode == "proxy-fcgi":
@@ -50,12 +51,21 @@ def apache(request):
         except RuntimeError as e:
             stop(hookguard, signal.SIGKILL, 5)
             pytest.fail(str(e), pytrace=False)
-    try:
-        server = start_apache(prefix)
-    except RuntimeError as e:
+    server = None
+    for _ in range(3):  # the free port may be taken by someone else meanwhile
+        try:
+            server = start_apache(prefix)
+            break
+        except RuntimeError as e:
+            apache_failure = str(e)
+            if "Address already in use" not in apache_failure:
+                break
+            prefix.port = prefix.port2 = free_port()
+            prefix.render_config()
+    if server is None:
         if hookguard is not None:
             stop(hookguard, signal.SIGTERM, 10)
-        pytest.fail(str(e), pytrace=False)
+        pytest.fail(apache_failure, pytrace=False)
 
     yield ApacheEnv(prefix, hookguard, server)
 
