@@ -29,7 +29,8 @@ import pytest
 import fcgi_client
 import signing
 from checks import UUID7, accepted_id, check_entry, check_rejected
-from harness import (HOOKGUARD_BIN, REPO, Env, Prefix, check_binary, free_port_pair, start_hookguard,
+from harness import (HOOKGUARD_BIN, REPO, Env, Prefix, check_binary, free_port, free_port_pair,
+                     start_hookguard,
                      start_nginx, stop, tail, unix_socket_accepts, wait_hookguard_ready,
                      wait_until, write_file)
 
@@ -339,6 +340,25 @@ def test_inherited_socket_genuine_and_forged(launched, scheme):
     r = env.deliver(scheme, forged, secret="forger")
     check_rejected(env, r, mark, status=500, reason="signature-mismatch", spool=scheme,
                    before=before)
+
+
+def test_inherited_tcp_socket_on_loopback_is_served(tmp_path):
+    check_binary()
+    port = free_port()
+    log = tmp_path / "hookguard.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(["spawn-fcgi", "-n", "-a", "127.0.0.1", "-p", str(port), "--",
+                                 str(HOOKGUARD_BIN), "serve", "--workers", "1"],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                env=no_inherited_environment())
+    try:
+        assert wait_until(lambda: "serving" in log.read_text(), 10), tail(log)
+        assert f"listen=fd:0 (127.0.0.1:{port})" in log.read_text(), tail(log)
+        assert stop(proc, signal.SIGTERM, 10) == 0, tail(log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 # --------------------------------------------------------------------------
