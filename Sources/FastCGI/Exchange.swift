@@ -49,6 +49,9 @@ public struct FastCGIExchange {
 public struct FastCGIBody: RequestBodySource {
     let stream: UnsafeMutablePointer<FCGX_Stream>?
 
+    /// The web server ends stdin with an empty record.
+    public var marksItsEnd: Bool { true }
+
     public mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> BodyChunk {
         guard let stream, let base = buffer.baseAddress else { return BodyChunk(count: 0) }
         var total = 0

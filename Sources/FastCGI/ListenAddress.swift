@@ -4,6 +4,10 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     case unix(path: String)
     /// A TCP address, `127.0.0.1:9000` or `[::1]:9000`.
     case tcp(host: String, port: UInt16)
+    /// A listening socket hookguard was started with, already bound by
+    /// whoever started it: descriptor 0 (spawn-fcgi, mod_fcgid) or 3
+    /// (systemd). Never unlinked: its file belongs to that starter.
+    case inherited(fd: Int32)
 
     public enum ParseError: Error, CustomStringConvertible {
         case invalid(String)
@@ -34,6 +38,7 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .unix(let path): "unix:\(path)"
         case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .inherited(let fd): "fd:\(fd)"
         }
     }
 }

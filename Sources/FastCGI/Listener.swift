@@ -1,12 +1,28 @@
+import CFastCGI
 import Glibc
 public import HookguardCore
 
 /// The listening socket. hookguard makes it itself rather than with
 /// `FCGX_OpenSocket`, which cannot set the socket file's mode or group, tell a
-/// stale socket file from a live one, or bind IPv6.
-public struct Listener: Sendable {
+/// stale socket file from a live one, or bind IPv6; or takes one it was
+/// started with.
+public struct Listener: Sendable, CustomStringConvertible {
     public let fd: Int32
     public let address: ListenAddress
+    /// Where an inherited socket is bound, e.g. `unix:/run/hookguard/hookguard.sock`.
+    public let boundTo: String?
+
+    init(fd: Int32, address: ListenAddress, boundTo: String? = nil) {
+        self.fd = fd
+        self.address = address
+        self.boundTo = boundTo
+    }
+
+    /// `unix:/path`, `host:port`, or `fd:3 (unix:/path)` for an inherited socket.
+    public var description: String {
+        guard let boundTo else { return address.description }
+        return "\(address) (\(boundTo))"
+    }
 
     public struct Options: Sendable {
         public var socketMode: UInt32
@@ -32,6 +48,7 @@ public struct Listener: Sendable {
         case unknownGroup(String)
         case unresolved(String, String)
         case remoteRefused(String)
+        case notListening(String)
 
         public var description: String {
             switch self {
@@ -43,6 +60,7 @@ public struct Listener: Sendable {
             case .unresolved(let host, let why): "cannot resolve \(host): \(why)"
             case .remoteRefused(let address):
                 "\(address) is not a loopback address: anyone who can reach a FastCGI socket can set HOOKGUARD_* parameters; pass --allow-remote to listen there anyway"
+            case .notListening(let why): why
             }
         }
     }
@@ -51,10 +69,17 @@ public struct Listener: Sendable {
         switch address {
         case .unix(let path): try openUnix(path, options: options)
         case .tcp(let host, let port): try openTCP(host, port, options: options)
+        case .inherited(let fd): try adopt(fd, options: options)
         }
     }
 
-    /// Closes the socket and removes a Unix socket file.
+    /// True when standard input is a socket nobody is connected to, which is
+    /// how a FastCGI program is started (libfcgi's own test, `FCGX_IsCGI`).
+    /// A CGI program's standard input is a pipe or a connected socket.
+    public static var standardInputIsListeningSocket: Bool { FCGX_IsCGI() == 0 }
+
+    /// Closes the socket and removes a Unix socket file hookguard made; an
+    /// inherited socket's file belongs to whoever made it and stays.
     public func close() {
         _ = Glibc.close(fd)
         if case .unix(let path) = address { unlink(path) }
@@ -141,6 +166,81 @@ public struct Listener: Sendable {
             throw .system(error)
         }
         return Listener(fd: fd, address: address)
+    }
+
+    /// Checks that `fd` is a listening stream socket (not remote unless
+    /// allowed, as for `--listen`) and takes it as it is: its mode, group and
+    /// address were chosen by whoever made it.
+    private static func adopt(_ fd: Int32, options: Options) throws(OpenError) -> Listener {
+        let name = "fd \(fd)"
+        func option(_ option: Int32) throws(OpenError) -> Int32 {
+            var value: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, option, &value, &length) == 0 else {
+                switch errno {
+                case ENOTSOCK: throw .notListening("\(name) is not a socket; start hookguard with its listening socket there")
+                case EBADF: throw .notListening("\(name) is not open; start hookguard with its listening socket there")
+                default: throw .system(SystemError("getsockopt", path: name, errno: errno))
+                }
+            }
+            return value
+        }
+        guard try option(SO_TYPE) == Int32(SOCK_STREAM.rawValue) else {
+            throw .notListening("\(name) is not a stream socket")
+        }
+        guard try option(SO_ACCEPTCONN) == 1 else {
+            throw .notListening("\(name) is a socket but not a listening one")
+        }
+
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
+        }
+        guard named else { throw .system(SystemError("getsockname", path: name, errno: errno)) }
+        let boundTo = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { describe($0, length: length) }
+        }
+        let family = Int32(storage.ss_family)
+        if family == AF_INET || family == AF_INET6, !options.allowRemote {
+            let loopback = withUnsafeMutablePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { isLoopback($0) }
+            }
+            if !loopback { throw .remoteRefused("\(boundTo) (\(name))") }
+        }
+        // No program hookguard might start should inherit the listening socket.
+        _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
+        return Listener(fd: fd, address: .inherited(fd: fd), boundTo: boundTo)
+    }
+
+    /// A socket address as `--listen` would spell it.
+    private static func describe(_ addr: UnsafeMutablePointer<sockaddr>, length: socklen_t) -> String {
+        switch Int32(addr.pointee.sa_family) {
+        case AF_UNIX:
+            let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path)!
+            let pathLength = Int(length) - pathOffset
+            guard pathLength > 0 else { return "unix:(unnamed)" }
+            return addr.withMemoryRebound(to: sockaddr_un.self, capacity: 1) { un in
+                withUnsafeBytes(of: &un.pointee.sun_path) { raw in
+                    let bytes = raw.prefix(pathLength)
+                    // A leading NUL is Linux's abstract namespace; `@` is how ss(8) shows it.
+                    if bytes.first == 0 { return "unix:@" + String(decoding: bytes.dropFirst(), as: UTF8.self) }
+                    return "unix:" + String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+                }
+            }
+        case AF_INET, AF_INET6:
+            var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+            guard getnameinfo(addr, length, &host, socklen_t(host.count), &port, socklen_t(port.count),
+                              NI_NUMERICHOST | NI_NUMERICSERV) == 0
+            else { return "tcp:(unknown)" }
+            func text(_ chars: [CChar]) -> String {
+                String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+            return ListenAddress.tcp(host: text(host), port: UInt16(text(port)) ?? 0).description
+        default:
+            return "family \(addr.pointee.sa_family)"
+        }
     }
 
     private static func isLoopback(_ addr: UnsafeMutablePointer<sockaddr>) -> Bool {

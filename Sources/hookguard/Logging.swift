@@ -23,11 +23,15 @@ struct LoggingOptions: ParsableArguments {
 
     /// Sets up swift-log once for the process and returns the logger and its sink.
     func makeLogger() throws -> (Logger, LogSink) {
-        let sink = try LogSink(path: logFile)
-        let format = logFormat
+        try Self.makeLogger(level: logLevel, format: logFormat, file: logFile)
+    }
+
+    /// Also for a start without arguments, where the level comes from the environment.
+    static func makeLogger(level: Logger.Level, format: LogFormat = .logfmt, file: String? = nil) throws -> (Logger, LogSink) {
+        let sink = try LogSink(path: file)
         LoggingSystem.bootstrap { label in LineLogHandler(format: format, sink: sink) }
         var logger = Logger(label: "hookguard")
-        logger.logLevel = logLevel
+        logger.logLevel = level
         return (logger, sink)
     }
 }

@@ -49,12 +49,12 @@ final class MetricsEndpoint: Sendable {
     }
 
     private static func answer(_ client: Int32, text: () -> [UInt8]) {
-        var timeout = timeval()
-        timeout.tv_sec = 2
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var head = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 1024)
         while head.count < 8192, !head.ends(with: [13, 10, 13, 10]) {
+            // A client that says nothing for 2 s is dropped.
+            var ready = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, 2000) == 1 else { return }
             let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
             if n <= 0 { return }
             head += chunk[0..<n]

@@ -9,15 +9,20 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Answer FastCGI requests from nginx or Apache.",
         discussion: """
-            Runs until SIGTERM or SIGINT, then finishes the requests in flight and exits 0, \
-            removing its Unix socket file.
+            Without --listen, serves on the listening socket it was started with: \
+            systemd's (LISTEN_FDS, on fd 3) or one on standard input (spawn-fcgi, \
+            mod_fcgid, StandardInput=socket). Runs until SIGTERM, SIGINT or SIGUSR1, \
+            then finishes the requests in flight and exits 0, removing a Unix socket \
+            file it created (never one it was given).
             """
     )
 
+    static let defaultWorkers = 2 * ProcessInfo.processInfo.activeProcessorCount
+
     @Option(help: ArgumentHelp(
-        "Where to take FastCGI connections: unix:/path/to.sock or HOST:PORT.",
+        "Where to take FastCGI connections: unix:/path/to.sock or HOST:PORT (default: the socket hookguard was started with).",
         valueName: "address"))
-    var listen: String
+    var listen: String?
 
     @Option(help: ArgumentHelp("Mode of the Unix socket file, in octal.", valueName: "mode"))
     var socketMode: String = "0660"
@@ -30,11 +35,11 @@ struct Serve: ParsableCommand {
         valueName: "name"))
     var user: String?
 
-    @Flag(help: "Allow --listen on a TCP address that is not loopback.")
+    @Flag(help: "Allow --listen (or an inherited socket) on a TCP address that is not loopback.")
     var allowRemote = false
 
     @Option(help: "Worker threads, each answering one request at a time (default: 2 × cores).")
-    var workers: Int = 2 * ProcessInfo.processInfo.activeProcessorCount
+    var workers: Int = Serve.defaultWorkers
 
     @Option(help: ArgumentHelp(
         "Also serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (loopback unless --allow-remote).",
@@ -47,10 +52,19 @@ struct Serve: ParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
-        do {
-            _ = try ListenAddress(parsing: listen)
-        } catch {
-            throw ValidationError(error.description)
+        if let listen {
+            do {
+                _ = try ListenAddress(parsing: listen)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        } else {
+            guard try Self.inheritedSocket() != nil else {
+                throw ValidationError("""
+                    no --listen, and hookguard was not started with a listening socket \
+                    (on fd 0 as spawn-fcgi or mod_fcgid pass it, or from systemd with LISTEN_FDS)
+                    """)
+            }
         }
         guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
             throw ValidationError("--socket-mode \"\(socketMode)\" is not an octal mode such as 0660")
@@ -70,25 +84,22 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let (logger, logSink) = try logging.makeLogger()
-        let exposition = bootstrapMetrics()
-        let address = try ListenAddress(parsing: listen)
+        let address: ListenAddress
+        if let listen {
+            address = try ListenAddress(parsing: listen)
+        } else {
+            address = .inherited(fd: try Self.inheritedSocket()!)
+        }
         let account = try user.map(ServiceAccount.init(named:))
         var options = Listener.Options(
             socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup, allowRemote: allowRemote)
         options.socketOwner = account?.uid
-        let listener: Listener
-        let metricsListener: Listener?
-        do {
-            listener = try Listener.open(address, options: options)
-            metricsListener = try metricsListen.map { try Listener.open(try ListenAddress(parsing: $0), options: options) }
-        } catch {
-            logger.critical("cannot listen", metadata: ["listen": "\(address)", "detail": "\(error)"])
-            throw ExitCode.failure
+        let listener = try Self.openListener(address, options: options, logger: logger)
+        defer { listener.close() }
+        let metricsListener = try metricsListen.map {
+            try Self.openListener(try ListenAddress(parsing: $0), options: options, logger: logger)
         }
-        defer {
-            listener.close()
-            metricsListener?.close()
-        }
+        defer { metricsListener?.close() }
         if let account {
             do {
                 try account.become()
@@ -97,12 +108,44 @@ struct Serve: ParsableCommand {
                 throw ExitCode.failure
             }
         }
-        logger.notice("serving", metadata: [
-            "listen": "\(address)", "workers": "\(workers)",
-            "user": "\(account?.name ?? getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? String(geteuid()))",
-        ])
+        Self.serve(
+            on: listener, metricsListener: metricsListener, workers: workers, logger: logger, logSink: logSink,
+            supervised: !noSupervisor)
+    }
 
-        let serve = { () -> Int32 in
+    /// The descriptor of the listening socket hookguard was started with, if any.
+    static func inheritedSocket() throws -> Int32? {
+        do {
+            return try LaunchMode.detect(
+                environment: ProcessInfo.processInfo.environment, processID: getpid(),
+                standardInputIsListeningSocket: { Listener.standardInputIsListeningSocket }
+            ).inheritedDescriptor
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    static func openListener(_ address: ListenAddress, options: Listener.Options, logger: Logger) throws -> Listener {
+        do {
+            return try Listener.open(address, options: options)
+        } catch {
+            logger.critical("cannot listen", metadata: ["listen": "\(address)", "detail": "\(error)"])
+            throw ExitCode.failure
+        }
+    }
+
+    /// Answers FastCGI requests on `listener` until told to stop: in a child
+    /// process that `Supervisor` restarts should it die, unless `supervised` is false.
+    static func serve(
+        on listener: Listener, metricsListener: Listener? = nil, workers: Int, logger: Logger, logSink: LogSink,
+        supervised: Bool = true
+    ) {
+        let exposition = bootstrapMetrics()
+        logger.notice("serving", metadata: [
+            "listen": "\(listener)", "workers": "\(workers)",
+            "user": "\(getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? String(geteuid()))",
+        ])
+        let serveHere = { () -> Int32 in
             let workerStatus = WorkerStatus(total: workers)
             let handler = WebhookHandler(logger: logger, workers: workerStatus, exposition: exposition)
             let metricsEndpoint = metricsListener.map { MetricsEndpoint(listener: $0, text: handler.metricsText, logger: logger) }
@@ -115,9 +158,7 @@ struct Serve: ParsableCommand {
             metricsEndpoint?.stop()
             return 0
         }
-        if noSupervisor {
-            _ = serve()
-        } else {
+        if supervised {
             Supervisor.run(
                 report: { event in
                     switch event {
@@ -127,8 +168,10 @@ struct Serve: ParsableCommand {
                     case .stopping: logger.debug("stopping workers")
                     }
                 },
-                onHangup: { logSink.reopen() }, child: serve)
+                onHangup: { logSink.reopen() }, child: serveHere)
+        } else {
+            _ = serveHere()
         }
-        logger.notice("stopped", metadata: ["listen": "\(address)"])
+        logger.notice("stopped", metadata: ["listen": "\(listener)"])
     }
 }

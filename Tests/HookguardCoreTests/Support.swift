@@ -13,6 +13,8 @@ struct MemoryBody: RequestBodySource {
         self.failAfter = failAfter
     }
 
+    var marksItsEnd: Bool { true }
+
     mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> BodyChunk {
         let end = min(bytes.count, failAfter ?? bytes.count)
         let n = min(buffer.count, end - offset)

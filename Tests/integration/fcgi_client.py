@@ -18,6 +18,7 @@ FCGI_STDIN = 5
 FCGI_STDOUT = 6
 FCGI_STDERR = 7
 FCGI_RESPONDER = 1
+FCGI_KEEP_CONN = 1
 
 
 def _record(rtype: int, request_id: int, content: bytes) -> bytes:
@@ -65,26 +66,61 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 def request(socket_path: str, params: dict[str, str], body: bytes = b"",
             timeout: float = 10.0) -> FcgiResponse:
-    request_id = 1
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(socket_path)
-        msg = _record(FCGI_BEGIN_REQUEST, request_id, struct.pack(">HB5x", FCGI_RESPONDER, 0))
-        msg += _stream(FCGI_PARAMS, request_id, encode_params(params))
-        msg += _stream(FCGI_STDIN, request_id, body)
-        sock.sendall(msg)
-        stdout, stderr, app_status = b"", b"", None
-        while True:
-            version, rtype, rid, clen, plen = struct.unpack(">BBHHBx", _recv_exact(sock, 8))
-            content = _recv_exact(sock, clen)
-            _recv_exact(sock, plen)
-            if rtype == FCGI_STDOUT:
-                stdout += content
-            elif rtype == FCGI_STDERR:
-                stderr += content
-            elif rtype == FCGI_END_REQUEST:
-                app_status = struct.unpack(">I", content[:4])[0]
-                break
+        return _exchange(sock, params, body, flags=0)
+
+
+class KeptConnection:
+    """One connection carrying several requests (FCGI_KEEP_CONN), as nginx's
+    fastcgi_keep_conn and Apache's enablereuse do."""
+
+    def __init__(self, socket_path: str, timeout: float = 10.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(socket_path)
+
+    def request(self, params: dict[str, str], body: bytes = b"") -> FcgiResponse:
+        return _exchange(self.sock, params, body, flags=FCGI_KEEP_CONN)
+
+    def peer_closed(self, timeout: float) -> bool:
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "KeptConnection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _exchange(sock: socket.socket, params: dict[str, str], body: bytes, flags: int,
+              request_id: int = 1) -> FcgiResponse:
+    msg = _record(FCGI_BEGIN_REQUEST, request_id, struct.pack(">HB5x", FCGI_RESPONDER, flags))
+    msg += _stream(FCGI_PARAMS, request_id, encode_params(params))
+    msg += _stream(FCGI_STDIN, request_id, body)
+    sock.sendall(msg)
+    stdout, stderr, app_status = b"", b"", None
+    while True:
+        version, rtype, rid, clen, plen = struct.unpack(">BBHHBx", _recv_exact(sock, 8))
+        content = _recv_exact(sock, clen)
+        _recv_exact(sock, plen)
+        if rtype == FCGI_STDOUT:
+            stdout += content
+        elif rtype == FCGI_STDERR:
+            stderr += content
+        elif rtype == FCGI_END_REQUEST:
+            app_status = struct.unpack(">I", content[:4])[0]
+            break
     head, sep, body_out = stdout.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body_out = stdout.partition(b"\n\n")

@@ -13,10 +13,13 @@ Environment:
 
 from __future__ import annotations
 
+import grp
 import http.client
 import json
 import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -347,3 +350,152 @@ class Env:
                 f"{tail(self.prefix.nginx_error)}\n")
 
 
+
+
+# --------------------------------------------------------------------------
+# Apache, and the other ways of starting hookguard (test_apache.py,
+# test_launch_modes.py)
+
+APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
+RENDER_APACHE = REPO / "scripts" / "lib" / "render-apache"
+APACHE_MODES = ("proxy-fcgi", "fcgid", "cgid")
+# Apache started as root runs its children, and the hookguard that mod_fcgid
+# and mod_cgid start, as www-data, like a packaged Apache.
+WEB_USER = "www-data" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+WEB_GROUP = grp.getgrgid(pwd.getpwnam(WEB_USER).pw_gid).gr_name
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_nginx(prefix: Prefix) -> subprocess.Popen:
+    """The private nginx on a rendered Prefix, up on both its ports."""
+    with open(prefix.path / "nginx.stderr", "ab") as nginx_stderr:
+        nginx = subprocess.Popen(
+            [NGINX, "-p", str(prefix.path), "-c", str(prefix.nginx_conf), "-e",
+             str(prefix.nginx_error)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=nginx_stderr)
+    ok = wait_until(lambda: nginx.poll() is not None
+                    or (port_open(prefix.port) and port_open(prefix.port2)), 10)
+    if nginx.poll() is not None or not ok:
+        stop(nginx, signal.SIGTERM, 5)
+        raise RuntimeError(f"nginx did not come up on {prefix.port}/{prefix.port2}:\n"
+                           f"{tail(prefix.path / 'nginx.stderr')}\n{tail(prefix.nginx_error)}")
+    return nginx
+
+
+def processes_running(exe: Path) -> list[int]:
+    """PIDs of the processes running the program file exe."""
+    pids, target = [], os.path.realpath(exe)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "exe") == target:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def own(path: Path, mode: int, user: str | None = None, group: str | None = None) -> None:
+    """chmod, and chown when root: the setup an administrator does for the
+    web server's user."""
+    if os.geteuid() == 0 and (user or group):
+        shutil.chown(path, user, group)
+    os.chmod(path, mode)
+
+
+class ApachePrefix:
+    """A private Apache in one mode (apache/hookguard-MODE.conf rendered by
+    scripts/lib/render-apache), with secrets, spools and a copy of the binary
+    laid out as an administrator would, for the web server's user.
+
+    Quacks like Prefix, so Env and checks.py work on it."""
+
+    def __init__(self, path: Path, port: int, mode: str):
+        self.path = path
+        self.port = self.port2 = port
+        self.mode = mode
+        self.bin = path / "bin" / "hookguard"  # /usr/local/bin/hookguard
+        self.socket = path / "run" / "hookguard.sock"  # proxy-fcgi only
+        self.conf = path / "conf" / "httpd.conf"
+        self.error_log = path / "logs" / "error.log"
+        # Where hookguard's own lines go: its stderr, which is Apache's error
+        # log when Apache starts it.
+        self.log = path / "logs" / ("hookguard.log" if mode == "proxy-fcgi" else "error.log")
+        self.secrets = {name: f"{name}-secret-{os.urandom(8).hex()}" for name in signing.SCHEMES}
+        # Who runs hookguard: the test (proxy-fcgi, like a systemd service) or Apache.
+        self.hookguard_user = pwd.getpwuid(os.geteuid()).pw_name if mode == "proxy-fcgi" \
+            else WEB_USER
+
+    def render(self) -> None:
+        self.bin.parent.mkdir(parents=True)
+        shutil.copy2(HOOKGUARD_BIN, self.bin)  # the clone itself may not be www-data's to read
+        self.render_config()
+        os.chmod(self.path, 0o711)  # mkdtemp's 0700 would stop www-data at the door
+        own(self.path / "run", 0o750, group=WEB_GROUP)  # hookguard's, fcgid's and cgid's sockets
+        own(self.path / "secrets", 0o750, group=WEB_GROUP)
+        for name, secret in self.secrets.items():
+            p = self.path / "secrets" / f"{name}.secret"
+            write_file(p, f"# {name} secret\n\n{secret}\n")
+            own(p, 0o640, group=WEB_GROUP)
+        user = self.hookguard_user
+        own(self.path / "spool", 0o750, user, grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name)
+
+    def render_config(self) -> None:
+        """conf/ for the current port (again after a port turned out taken)."""
+        subprocess.run([str(RENDER_APACHE), str(self.path), str(self.port), self.mode,
+                        str(self.bin)], check=True, capture_output=True,
+                       env={**os.environ, "APACHE_USER": WEB_USER})
+
+    def spool_dir(self, name: str) -> Path:
+        return self.path / "spool" / name
+
+    def config_test(self) -> subprocess.CompletedProcess:
+        return subprocess.run([APACHE, "-t", "-f", str(self.conf)], capture_output=True,
+                              text=True)
+
+
+def start_apache(prefix: ApachePrefix) -> subprocess.Popen:
+    """apache2 in the foreground on the rendered prefix, up on its port."""
+    # Written once Apache holds its port: an open port alone may be someone else's.
+    pid_file = prefix.path / "run" / "apache2.pid"
+    pid_file.unlink(missing_ok=True)
+    with open(prefix.path / "logs" / "apache2.stderr", "ab") as stderr:
+        apache = subprocess.Popen([APACHE, "-f", str(prefix.conf), "-DFOREGROUND"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=stderr)
+    ok = wait_until(lambda: apache.poll() is not None
+                    or (pid_file.exists() and port_open(prefix.port)), 15)
+    if apache.poll() is not None or not ok:
+        stop(apache, signal.SIGTERM, 10)
+        raise RuntimeError(f"apache2 did not come up on {prefix.port}:\n"
+                           f"{tail(prefix.path / 'logs' / 'apache2.stderr')}\n"
+                           f"{tail(prefix.error_log)}")
+    return apache
+
+
+class ApacheEnv(Env):
+    """Env for a private Apache; `hookguard` is the one the test started
+    (proxy-fcgi), or None when Apache starts it."""
+
+    def __init__(self, prefix: ApachePrefix, hookguard: subprocess.Popen | None,
+                 apache: subprocess.Popen):
+        super().__init__(prefix, hookguard, apache)
+        self.apache = apache
+        self.mode = prefix.mode
+
+    def port_for(self, path: str) -> int:
+        return self.prefix.port
+
+    def diag(self) -> str:
+        text = f"\n--- apache2 {self.mode} error.log tail: {self.prefix.error_log}\n" \
+               f"{tail(self.prefix.error_log)}\n"
+        if self.hookguard is not None:
+            alive = "running" if self.hookguard.poll() is None \
+                else f"EXITED {self.hookguard.returncode}"
+            text += f"--- hookguard ({alive}) log tail: {self.prefix.log}\n{tail(self.prefix.log)}\n"
+        return text

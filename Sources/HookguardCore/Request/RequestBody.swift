@@ -4,6 +4,16 @@ public protocol RequestBodySource {
     /// Fills `buffer` as far as the body allows; fewer bytes than asked means
     /// the body ended, or reading failed (the client went away).
     mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> BodyChunk
+
+    /// Whether the stream says where the body ends (FastCGI's empty stdin
+    /// record), so a body longer than Content-Length can be told. A CGI
+    /// program must not read past CONTENT_LENGTH (RFC 3875): its stdin may
+    /// stay open.
+    var marksItsEnd: Bool { get }
+}
+
+extension RequestBodySource {
+    public var marksItsEnd: Bool { false }
 }
 
 /// What one read of a body gave.
@@ -40,10 +50,12 @@ public enum RequestBody {
             guard !chunk.failed, chunk.count == contentLength else {
                 throw .incomplete(expected: contentLength, received: chunk.count)
             }
-            // More than Content-Length said: the length and the body disagree, so neither is trusted.
-            var probe: UInt8 = 0
-            let extra = withUnsafeMutableBytes(of: &probe) { source.read(into: $0) }
-            guard extra.count == 0 else { throw .overlong(expected: contentLength) }
+            if source.marksItsEnd {
+                // More than Content-Length said: the length and the body disagree, so neither is trusted.
+                var probe: UInt8 = 0
+                let extra = withUnsafeMutableBytes(of: &probe) { source.read(into: $0) }
+                guard extra.count == 0 else { throw .overlong(expected: contentLength) }
+            }
             return body
         }
         // No length given (a CGI server that streams): read to the end, bounded.

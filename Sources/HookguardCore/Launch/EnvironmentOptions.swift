@@ -1,0 +1,36 @@
+public import Logging
+
+/// The options `hookguard serve` takes as arguments, read from the
+/// environment instead when hookguard is started without arguments (by
+/// mod_fcgid's `FcgidInitialEnv`, a systemd unit's `Environment=`, or
+/// Apache's `SetEnv` for CGI).
+public struct EnvironmentOptions: Sendable, Equatable {
+    public static let workersVariable = "HOOKGUARD_WORKERS"
+    public static let logLevelVariable = "HOOKGUARD_LOG_LEVEL"
+    public static let workerRange = 1...1024
+
+    public var workers: Int
+    public var logLevel: Logger.Level
+
+    /// `defaultWorkers` applies when `HOOKGUARD_WORKERS` is unset or empty,
+    /// `info` when `HOOKGUARD_LOG_LEVEL` is.
+    public init(environment: [String: String], defaultWorkers: Int) throws(LaunchError) {
+        workers = defaultWorkers
+        if let text = environment[Self.workersVariable], !text.isEmpty {
+            guard let value = Int(text), Self.workerRange.contains(value) else {
+                throw .invalidOption(
+                    variable: Self.workersVariable, value: text,
+                    expected: "a number of threads from \(Self.workerRange.lowerBound) to \(Self.workerRange.upperBound)")
+            }
+            workers = value
+        }
+        logLevel = .info
+        if let text = environment[Self.logLevelVariable], !text.isEmpty {
+            guard let value = Logger.Level(rawValue: text.lowercased()) else {
+                let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+                throw .invalidOption(variable: Self.logLevelVariable, value: text, expected: "one of \(levels)")
+            }
+            logLevel = value
+        }
+    }
+}
