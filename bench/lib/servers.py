@@ -212,11 +212,15 @@ pm.max_spare_servers = 3
 
     def hookguard_workers(self) -> int:
         """The worker count hookguard reported at start (its default unless --workers)."""
-        log = (self.prefix / "hookguard.log").read_text(errors="replace")
-        for line in reversed(log.splitlines()):
-            if "serving" in line and "workers=" in line:
-                return int(line.split("workers=")[1].split()[0])
-        raise RuntimeError("hookguard did not say how many workers it runs")
+        found = []
+
+        def said():
+            log = (self.prefix / "hookguard.log").read_text(errors="replace")
+            found[:] = [line for line in log.splitlines() if "serving" in line and "workers=" in line]
+            return bool(found)
+
+        wait_until(said, 15, "hookguard's serving line")
+        return int(found[-1].split("workers=")[1].split()[0])
 
     def stop_one(self, name: str) -> None:
         proc = self.procs.pop(name, None)

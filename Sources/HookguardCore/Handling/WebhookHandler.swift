@@ -6,19 +6,27 @@ public import Logging
 public final class WebhookHandler: Sendable {
     private let logger: Logger
     private let secretFiles = SecretFileCache()
-    private let spools = SpoolRegistry()
+    private let spools: SpoolRegistry
     private let socketForwarder = SocketForwarder()
 
-    public init(logger: Logger) {
+    public convenience init(logger: Logger) {
+        self.init(logger: logger, spools: SpoolRegistry())
+    }
+
+    /// `spools` decides how spool directories are flushed (tests).
+    init(logger: Logger, spools: SpoolRegistry) {
         self.logger = logger
+        self.spools = spools
     }
 
     public func handle(_ params: RequestParams, body source: inout some RequestBodySource) -> Response {
         let started = monotonicNanoseconds()
         var context = LogContext()
         let outcome = process(params, body: &source, context: &context)
-        log(outcome, params: params, context: context, nanoseconds: monotonicNanoseconds() - started)
-        return outcome.response
+        let response = outcome.response
+        log(outcome, status: response.status, params: params, context: context,
+            nanoseconds: monotonicNanoseconds() - started)
+        return response
     }
 
     private struct LogContext {
@@ -104,28 +112,37 @@ public final class WebhookHandler: Sendable {
         return secrets
     }
 
-    private func log(_ outcome: Outcome, params: RequestParams, context: LogContext, nanoseconds: UInt64) {
-        var metadata: Logger.Metadata = [
-            "status": "\(outcome.response.status)",
-            "outcome": "\(outcome.outcome)",
-            "reason": "\(outcome.reason)",
-            "uri": "\(params.uri)",
-            "duration_ms": "\(String(format: "%.3f", Double(nanoseconds) / 1_000_000))",
-        ]
-        if let scheme = context.scheme { metadata["scheme"] = "\(scheme)" }
-        if let bytes = context.bytes { metadata["bytes"] = "\(bytes)" }
+    private func log(_ outcome: Outcome, status: Int, params: RequestParams, context: LogContext, nanoseconds: UInt64) {
+        var metadata: Logger.Metadata = [:]
+        metadata.reserveCapacity(10)
+        metadata["status"] = .string(String(status))
+        metadata["outcome"] = .string(outcome.outcome)
+        metadata["reason"] = .string(outcome.reason)
+        metadata["uri"] = .string(params.uri)
+        metadata["duration_ms"] = .string(Self.milliseconds(nanoseconds))
+        if let scheme = context.scheme { metadata["scheme"] = .string(scheme) }
+        if let bytes = context.bytes { metadata["bytes"] = .string(String(bytes)) }
         if case .accepted(let id, let destination) = outcome {
-            metadata["id"] = "\(id)"
-            metadata["destination"] = "\(destination.name)"
+            metadata["id"] = .string(id.text)
+            metadata["destination"] = .string(destination.name)
         }
-        if let detail = outcome.detail { metadata["detail"] = "\(detail)" }
+        if let detail = outcome.detail { metadata["detail"] = .string(detail) }
         let level: Logger.Level =
             switch outcome.outcome {
             case "accepted": .info
             case "refused": .warning
             default: .error
             }
-        logger.log(level: level, "request", metadata: metadata)
+        logger.log(level: level, "request", metadata: metadata, source: "HookguardCore")
+    }
+}
+
+extension WebhookHandler {
+    /// `4.134` for 4 134 567 ns: milliseconds with three decimals.
+    static func milliseconds(_ nanoseconds: UInt64) -> String {
+        let micros = (nanoseconds + 500) / 1000
+        let fraction = String(micros % 1000)
+        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 }
 
