@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 
 /// Group commit for the renames into one directory: a caller's rename is made
@@ -14,7 +13,7 @@ final class DirectorySync: @unchecked Sendable {  // all mutable state is guarde
 
     private let path: String
     private let flush: Flush
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var flushing = false
     private var next: Batch?
 
@@ -71,4 +70,30 @@ func fsyncDirectory(_ path: String) throws(SystemError) {
     let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
     defer { close(fd) }
     try syscall("fsync", path: path) { fsync(fd) }
+}
+
+/// A mutex and its condition variable (pthreads). Foundation's NSCondition
+/// would do, but importing Foundation maps 6 MiB more into every hookguard
+/// (FoundationEssentials has no condition variable).
+final class Condition: @unchecked Sendable {  // the pthread objects are made for sharing between threads
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+    /// Unlocks, sleeps until `broadcast`, locks again (wakes may be spurious: loop).
+    func wait() { pthread_cond_wait(condition, mutex) }
+    func broadcast() { pthread_cond_broadcast(condition) }
 }

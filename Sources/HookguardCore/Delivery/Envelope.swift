@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
 
 /// One verified delivery as readers see it: a JSON object with the body
 /// byte-exact (`body` when it is UTF-8, else `body_base64`).

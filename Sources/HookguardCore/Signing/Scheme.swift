@@ -53,4 +53,4 @@ public struct Scheme: Sendable {
     }
 }
 
-import Foundation
+import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
