@@ -1,5 +1,6 @@
 # The benchmark's chart: one panel per body size, one bar per location
-# (median requests/s, log scale), each labelled with its ratio to /php.
+# (median requests/s, log scale), each labelled with its ratio to /php;
+# grey: the references, orange: the peers, blue: hookguard.
 # bench/run calls it with: gnuplot -e "dat='…'; png='…'; heading='…'" chart.gp
 # where dat holds one block per body (two blank lines apart):
 #   title line "# <body>", then rows: location <TAB> req/s <TAB> × /php
@@ -23,7 +24,8 @@ do for [i = 0:blocks - 1] {
     body = system(sprintf("awk 'BEGIN{RS=\"\\n\\n\\n\"} NR==%d' '%s' | head -1 | cut -c3-", i + 1, dat))
     set title sprintf("%s bodies", body)
     set ylabel (i == 0 ? "requests/s (median)" : "")
-    plot dat index i using 0:2:(column(0) < 2 ? 0x999999 : column(0) < 5 ? 0xd08040 : 0x3070b0):xtic(1) \
+    plot dat index i using 0:2:(strcol(1) eq "/ceiling" || strcol(1) eq "/floor" ? 0x999999 \
+                                : strcol(1)[1:10] eq "/hookguard" ? 0x3070b0 : 0xd08040):xtic(1) \
              with boxes lc rgb variable, \
          dat index i using 0:2:(strcol(3) eq "-" ? "" : strcol(3) . "× php") \
              with labels offset 0,0.8 font ",8"

@@ -83,9 +83,10 @@ class RSSSampler:
         self.peak = max(self.peak, self.sample())
 
 
-def settle(count, expected: int, timeout: float) -> tuple[int, float]:
-    """Polls `count()` until it reaches `expected` and stops growing, or the
-    timeout; returns the last count and when it last grew (monotonic)."""
+def settle(count, expected: int, timeout: float, quiet: float = 5.0) -> tuple[int, float]:
+    """Polls `count()` until it reaches `expected` and stops growing, or it has
+    not grown for `quiet` seconds (what never came will not), or the timeout;
+    returns the last count and when it last grew (monotonic)."""
     last, grew = count(), time.monotonic()
     deadline = grew + timeout
     while time.monotonic() < deadline:
@@ -94,5 +95,7 @@ def settle(count, expected: int, timeout: float) -> tuple[int, float]:
         if now != last:
             last, grew = now, time.monotonic()
         elif now >= expected and time.monotonic() - grew > 0.3:
+            break
+        elif time.monotonic() - grew > quiet:
             break
     return last, grew

@@ -143,7 +143,8 @@ class Bench:
         result = run_wrk(port, "/hookguard-socket", body, signature, 600, 16, 2, limit=total)
         after = self.servers.rss_kib("hookguard")
         lines, _ = settle(self.servers.reader_lines, before + result.ok, 10)
-        check = "ok" if lines - before == result.ok and result.sent == result.answered == total \
+        # (wrk's first thread spends one request of its share on checking the script: total - 1 are sent)
+        check = "ok" if lines - before == result.ok == result.sent == result.answered >= total - 1 \
             else f"sent {result.sent}, answered {result.answered}, 2xx {result.ok}, reader got {lines - before}"
         say(f"  idle {idle / 1024:.1f} MiB; after 10,000 requests {warm / 1024:.1f} MiB; after "
             f"{total:,} more {after / 1024:.1f} MiB (growth {(after - warm) / 1024:+.1f} MiB)  {check}")
@@ -224,8 +225,10 @@ def main() -> int:
     hmac_text = hmac_benchmark(args.hmac_bench) if args.hmac_bench else ""
     machine = f"{os.cpu_count()} cores, {' '.join(os.uname().release.split()[:1])}"
     with open(out / "summary.txt", "w") as f:
-        f.write(f"bench/run {' '.join(sys.argv[1:])}  ({stamp}, {machine}, hookguard {workers} workers)\n\n")
+        shown = [a for i, a in enumerate(sys.argv[1:]) if not a.startswith("--h") and not sys.argv[i].startswith("--h")]
+        f.write(f"bench/run {' '.join(shown)}  ({stamp}, {machine}, hookguard {workers} workers)\n\n")
         f.write(table + "\n\n")
+        f.write(report.bars(summary) + "\n\n")
         f.write("hookguard RSS (--workers 4): idle {idle_mib:.1f} MiB, after 10,000 requests "
                 "{warm_mib:.1f} MiB, after {requests:,} more {after_mib:.1f} MiB; {check}\n"
                 .format(**memory))
@@ -234,8 +237,14 @@ def main() -> int:
                  f"hookguard and its peers behind one nginx: wrk, {args.rounds} round(s), {stamp}")
     say("")
     say(table)
+    say("")
+    say(report.bars(summary))
+    say(f"hookguard RSS (--workers 4): idle {memory['idle_mib']:.1f} MiB, after {memory['requests']:,} "
+        f"more requests {memory['after_mib']:.1f} MiB (growth {memory['after_mib'] - memory['warm_mib']:+.1f} MiB)")
     say(f"\nresults: {out}  ({time.monotonic() - started:.0f} s)")
-    failed = [r for r in summary if r["checks"] != "ok"] or memory["check"] != "ok"
+    # A peer that answers 2xx for more deliveries than it keeps is a finding, not a failed run.
+    failed = [r for r in summary if r["checks"] != "ok" and not r["location"].startswith("/webhook")] \
+        or memory["check"] != "ok"
     return 1 if failed else 0
 
 

@@ -80,7 +80,7 @@ def table(rows: list[dict], rounds: int) -> str:
 
 
 def chart(medians_tsv: Path, png: Path, title: str) -> None:
-    subprocess.run(["gnuplot", "-e", f"tsv='{medians_tsv}'; png='{png}'; heading='{title}'",
+    subprocess.run(["gnuplot", "-e", f"dat='{medians_tsv}'; png='{png}'; heading='{title}'",
                     str(BENCH / "chart.gp")], check=True)
 
 
@@ -94,3 +94,26 @@ def write_chart_data(path: Path, rows: list[dict], body_order: list[str]) -> Non
                 lines.append(f"{r['location']}\t{r['req_per_s']:.1f}\t{cell(r['x_php'], 1)}")
         blocks.append("\n".join(lines))
     path.write_text("\n\n\n".join(blocks) + "\n")
+
+
+def bars(rows: list[dict]) -> str:
+    """The issue's bars, each as the ratio this run measured."""
+    rate = {(r["body"], r["location"]): r for r in rows}
+
+    def ratio(body, location, column):
+        r = rate.get((body, location))
+        return cell(r[column]) + "×" if r and r[column] is not None else "-"
+
+    def over_webhook(body):
+        ours, theirs = rate.get((body, "/hookguard-socket")), rate.get((body, "/webhook (commands run)"))
+        if not ours or not theirs or not theirs["req_per_s"]:
+            return "-"
+        return f"{ours['req_per_s'] / theirs['req_per_s']:.1f}×"
+
+    return "\n".join([
+        f"durable spool 1.5 KB:  {ratio('1.5KB', '/hookguard', 'x_php')} /php   (bar ≥ 4×)",
+        f"durable spool 64 KiB:  {ratio('64KiB', '/hookguard', 'x_php')} /php   (bar ≥ 4×)",
+        f"socket 1.5 KB:         {ratio('1.5KB', '/hookguard-socket', 'x_floor')} /floor (bar ≥ 0.90×), "
+        f"{over_webhook('1.5KB')} /webhook's commands (bar ≥ 10×)",
+        f"forged 1.5 KB:         {ratio('1.5KB', '/hookguard-forged', 'x_floor')} /floor (bar ≥ 0.90×)",
+    ])
