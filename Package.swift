@@ -63,6 +63,13 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // bench/run's HMAC measurement (5 MiB against `openssl speed`); not a test.
+        .executableTarget(
+            name: "hmac-bench",
+            dependencies: ["HookguardCore"],
+            path: "bench/hmac",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "HookguardCoreTests",
             dependencies: ["HookguardCore"],

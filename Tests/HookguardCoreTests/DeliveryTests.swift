@@ -43,6 +43,35 @@ import Testing
         #expect(Array(text.utf8) == body)
     }
 
+    @Test func longBodiesRoundTripAcrossTheEscapingChunks() throws {
+        // Quotes, backslashes, controls and multi-byte sequences around the 4 KiB chunk edges.
+        let piece = Array("a\"é€𝄞\\\n\u{1}xyz".utf8)
+        let body = Array((0..<3000).map { _ in piece }.joined())
+        let json = try decode(envelope(body: body).encoded())
+        #expect(Array(try #require(json["body"] as? String).utf8) == body)
+        // One bad byte at the very end still makes the whole body base64.
+        let bad = body + [0xff]
+        let fallback = try decode(envelope(body: bad).encoded())
+        #expect(fallback["body"] == nil)
+        #expect(Data(base64Encoded: try #require(fallback["body_base64"] as? String)).map { [UInt8]($0) } == bad)
+    }
+
+    @Test func paramsKeepRecordsAndCombineARepeatedName() {
+        var params = RequestParams()
+        for record in ["REQUEST_METHOD=POST", "HTTP_X_B=2", "HTTP_X_A=1", "NOEQUALS", "HTTP_X_B=3", "CONTENT_TYPE=application/json", "EMPTY="] {
+            Array(record.utf8).withUnsafeBufferPointer { params.appendRecord($0) }
+        }
+        #expect(params.method == "POST")
+        #expect(params["HTTP_X_B"] == "2, 3")  // a header sent twice, combined as HTTP does
+        #expect(params["EMPTY"] == "")
+        #expect(params["NOEQUALS"] == nil)
+        #expect(params["HTTP_X"] == nil)
+        #expect(params.headers.map { "\($0.name)=\($0.value)" } == ["content-type=application/json", "x-a=1", "x-b=2, 3"])
+        #expect(params.values.count == 5)
+        params["HTTP_X_B"] = "4"  // setting replaces every record of the name
+        #expect(params["HTTP_X_B"] == "4")
+    }
+
     @Test func nonUTF8BodyIsBase64() throws {
         let bodies: [[UInt8]] = [[0xff, 0xfe, 0x00, 0x41], [0xc3], Array("ok".utf8) + [0xed, 0xa0, 0x80]]
         for body in bodies {

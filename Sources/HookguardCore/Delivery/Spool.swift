@@ -5,11 +5,22 @@ import Synchronization
 /// `new/` and the directory flushed, so a reader of `new/` sees whole entries
 /// only and an entry in `new/` survives a crash. Readers claim entries by
 /// renaming them into `cur/`.
-public struct Spool: Sendable {
+///
+/// Stores run concurrently: each worker writes and flushes its own file (the
+/// disk merges flushes in flight together), and the directory flushes are
+/// shared by every rename made before each began (`DirectorySync`).
+public final class Spool: Sendable {
     public let root: String
+    private let newDirectory: DirectorySync
 
-    public init(root: String) {
+    public convenience init(root: String) {
+        self.init(root: root, flushDirectory: fsyncDirectory)
+    }
+
+    /// `flushDirectory` makes `new/`'s entries durable; tests replace it.
+    init(root: String, flushDirectory: @escaping DirectorySync.Flush) {
         self.root = root
+        self.newDirectory = DirectorySync(path: root + "/new", flush: flushDirectory)
     }
 
     public var tmp: String { root + "/tmp" }
@@ -23,7 +34,9 @@ public struct Spool: Sendable {
     }
 
     /// Writes `contents` as `new/<id>.json` and returns only once the entry
-    /// is on disk. On failure nothing is left behind in `tmp/` or `new/`.
+    /// is on disk: its file flushed, renamed, and `new/` flushed after the
+    /// rename. On failure nothing is left behind in `tmp/`; an entry whose
+    /// rename was made but whose directory flush failed stays in `new/`.
     @discardableResult
     public func store(_ contents: [UInt8], id: DeliveryID) throws(SystemError) -> String {
         let name = id.text + ".json"
@@ -47,36 +60,59 @@ public struct Spool: Sendable {
             unlink(staged)
             throw error
         }
-        try syncDirectory(new)
+        try newDirectory.sync()
         return final
     }
 }
 
-/// Spools by path, each prepared once and again after it was removed.
+/// Spools by path, each prepared once and again after it was removed. The
+/// same `Spool` serves every request for a path, so their directory flushes
+/// are shared.
 public final class SpoolRegistry: Sendable {
-    private let prepared = Mutex<Set<String>>([])
+    private struct Entry {
+        var spool: Spool
+        var prepared: Bool
+    }
 
-    public init() {}
+    private let spools = Mutex<[String: Entry]>([:])
+    private let flushDirectory: DirectorySync.Flush
+
+    public convenience init() {
+        self.init(flushDirectory: fsyncDirectory)
+    }
+
+    init(flushDirectory: @escaping DirectorySync.Flush) {
+        self.flushDirectory = flushDirectory
+    }
 
     /// Every spool a delivery was stored in since start.
-    public var known: [String] { prepared.withLock { $0.sorted() } }
+    public var known: [String] { spools.withLock { $0.filter(\.value.prepared).keys.sorted() } }
 
     @discardableResult
     public func store(_ contents: [UInt8], id: DeliveryID, in root: String) throws(SystemError) -> String {
-        let spool = Spool(root: root)
-        if !prepared.withLock({ $0.contains(root) }) {
+        let (spool, prepared) = spools.withLock { spools -> (Spool, Bool) in
+            if let entry = spools[root] { return (entry.spool, entry.prepared) }
+            let spool = Spool(root: root, flushDirectory: flushDirectory)
+            spools[root] = Entry(spool: spool, prepared: false)
+            return (spool, false)
+        }
+        if !prepared {
             try spool.prepare()
-            prepared.withLock { _ = $0.insert(root) }
+            markPrepared(root, true)
         }
         do {
             return try spool.store(contents, id: id)
         } catch where error.errno == ENOENT {
             // The spool was removed under us: make it again, once.
-            prepared.withLock { _ = $0.remove(root) }
+            markPrepared(root, false)
             try spool.prepare()
-            prepared.withLock { _ = $0.insert(root) }
+            markPrepared(root, true)
             return try spool.store(contents, id: id)
         }
+    }
+
+    private func markPrepared(_ root: String, _ prepared: Bool) {
+        spools.withLock { $0[root]?.prepared = prepared }
     }
 }
 
@@ -126,10 +162,4 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SystemError) {
         }
         offset += written
     }
-}
-
-func syncDirectory(_ path: String) throws(SystemError) {
-    let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-    defer { close(fd) }
-    try syscall("fsync", path: path) { fsync(fd) }
 }

@@ -8,18 +8,27 @@ public import Logging
 public final class WebhookHandler: Sendable {
     private let logger: Logger
     private let secretFiles = SecretFileCache()
-    private let spools = SpoolRegistry()
+    private let spools: SpoolRegistry
     private let socketForwarder = SocketForwarder()
     private let publisher = JetStreamPublisher()
     private let duplicates = DuplicateRecords()
     private let status: StatusResponder
 
     /// `exposition` renders the metrics registry in Prometheus text format.
-    public init(
+    public convenience init(
         logger: Logger, workers: WorkerStatus = WorkerStatus(total: 1),
         exposition: @escaping @Sendable () -> [UInt8] = { [] }
     ) {
+        self.init(logger: logger, workers: workers, exposition: exposition, spools: SpoolRegistry())
+    }
+
+    /// `spools` decides how spool directories are flushed (tests).
+    init(
+        logger: Logger, workers: WorkerStatus = WorkerStatus(total: 1),
+        exposition: @escaping @Sendable () -> [UInt8] = { [] }, spools: SpoolRegistry
+    ) {
         self.logger = logger
+        self.spools = spools
         self.status = StatusResponder(workers: workers, spools: spools, exposition: exposition)
     }
 
@@ -34,7 +43,7 @@ public final class WebhookHandler: Sendable {
         case let role:
             let error = ConfigError(.role, "unknown role \"\(role)\"; known: receiver, metrics, health")
             let outcome = Outcome.configInvalid(error)
-            log(outcome, params: params, context: LogContext(), nanoseconds: 0)
+            log(outcome, status: outcome.response.status, params: params, context: LogContext(), nanoseconds: 0)
             return outcome.response
         }
     }
@@ -46,11 +55,12 @@ public final class WebhookHandler: Sendable {
         let started = monotonicNanoseconds()
         var context = LogContext()
         let outcome = process(params, body: &source, context: &context)
+        let response = outcome.response
         let elapsed = monotonicNanoseconds() - started
-        log(outcome, params: params, context: context, nanoseconds: elapsed)
+        log(outcome, status: response.status, params: params, context: context, nanoseconds: elapsed)
         DeliveryMetrics.request(
             outcome, location: params.location, scheme: context.scheme, bytes: context.bytes, nanoseconds: elapsed)
-        return outcome.response
+        return response
     }
 
     private struct LogContext {
@@ -205,30 +215,39 @@ public final class WebhookHandler: Sendable {
     }
 
     /// One line per request: what happened and why, never a secret or a signature.
-    private func log(_ outcome: Outcome, params: RequestParams, context: LogContext, nanoseconds: UInt64) {
-        var metadata: Logger.Metadata = [
-            "status": "\(outcome.response.status)",
-            "outcome": "\(outcome.outcome)",
-            "reason": "\(outcome.reason)",
-            "uri": "\(params.uri)",
-            "duration_ms": "\(String(format: "%.3f", Double(nanoseconds) / 1_000_000))",
-        ]
-        if let scheme = context.scheme { metadata["scheme"] = "\(scheme)" }
-        if let bytes = context.bytes { metadata["bytes"] = "\(bytes)" }
+    private func log(_ outcome: Outcome, status: Int, params: RequestParams, context: LogContext, nanoseconds: UInt64) {
+        var metadata: Logger.Metadata = [:]
+        metadata.reserveCapacity(12)
+        metadata["status"] = .string(String(status))
+        metadata["outcome"] = .string(outcome.outcome)
+        metadata["reason"] = .string(outcome.reason)
+        metadata["uri"] = .string(params.uri)
+        metadata["duration_ms"] = .string(Self.milliseconds(nanoseconds))
+        if let scheme = context.scheme { metadata["scheme"] = .string(scheme) }
+        if let bytes = context.bytes { metadata["bytes"] = .string(String(bytes)) }
         if case .accepted(let id, let destination) = outcome {
-            metadata["id"] = "\(id)"
-            metadata["destination"] = "\(destination.name)"
+            metadata["id"] = .string(id.text)
+            metadata["destination"] = .string(destination.name)
         }
-        if case .duplicate(let id) = outcome { metadata["id"] = "\(id)" }
-        if let senderID = context.senderID { metadata["delivery_id"] = "\(senderID)" }
-        if let detail = outcome.detail { metadata["detail"] = "\(detail)" }
+        if case .duplicate(let id) = outcome { metadata["id"] = .string(id.text) }
+        if let senderID = context.senderID { metadata["delivery_id"] = .string(senderID) }
+        if let detail = outcome.detail { metadata["detail"] = .string(detail) }
         let level: Logger.Level =
             switch outcome.outcome {
             case "accepted": .info
             case "refused": .warning
             default: .error
             }
-        logger.log(level: level, "request", metadata: metadata)
+        logger.log(level: level, "request", metadata: metadata, source: "HookguardCore")
+    }
+}
+
+extension WebhookHandler {
+    /// `4.134` for 4 134 567 ns: milliseconds with three decimals.
+    static func milliseconds(_ nanoseconds: UInt64) -> String {
+        let micros = (nanoseconds + 500) / 1000
+        let fraction = String(micros % 1000)
+        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 }
 
@@ -258,5 +277,3 @@ func monotonicNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
-
-import Foundation

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
 
 /// How a scheme writes the MAC in its header.
 public enum SignatureEncoding: String, Sendable, CaseIterable {

@@ -167,3 +167,5 @@ public struct Scheme: Sendable {
         SignatureSigner.signatureValue(self, key: secret, message: body, timestamp: nil)
     }
 }
+
+import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
