@@ -1,5 +1,6 @@
 import CFastCGI
 import Glibc
+import HookguardCore
 import Synchronization
 
 /// A pool of worker threads, each accepting FastCGI requests on the listener
@@ -96,30 +97,5 @@ public final class FastCGIServer: Sendable {
             FCGX_Finish_r(request)
         }
         FCGX_Free(request, 1)
-    }
-}
-
-/// A joinable POSIX thread running a Swift closure. Unchecked Sendable: its
-/// only state is the pthread_t, written once in init and read by join.
-public final class WorkerThread: @unchecked Sendable {
-    private var thread = pthread_t()
-
-    private final class Body {
-        let run: () -> Void
-        init(_ run: @escaping () -> Void) { self.run = run }
-    }
-
-    public init(_ run: @escaping () -> Void) {
-        let body = Unmanaged.passRetained(Body(run)).toOpaque()
-        let status = pthread_create(&thread, nil, { argument in
-            let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
-            body.run()
-            return nil
-        }, body)
-        precondition(status == 0, "pthread_create failed: \(status)")
-    }
-
-    public func join() {
-        pthread_join(thread, nil)
     }
 }

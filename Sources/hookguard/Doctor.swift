@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import HookguardCore
 
 struct Doctor: ParsableCommand {
@@ -50,7 +50,7 @@ struct Doctor: ParsableCommand {
             do {
                 text = try String(contentsOfFile: file, encoding: .utf8)
             } catch {
-                throw ValidationError("cannot read \(file): \(error.localizedDescription)")
+                throw ValidationError("cannot read \(file): \(error)")
             }
             let locations: [NginxLocation]
             do {
@@ -85,11 +85,11 @@ struct Doctor: ParsableCommand {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ValidationError("cannot read \(path): \(error.localizedDescription)")
+            throw ValidationError("cannot read \(path): \(error)")
         }
         var values: [String: String] = [:]
         for raw in text.split(separator: "\n") {
-            var line = raw.trimmingCharacters(in: .whitespaces)
+            var line = String(raw.trimmingASCIIWhitespace())
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.hasPrefix("export ") { line = String(line.dropFirst(7)) }
             guard let equals = line.firstIndex(of: "=") else { continue }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FastCGI
-import Foundation
+import FoundationEssentials
+import Glibc
 import HookguardCore
 import Logging
 

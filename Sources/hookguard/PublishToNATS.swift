@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import HookguardCore
 
 /// The options that name a JetStream destination, shared by `drain --to-nats`
@@ -76,7 +77,8 @@ struct PublishToNATS: ParsableCommand {
             let ack = try JetStreamPublisher().publish(bytes, as: message, to: destination)
             print("\(stored.id) stream \(ack.stream) sequence \(ack.sequence)\(ack.duplicate ? " (already there)" : "")")
         } catch {
-            FileHandle.standardError.write(Data("hookguard nats-publish: \(error)\n".utf8))
+            let message = Array("hookguard nats-publish: \(error)\n".utf8)
+            _ = message.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
             throw ExitCode.failure
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import HookguardCore
 
 /// The scheme and secret `sign` and `verify` work with: the same names and
@@ -87,5 +88,10 @@ func readBody(_ path: String?) throws -> [UInt8] {
         }
         return [UInt8](data)
     }
-    return [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+    var input = FileDescriptorBody(fd: STDIN_FILENO)
+    do {
+        return try RequestBody.read(from: &input, contentLength: nil, limit: 1 << 30)
+    } catch {
+        throw ValidationError("cannot read the body from standard input (\(error))")
+    }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import FastCGI
-import Foundation
+import FoundationEssentials
 import HookguardCore
 import Logging
 import Glibc

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import HookguardCore
 
 struct Verify: ParsableCommand {
@@ -49,8 +49,8 @@ struct Verify: ParsableCommand {
         var params = RequestParams()
         for line in headers {
             let colon = line.firstIndex(of: ":")!
-            let name = line[..<colon].trimmingCharacters(in: .whitespaces)
-            params[HeaderName(name).parameter] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            let name = String(line[..<colon].trimmingASCIIWhitespace())
+            params[HeaderName(name).parameter] = String(line[line.index(after: colon)...].trimmingASCIIWhitespace())
         }
         let body = try readBody(file)
         let checkedAt = now ?? Timestamp.now().seconds

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The per-location parameters hookguard reads from every request
 /// (`fastcgi_param` in nginx, `SetEnv` in Apache, the environment in CGI).
@@ -210,7 +210,7 @@ public struct LocationConfig: Sendable {
         guard let template = value(.natsSubject) else {
             throw ConfigError(.natsSubject, "missing; name the subject, e.g. hooks.{scheme}.{event}")
         }
-        let allowed = template.replacingOccurrences(of: "{scheme}", with: "s").replacingOccurrences(of: "{event}", with: "e")
+        let allowed = template.replacing("{scheme}", with: "s").replacing("{event}", with: "e")
         guard allowed.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }),
             !allowed.hasPrefix("."), !allowed.hasSuffix("."), !allowed.contains("..")
         else {

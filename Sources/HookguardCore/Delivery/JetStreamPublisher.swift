@@ -32,8 +32,8 @@ public struct NATSDestination: Sendable, Equatable {
     /// reach another subject with wildcards or spaces.
     public func subject(scheme: String, event: String?) -> String {
         subjectTemplate
-            .replacingOccurrences(of: "{scheme}", with: Self.token(scheme))
-            .replacingOccurrences(of: "{event}", with: event.map(Self.token) ?? "none")
+            .replacing("{scheme}", with: Self.token(scheme))
+            .replacing("{event}", with: event.map(Self.token) ?? "none")
     }
 
     static func token(_ text: String) -> String {
@@ -216,4 +216,4 @@ final class JetStreamConnection: @unchecked Sendable {
     }
 }
 
-import Foundation
+import FoundationEssentials

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 public import Logging
 
@@ -252,7 +252,7 @@ public final class Drainer {
         job.closeErrors()
         let metadata: Logger.Metadata = [
             "id": "\(job.claim.entry)", "attempt": "\(job.attempt)",
-            "duration_ms": "\(String(format: "%.1f", (clock.now - job.started).seconds * 1000))",
+            "duration_ms": "\(WebhookHandler.milliseconds(UInt64(max(0, (clock.now - job.started).seconds) * 1e9)))",
         ]
         if status.succeeded && !job.timedOut {
             do {

@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 
 /// Turns signals into bytes on a pipe, so one `poll` waits for signals,
@@ -20,7 +19,8 @@ final class SignalPipe {
         fd = ends.read
         let writeEnd = ends.write
         let waited = set
-        Thread.detachNewThread {
+        // Runs for the life of the process; never joined.
+        _ = WorkerThread {
             var set = waited
             while true {
                 var received: Int32 = 0

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The parts of a spooled envelope a command is given: the body, byte-exact
 /// (`body` as UTF-8, or `body_base64` decoded), and the metadata it gets in

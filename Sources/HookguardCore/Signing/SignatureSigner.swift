@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What a genuine sender adds to a request, from the same scheme table the
 /// verifier reads: for `hookguard sign`, the demo and tests.

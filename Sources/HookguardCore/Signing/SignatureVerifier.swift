@@ -160,7 +160,8 @@ struct ReceivedSignature {
 }
 
 extension String {
-    func trimmingASCIIWhitespace() -> Substring {
+    /// Without leading and trailing spaces, tabs, CRs and LFs.
+    public func trimmingASCIIWhitespace() -> Substring {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
         guard let start = firstIndex(where: { !isSpace($0) }) else { return self[endIndex...] }
         let end = lastIndex(where: { !isSpace($0) })!
@@ -177,4 +178,9 @@ extension Substring {
 
 private func asciiLower(_ byte: UInt8) -> UInt8 {
     (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+}
+
+extension Substring {
+    /// Without leading and trailing spaces, tabs, CRs and LFs.
+    public func trimmingASCIIWhitespace() -> Substring { String(self).trimmingASCIIWhitespace() }
 }
