@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -18,8 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (NGINX, Env, Prefix, check_binary, free_port_pair, port_open,  # noqa: E402
-                     start_hookguard, stop, tail, wait_hookguard_ready, wait_until)
+from harness import (Env, Prefix, check_binary, free_port_pair, start_hookguard,  # noqa: E402
+                     start_nginx, stop, tail, wait_hookguard_ready)
 
 
 @pytest.fixture(scope="session")
@@ -45,19 +44,11 @@ def env(prefix: Prefix):
         stop(hookguard, signal.SIGKILL, 5)
         pytest.fail(str(e), pytrace=False)
 
-    with open(prefix.path / "nginx.stderr", "ab") as nginx_stderr:
-        nginx = subprocess.Popen(
-            [NGINX, "-p", str(prefix.path), "-c", str(prefix.nginx_conf), "-e",
-             str(prefix.nginx_error)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=nginx_stderr)
-    ok = wait_until(lambda: nginx.poll() is not None
-                    or (port_open(prefix.port) and port_open(prefix.port2)), 10)
-    if nginx.poll() is not None or not ok:
-        stop(nginx, signal.SIGTERM, 5)
+    try:
+        nginx = start_nginx(prefix)
+    except RuntimeError as e:
         stop(hookguard, signal.SIGTERM, 10)
-        pytest.fail(f"nginx did not come up on {prefix.port}/{prefix.port2}:\n"
-                    f"{tail(prefix.path / 'nginx.stderr')}\n{tail(prefix.nginx_error)}",
-                    pytrace=False)
+        pytest.fail(str(e), pytrace=False)
 
     e = Env(prefix, hookguard, nginx)
     yield e

@@ -42,24 +42,7 @@ public final class Spool: Sendable {
         let name = id.text + ".json"
         let staged = tmp + "/" + name
         let final = new + "/" + name
-        let fd = try syscall("open", path: staged) {
-            open(staged, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-        }
-        do {
-            try writeAll(fd, contents, path: staged)
-            try syscall("fsync", path: staged) { fsync(fd) }
-            try syscall("close", path: staged) { close(fd) }
-        } catch {
-            close(fd)
-            unlink(staged)
-            throw error
-        }
-        do {
-            try syscall("rename", path: final) { rename(staged, final) }
-        } catch {
-            unlink(staged)
-            throw error
-        }
+        try replaceWhole(final, with: contents, stagedAt: staged, exclusive: true)
         try newDirectory.sync()
         return final
     }

@@ -87,25 +87,7 @@ extension DrainSpool {
     /// into place, so a reader sees the old record or the new one, never a part.
     /// Only the holder of the delivery's lock writes it.
     public func writeRecord(_ record: AttemptRecord, for entry: EntryName) throws(SystemError) {
-        let staged = tmp + "/" + entry.recordFile
-        let fd = try syscall("open", path: staged) {
-            open(staged, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
-        }
-        do {
-            try writeAll(fd, record.encoded(), path: staged)
-            try syscall("fsync", path: staged) { fsync(fd) }
-            try syscall("close", path: staged) { close(fd) }
-        } catch {
-            close(fd)
-            unlink(staged)
-            throw error
-        }
-        do {
-            try syscall("rename", path: staged) { rename(staged, recordPath(entry, in: .cur)) }
-        } catch {
-            unlink(staged)
-            throw error
-        }
+        try replaceWhole(recordPath(entry, in: .cur), with: record.encoded(), stagedAt: tmp + "/" + entry.recordFile)
     }
 }
 

@@ -36,3 +36,29 @@ public func syscall<T: BinaryInteger>(
         throw SystemError(call, path: path, errno: code)
     }
 }
+
+/// Puts `contents` at `final` whole: written to `staged` (mode 0640), flushed,
+/// closed and renamed over `final`, so a reader sees the old file or the new
+/// one, never a part. On failure `staged` is removed. Flushing `final`'s
+/// directory is the caller's: the spool shares it between deliveries.
+/// `exclusive`: `staged` must not exist yet (its name is unique).
+func replaceWhole(_ final: String, with contents: [UInt8], stagedAt staged: String, exclusive: Bool = false) throws(SystemError) {
+    let fd = try syscall("open", path: staged) {
+        open(staged, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0o640)
+    }
+    do {
+        try writeAll(fd, contents, path: staged)
+        try syscall("fsync", path: staged) { fsync(fd) }
+        try syscall("close", path: staged) { close(fd) }
+    } catch {
+        close(fd)
+        unlink(staged)
+        throw error
+    }
+    do {
+        try syscall("rename", path: final) { rename(staged, final) }
+    } catch {
+        unlink(staged)
+        throw error
+    }
+}
