@@ -10,26 +10,19 @@ public struct FastCGIExchange {
 
     init(_ request: UnsafeMutablePointer<FCGX_Request>) {
         self.request = request
-        self.params = RequestParams(Self.copyParams(request.pointee.envp))
+        self.params = Self.copyParams(request.pointee.envp)
         self.body = FastCGIBody(stream: request.pointee.in)
     }
 
-    private static func copyParams(_ envp: FCGX_ParamArray?) -> [String: String] {
-        var values: [String: String] = [:]
-        guard var cursor = envp else { return values }
+    private static func copyParams(_ envp: FCGX_ParamArray?) -> RequestParams {
+        var params = RequestParams()
+        guard var cursor = envp else { return params }
         while let entry = cursor.pointee {
-            let length = strlen(entry)
-            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: length)
-            if let equals = bytes.firstIndex(of: UInt8(ascii: "=")) {
-                let name = String(decoding: bytes[..<equals], as: UTF8.self)
-                let value = String(decoding: bytes[(equals + 1)...], as: UTF8.self)
-                // A header sent twice arrives twice: combine as HTTP does, so a
-                // repeated signature header is malformed rather than last-one-wins.
-                values[name] = values[name].map { $0 + ", " + value } ?? value
-            }
+            params.append(entry: UnsafeBufferPointer(
+                start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: strlen(entry)))
             cursor += 1
         }
-        return values
+        return params
     }
 
     /// Writes the whole response; false when the web server has gone away.

@@ -39,6 +39,18 @@ public struct RequestParams: Sendable {
 
     public subscript(header: HeaderName) -> String? { values[header.parameter] }
 
+    /// Adds one parameter as CGI and FastCGI carry it, `NAME=VALUE` (split at
+    /// the first `=`; an entry without one is ignored), decoded as UTF-8 with
+    /// invalid bytes replaced. A name sent twice (a header the client repeated)
+    /// is combined as HTTP combines headers, so a repeated signature header is
+    /// malformed rather than last-one-wins.
+    public mutating func append(entry bytes: some Collection<UInt8>) {
+        guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { return }
+        let name = String(decoding: bytes[..<equals], as: UTF8.self)
+        let value = String(decoding: bytes[bytes.index(after: equals)...], as: UTF8.self)
+        values[name] = values[name].map { $0 + ", " + value } ?? value
+    }
+
     public var method: String { values["REQUEST_METHOD"] ?? "" }
     public var uri: String { values["REQUEST_URI"] ?? values["SCRIPT_NAME"] ?? "" }
 
