@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+@testable import HookguardCore
+
+/// Inputs the fuzz targets under Fuzz/ found wrong, each kept as a test.
+@Suite struct FuzzFindingTests {
+    func customScheme(prefix: String) throws(ConfigError) -> Scheme {
+        try LocationConfig.scheme(params([
+            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Fuzz-Signature",
+            "HOOKGUARD_PREFIX": prefix,
+        ]))
+    }
+
+    /// Fuzz/Corpus/signatures/finding-prefix-whitespace: a custom prefix of
+    /// white space and control characters signed headers that the verifier
+    /// (which trims the value, as web servers do) could never accept.
+    @Test(arguments: ["\n\n &0\n\n\n\u{04} ", " v1=", "\tsha256=", "v1=\r\n", "a\u{7f}"])
+    func aPrefixNoHeaderCanCarryIsAConfigError(_ prefix: String) {
+        #expect(throws: ConfigError.self) { try customScheme(prefix: prefix) }
+        do {
+            _ = try customScheme(prefix: prefix)
+        } catch {
+            #expect(error.parameter == .prefix)
+        }
+    }
+
+    @Test(arguments: ["Bearer ", "sha256=", "v1,", "x\ty="])
+    func aPrefixEndingInWhiteSpaceStillSignsAndVerifies(_ prefix: String) throws {
+        let scheme = try customScheme(prefix: prefix)
+        let body = Array("{\"n\":1}".utf8)
+        let lines = try SignatureSigner.headers(scheme, secret: Secret("s3cret"), body: body, timestamp: 0, id: nil)
+        var request = RequestParams()
+        for line in lines { request[HeaderName(line.name).parameter] = line.value }
+        try SignatureVerifier.verify(scheme, keys: [Secret("s3cret")], params: request, body: body, now: 0)
+    }
+}
