@@ -34,3 +34,21 @@ import Testing
         try SignatureVerifier.verify(scheme, keys: [Secret("s3cret")], params: request, body: body, now: 0)
     }
 }
+
+@Suite struct NginxSizeFuzzFindingTests {
+    /// Fuzz/Corpus/nginx/finding-size-overflow: `client_max_body_size
+    /// 11111111111111M` overflowed Int and trapped in `hookguard doctor`.
+    @Test func aSizePastIntMaxIsNoSize() throws {
+        #expect(NginxConfig.parseSize("11111111111111M") == nil)
+        #expect(NginxConfig.parseSize("9223372036854775807") == Int.max)
+        #expect(NginxConfig.parseSize("9223372036854775808") == nil)
+        let text = "location /h { fastcgi_param HOOKGUARD_SCHEME tito; client_max_body_size 11111111111111M; }"
+        let locations = try NginxConfig.locations(in: text)
+        #expect(locations.count == 1)
+    }
+
+    @Test(arguments: ["-1m", "+5", "-0", "1 m", "m", ""])
+    func aSignOrOtherCharactersAreNoSize(_ text: String) {
+        #expect(NginxConfig.parseSize(text) == nil)
+    }
+}
