@@ -52,3 +52,18 @@ import Testing
         #expect(NginxConfig.parseSize(text) == nil)
     }
 }
+
+@Suite struct SecretFileFuzzFindingTests {
+    /// Fuzz/Corpus/secrets/finding-comment-with-combining-mark: a comment line
+    /// whose `#` is followed by a combining mark (U+035C) was taken as a
+    /// secret, because as characters `#͜` is not `#`.
+    @Test func aCommentIsACommentWhateverFollowsTheHash() {
+        let file = "# rotated\n#\u{35C}2026-11\n#\u{301}\n  secret-1  \r\n"
+        #expect(Secret.parseFile(Array(file.utf8)) == [Secret("secret-1")])
+    }
+
+    @Test func whiteSpaceIsTrimmedByteForByte() {
+        // A space before a combining mark is one character with it, but still a space to trim.
+        #expect(Secret.parseFile(Array(" \u{301}key \t\r\n".utf8)) == [Secret("\u{301}key")])
+    }
+}
