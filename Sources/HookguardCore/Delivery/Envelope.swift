@@ -43,9 +43,9 @@ public struct Envelope: Sendable {
         json.beginObject()
         for header in headers { json.field(header.name, header.value) }
         json.endObject()
-        if body.isValidUTF8 {
+        if let text = String(validating: body, as: UTF8.self) {
             json.key("body")
-            json.string(utf8: body)
+            json.string(utf8: text.utf8)
         } else {
             json.key("body_base64")
             json.string(utf8: Data(body).base64EncodedString().utf8)
@@ -117,19 +117,5 @@ struct JSONWriter {
         }
         bytes.append(UInt8(ascii: "\""))
         needsComma = true
-    }
-}
-
-extension Array where Element == UInt8 {
-    var isValidUTF8: Bool {
-        var iterator = makeIterator()
-        var parser = Unicode.UTF8.ForwardParser()
-        while true {
-            switch parser.parseScalar(from: &iterator) {
-            case .valid: continue
-            case .emptyInput: return true
-            case .error: return false
-            }
-        }
     }
 }
