@@ -285,9 +285,17 @@ public struct LocationConfig: Sendable {
             }
             idHeader = HeaderName(name)
         }
+        let prefix = value(.prefix) ?? ""
+        // Web servers strip a header value's leading white space, and no value holds a control character.
+        if let first = prefix.utf8.first, first == UInt8(ascii: " ") || first == 0x09 {
+            throw ConfigError(.prefix, "\"\(prefix)\" begins with white space, which never reaches hookguard")
+        }
+        if prefix.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7f }) {
+            throw ConfigError(.prefix, "holds a control character, which no header value can")
+        }
         return Scheme(
             name: "custom", signatureHeader: HeaderName(header), algorithm: algorithm,
-            encoding: encoding, prefix: value(.prefix) ?? "", idHeader: idHeader)
+            encoding: encoding, prefix: prefix, idHeader: idHeader)
     }
 
     private static func isTokenCharacter(_ byte: UInt8) -> Bool {

@@ -16,12 +16,17 @@ public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugS
     public var customMirror: Mirror { Mirror(self, children: [:]) }
 
     /// The secrets in a secret file: one per line, surrounding white space
-    /// trimmed, blank lines and `#` comments ignored.
+    /// trimmed, blank lines and `#` comments ignored. Looked at byte by byte:
+    /// as characters, `#` and a combining mark after it are one character
+    /// that is not `#`, and such a comment would become a secret.
     public static func parseFile(_ contents: [UInt8]) -> [Secret] {
-        contents.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).compactMap { line in
-            let text = String(decoding: line, as: UTF8.self).trimmingASCIIWhitespace()
-            if text.isEmpty || text.hasPrefix("#") { return nil }
-            return Secret(text)
+        let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 || byte == 0x0d }
+        return contents.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).compactMap { line in
+            guard let start = line.firstIndex(where: { !isSpace($0) }), line[start] != UInt8(ascii: "#") else {
+                return nil
+            }
+            let end = line.lastIndex(where: { !isSpace($0) })!
+            return Secret(String(decoding: line[start...end], as: UTF8.self))
         }
     }
 }

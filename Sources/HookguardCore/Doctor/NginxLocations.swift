@@ -62,14 +62,21 @@ public enum NginxConfig {
         return result
     }
 
-    /// `25m`, `512k`, `1g` or bytes.
+    /// `25m`, `512k`, `1g` or bytes; nil for what nginx would refuse too
+    /// (a sign, other characters, a size past `Int.max`).
     public static func parseSize(_ text: String) -> Int? {
         let lower = text.lowercased()
         let units: [Character: Int] = ["k": 1024, "m": 1024 * 1024, "g": 1024 * 1024 * 1024]
-        if let unit = lower.last, let factor = units[unit] {
-            return Int(lower.dropLast()).map { $0 * factor }
+        var digits = Substring(lower), factor = 1
+        if let unit = lower.last, let multiplier = units[unit] {
+            digits = lower.dropLast()
+            factor = multiplier
         }
-        return Int(lower)
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let number = Int(digits) else {
+            return nil
+        }
+        let (size, overflow) = number.multipliedReportingOverflow(by: factor)
+        return overflow ? nil : size
     }
 
     private static func tokenize(_ text: String) throws(NginxConfigError) -> [(String, Int)] {

@@ -65,6 +65,11 @@ public struct RequestParams: Sendable {
         bytes.append(contentsOf: record)
     }
 
+    /// `appendRecord` for any collection of bytes (the fuzz targets feed these).
+    public mutating func append(entry bytes: some Collection<UInt8>) {
+        Array(bytes).withUnsafeBufferPointer { appendRecord($0) }
+    }
+
     private mutating func append(name: String.UTF8View, value: String.UTF8View) {
         records.append(Record(nameStart: bytes.count, nameCount: name.count, valueCount: value.count))
         bytes.append(contentsOf: name)

@@ -1,0 +1,26 @@
+public import HookguardCore
+
+/// A request body held in memory, as a web server streams it; optionally a
+/// client that goes away after some bytes.
+public struct MemoryBody: RequestBodySource {
+    public var bytes: [UInt8]
+    public var offset = 0
+    public var failAfter: Int?
+
+    public init(_ bytes: [UInt8], failAfter: Int? = nil) {
+        self.bytes = bytes
+        self.failAfter = failAfter
+    }
+
+    public mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> BodyChunk {
+        let end = min(bytes.count, failAfter ?? bytes.count)
+        let n = max(0, min(buffer.count, end - offset))
+        if n > 0 {
+            bytes.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + offset, byteCount: n)
+            }
+        }
+        offset += n
+        return BodyChunk(count: n, failed: failAfter != nil && n < buffer.count)
+    }
+}

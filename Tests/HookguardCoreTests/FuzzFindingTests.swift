@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import HookguardCore
+
+/// Inputs the fuzz targets under Fuzz/ found wrong, each kept as a test.
+@Suite struct FuzzFindingTests {
+    func customScheme(prefix: String) throws(ConfigError) -> Scheme {
+        try LocationConfig.scheme(params([
+            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Fuzz-Signature",
+            "HOOKGUARD_PREFIX": prefix,
+        ]))
+    }
+
+    /// Fuzz/Corpus/signatures/finding-prefix-whitespace: a custom prefix of
+    /// white space and control characters signed headers that the verifier
+    /// (which trims the value, as web servers do) could never accept.
+    @Test(arguments: ["\n\n &0\n\n\n\u{04} ", " v1=", "\tsha256=", "v1=\r\n", "a\u{7f}"])
+    func aPrefixNoHeaderCanCarryIsAConfigError(_ prefix: String) {
+        #expect(throws: ConfigError.self) { try customScheme(prefix: prefix) }
+        do {
+            _ = try customScheme(prefix: prefix)
+        } catch {
+            #expect(error.parameter == .prefix)
+        }
+    }
+
+    @Test(arguments: ["Bearer ", "sha256=", "v1,", "x\ty="])
+    func aPrefixEndingInWhiteSpaceStillSignsAndVerifies(_ prefix: String) throws {
+        let scheme = try customScheme(prefix: prefix)
+        let body = Array("{\"n\":1}".utf8)
+        let lines = try SignatureSigner.headers(scheme, secret: Secret("s3cret"), body: body, timestamp: 0, id: nil)
+        var request = RequestParams()
+        for line in lines { request[HeaderName(line.name).parameter] = line.value }
+        try SignatureVerifier.verify(scheme, keys: [Secret("s3cret")], params: request, body: body, now: 0)
+    }
+}
+
+@Suite struct NginxSizeFuzzFindingTests {
+    /// Fuzz/Corpus/nginx/finding-size-overflow: `client_max_body_size
+    /// 11111111111111M` overflowed Int and trapped in `hookguard doctor`.
+    @Test func aSizePastIntMaxIsNoSize() throws {
+        #expect(NginxConfig.parseSize("11111111111111M") == nil)
+        #expect(NginxConfig.parseSize("9223372036854775807") == Int.max)
+        #expect(NginxConfig.parseSize("9223372036854775808") == nil)
+        let text = "location /h { fastcgi_param HOOKGUARD_SCHEME tito; client_max_body_size 11111111111111M; }"
+        let locations = try NginxConfig.locations(in: text)
+        #expect(locations.count == 1)
+    }
+
+    @Test(arguments: ["-1m", "+5", "-0", "1 m", "m", ""])
+    func aSignOrOtherCharactersAreNoSize(_ text: String) {
+        #expect(NginxConfig.parseSize(text) == nil)
+    }
+}
+
+@Suite struct SecretFileFuzzFindingTests {
+    /// Fuzz/Corpus/secrets/finding-comment-with-combining-mark: a comment line
+    /// whose `#` is followed by a combining mark (U+035C) was taken as a
+    /// secret, because as characters `#͜` is not `#`.
+    @Test func aCommentIsACommentWhateverFollowsTheHash() {
+        let file = "# rotated\n#\u{35C}2026-11\n#\u{301}\n  secret-1  \r\n"
+        #expect(Secret.parseFile(Array(file.utf8)) == [Secret("secret-1")])
+    }
+
+    @Test func whiteSpaceIsTrimmedByteForByte() {
+        // A space before a combining mark is one character with it, but still a space to trim.
+        #expect(Secret.parseFile(Array(" \u{301}key \t\r\n".utf8)) == [Secret("\u{301}key")])
+    }
+}
