@@ -7,6 +7,10 @@ public struct MemoryBody: RequestBodySource {
     public var offset = 0
     public var failAfter: Int?
 
+    /// As FastCGI's stdin: the body's end is known, so a body longer than
+    /// CONTENT_LENGTH is refused rather than cut to it.
+    public var marksItsEnd: Bool { true }
+
     public init(_ bytes: [UInt8], failAfter: Int? = nil) {
         self.bytes = bytes
         self.failAfter = failAfter
