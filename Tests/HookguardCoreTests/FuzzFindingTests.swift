@@ -67,3 +67,35 @@ import Testing
         #expect(Secret.parseFile(Array(" \u{301}key \t\r\n".utf8)) == [Secret("\u{301}key")])
     }
 }
+
+@Suite struct SignaturePrefixFuzzFindingTests {
+    /// Fuzz/Corpus/signatures/finding-prefix-then-combining-mark: with the
+    /// prefix `e` and the token U+0362 `e`, the header `e` U+0362 `e` lost the
+    /// combining mark with the prefix (one character with it), so the token
+    /// read was `e` and what `hookguard sign` wrote was refused.
+    @Test func thePrefixIsTakenOffByTheBytesItMatched() throws {
+        let scheme = try LocationConfig.scheme(params([
+            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Fuzz-Signature",
+            "HOOKGUARD_ENCODING": "token", "HOOKGUARD_PREFIX": "e",
+        ]))
+        let token = Secret("\u{362}e")
+        let lines = try SignatureSigner.headers(scheme, secret: token, body: [], timestamp: 0, id: nil)
+        #expect(lines.map(\.value) == ["e\u{362}e"])
+        try SignatureVerifier.verify(scheme, keys: [token], params: params(["HTTP_X_FUZZ_SIGNATURE": "e\u{362}e"]), body: [], now: 0)
+        #expect(throws: SignatureFailure.mismatch(header: "X-Fuzz-Signature")) {
+            try SignatureVerifier.verify(scheme, keys: [Secret("e")], params: params(["HTTP_X_FUZZ_SIGNATURE": "e\u{362}e"]), body: [], now: 0)
+        }
+    }
+
+    /// The same for a MAC: a mark after `sha256=` is not swallowed, so the value is malformed, not accepted.
+    @Test func aCombiningMarkAfterThePrefixIsNotSkipped() throws {
+        let scheme = try #require(Scheme.presets["github"])
+        let body = Array("Hello, World!".utf8)
+        let mac = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        #expect(throws: SignatureFailure.self) {
+            try SignatureVerifier.verify(
+                scheme, keys: [Secret("It's a Secret to Everybody")],
+                params: params(["HTTP_X_HUB_SIGNATURE_256": "sha256=\u{301}" + mac]), body: body, now: 0)
+        }
+    }
+}
