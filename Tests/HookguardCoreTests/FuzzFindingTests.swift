@@ -99,3 +99,44 @@ import Testing
         }
     }
 }
+
+@Suite struct DirectoryEntryFuzzFindingTests {
+    /// Found by the request target (AddressSanitizer: heap-buffer-overflow in
+    /// DuplicateRecords.sweepIfDue, Fuzz/Corpus/request/finding-dedupe-sweep-overread,
+    /// once hundreds of earlier inputs had left records in one spool): reading an entry's name through
+    /// `entry.pointee.d_name` copied a whole `dirent`, past the end of the
+    /// directory buffer when the entry was the last one in it and shorter. It
+    /// takes a directory that fills the buffer: hundreds of dedupe records.
+    /// Without AddressSanitizer the over-read goes unnoticed; scripts/test
+    /// runs this test under it too.
+    @Test func sweepingAFullDedupeDirectoryReadsOnlyItsEntries() throws {
+        let spool = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spool) }
+        let directory = DuplicateRecords.directory(ofSpool: spool)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for n in 0..<1000 {
+            let name = DuplicateRecords.recordName(senderID: "msg_\(n)", scheme: "standard-webhooks")
+            FileManager.default.createFile(atPath: directory + "/" + name, contents: Data())
+        }
+        let later = Timestamp(seconds: Timestamp.now().seconds + 3600)
+        let claim = try DuplicateRecords().claim(
+            senderID: "msg_new", scheme: "standard-webhooks", spool: spool, window: 60, now: later)
+        guard case .first = claim else {
+            Issue.record("a new sender id was taken for a duplicate")
+            return
+        }
+        // Every record was older than the window, so the sweep removed them all; the new one stays.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).count == 1)
+    }
+
+    @Test func spoolDepthCountsAFullDirectory() throws {
+        let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let spool = Spool(root: root)
+        try spool.prepare()
+        for n in 0..<1000 {
+            FileManager.default.createFile(atPath: spool.new + "/\(DeliveryID.next(milliseconds: UInt64(n))).json", contents: Data())
+        }
+        #expect(spool.depth() == 1000)
+    }
+}

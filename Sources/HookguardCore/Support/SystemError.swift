@@ -36,3 +36,11 @@ public func syscall<T: BinaryInteger>(
         throw SystemError(call, path: path, errno: code)
     }
 }
+
+/// The name of a directory entry from `readdir`, read in place: the entry
+/// is only as long as its name, so copying `entry.pointee` (or its `d_name`
+/// tuple) can read past the end of the directory buffer.
+func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+    let offset = MemoryLayout<dirent>.offset(of: \.d_name)!
+    return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
+}
