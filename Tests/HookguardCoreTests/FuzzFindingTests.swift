@@ -67,3 +67,76 @@ import Testing
         #expect(Secret.parseFile(Array(" \u{301}key \t\r\n".utf8)) == [Secret("\u{301}key")])
     }
 }
+
+@Suite struct SignaturePrefixFuzzFindingTests {
+    /// Fuzz/Corpus/signatures/finding-prefix-then-combining-mark: with the
+    /// prefix `e` and the token U+0362 `e`, the header `e` U+0362 `e` lost the
+    /// combining mark with the prefix (one character with it), so the token
+    /// read was `e` and what `hookguard sign` wrote was refused.
+    @Test func thePrefixIsTakenOffByTheBytesItMatched() throws {
+        let scheme = try LocationConfig.scheme(params([
+            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Fuzz-Signature",
+            "HOOKGUARD_ENCODING": "token", "HOOKGUARD_PREFIX": "e",
+        ]))
+        let token = Secret("\u{362}e")
+        let lines = try SignatureSigner.headers(scheme, secret: token, body: [], timestamp: 0, id: nil)
+        #expect(lines.map(\.value) == ["e\u{362}e"])
+        try SignatureVerifier.verify(scheme, keys: [token], params: params(["HTTP_X_FUZZ_SIGNATURE": "e\u{362}e"]), body: [], now: 0)
+        #expect(throws: SignatureFailure.mismatch(header: "X-Fuzz-Signature")) {
+            try SignatureVerifier.verify(scheme, keys: [Secret("e")], params: params(["HTTP_X_FUZZ_SIGNATURE": "e\u{362}e"]), body: [], now: 0)
+        }
+    }
+
+    /// The same for a MAC: a mark after `sha256=` is not swallowed, so the value is malformed, not accepted.
+    @Test func aCombiningMarkAfterThePrefixIsNotSkipped() throws {
+        let scheme = try #require(Scheme.presets["github"])
+        let body = Array("Hello, World!".utf8)
+        let mac = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        #expect(throws: SignatureFailure.self) {
+            try SignatureVerifier.verify(
+                scheme, keys: [Secret("It's a Secret to Everybody")],
+                params: params(["HTTP_X_HUB_SIGNATURE_256": "sha256=\u{301}" + mac]), body: body, now: 0)
+        }
+    }
+}
+
+@Suite struct DirectoryEntryFuzzFindingTests {
+    /// Found by the request target (AddressSanitizer: heap-buffer-overflow in
+    /// DuplicateRecords.sweepIfDue, Fuzz/Corpus/request/finding-dedupe-sweep-overread,
+    /// once hundreds of earlier inputs had left records in one spool): reading an entry's name through
+    /// `entry.pointee.d_name` copied a whole `dirent`, past the end of the
+    /// directory buffer when the entry was the last one in it and shorter. It
+    /// takes a directory that fills the buffer: hundreds of dedupe records.
+    /// Without AddressSanitizer the over-read goes unnoticed; scripts/test
+    /// runs this test under it too.
+    @Test func sweepingAFullDedupeDirectoryReadsOnlyItsEntries() throws {
+        let spool = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spool) }
+        let directory = DuplicateRecords.directory(ofSpool: spool)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for n in 0..<1000 {
+            let name = DuplicateRecords.recordName(senderID: "msg_\(n)", scheme: "standard-webhooks")
+            FileManager.default.createFile(atPath: directory + "/" + name, contents: Data())
+        }
+        let later = Timestamp(seconds: Timestamp.now().seconds + 3600)
+        let claim = try DuplicateRecords().claim(
+            senderID: "msg_new", scheme: "standard-webhooks", spool: spool, window: 60, now: later)
+        guard case .first = claim else {
+            Issue.record("a new sender id was taken for a duplicate")
+            return
+        }
+        // Every record was older than the window, so the sweep removed them all; the new one stays.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).count == 1)
+    }
+
+    @Test func spoolDepthCountsAFullDirectory() throws {
+        let root = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let spool = Spool(root: root)
+        try spool.prepare()
+        for n in 0..<1000 {
+            FileManager.default.createFile(atPath: spool.new + "/\(DeliveryID.next(milliseconds: UInt64(n))).json", contents: Data())
+        }
+        #expect(spool.depth() == 1000)
+    }
+}

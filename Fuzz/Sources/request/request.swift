@@ -199,14 +199,18 @@ final class Sandbox: Sendable {
         }
     }
 
-    /// Empties the spool and its dedupe records, so every input starts alike.
+    /// Empties the spools and their dedupe records, so every input starts
+    /// alike. (Records left to pile up in one spool once led to the
+    /// dedupe-sweep over-read that FuzzFindingTests now builds on purpose.)
     func clear() {
         let files = FileManager.default
-        for directory in ["tmp", "new", "cur", "dedupe"] {
-            let path = goodSpool + "/" + directory
-            guard let names = try? files.contentsOfDirectory(atPath: path) else { continue }
-            if directory == "tmp" { require(names.isEmpty, "debris in tmp/: \(names)") }
-            for name in names { unlink(path + "/" + name) }
+        for spool in spools {
+            for directory in ["tmp", "new", "cur", "dedupe"] {
+                let path = spool + "/" + directory
+                guard let names = try? files.contentsOfDirectory(atPath: path) else { continue }
+                if directory == "tmp" { require(names.isEmpty, "debris in \(path): \(names)") }
+                for name in names { unlink(path + "/" + name) }
+            }
         }
     }
 }

@@ -117,9 +117,7 @@ public final class DuplicateRecords: Sendable {
         guard due, let dir = opendir(directory) else { return }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+            let name = entryName(entry)
             guard name.utf8.count == 64 else { continue }
             let path = directory + "/" + name
             var named = stat()

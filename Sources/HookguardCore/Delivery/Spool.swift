@@ -106,7 +106,7 @@ extension Spool {
         defer { closedir(dir) }
         var count = 0
         while let entry = readdir(dir) {
-            if UInt8(bitPattern: entry.pointee.d_name.0) != UInt8(ascii: ".") { count += 1 }
+            if !entryName(entry).hasPrefix(".") { count += 1 }
         }
         return count
     }

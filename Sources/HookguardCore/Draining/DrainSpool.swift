@@ -105,11 +105,7 @@ func listDirectory(_ path: String) throws(SystemError) -> [String] {
             if errno != 0 { throw SystemError("readdir", path: path, errno: errno) }
             return names
         }
-        let name = withUnsafePointer(to: entry.pointee.d_name) { tuple in
-            tuple.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: tuple.pointee)) {
-                String(cString: $0)
-            }
-        }
+        let name = entryName(entry)
         if name != "." && name != ".." { names.append(name) }
     }
 }

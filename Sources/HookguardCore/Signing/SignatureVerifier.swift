@@ -103,7 +103,7 @@ struct ReceivedSignature {
             guard let entry = entries.first(where: { $0.hasPrefixIgnoringCase(key) }) else {
                 throw .malformed(header: header, problem: "no \"\(key)\" timestamp")
             }
-            let text = entry.dropFirst(key.count)
+            let text = entry.droppingPrefix(key)
             timestamp = (text, try Self.unixSeconds(text, header: header), header)
         }
 
@@ -112,7 +112,7 @@ struct ReceivedSignature {
             id = Substring(text)
         }
 
-        let encoded = entries.filter { $0.hasPrefixIgnoringCase(scheme.prefix) }.map { $0.dropFirst(scheme.prefix.count) }
+        let encoded = entries.filter { $0.hasPrefixIgnoringCase(scheme.prefix) }.map { $0.droppingPrefix(scheme.prefix) }
         guard !encoded.isEmpty else {
             throw .malformed(
                 header: header,
@@ -173,6 +173,13 @@ extension Substring {
     func hasPrefixIgnoringCase(_ prefix: String) -> Bool {
         guard utf8.count >= prefix.utf8.count else { return false }
         return zip(utf8, prefix.utf8).allSatisfy { a, b in asciiLower(a) == asciiLower(b) }
+    }
+
+    /// What follows `prefix`, which `hasPrefixIgnoringCase` matched: counted
+    /// in bytes, as it was matched. Counted in characters, a combining mark
+    /// after the prefix would go with it (`v1=` + U+0301 is one character).
+    func droppingPrefix(_ prefix: String) -> Substring {
+        Substring(utf8.dropFirst(prefix.utf8.count))
     }
 }
 

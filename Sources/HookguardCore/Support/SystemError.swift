@@ -62,3 +62,11 @@ func replaceWhole(_ final: String, with contents: [UInt8], stagedAt staged: Stri
         throw error
     }
 }
+
+/// The name of a directory entry from `readdir`, read in place: the entry
+/// is only as long as its name, so copying `entry.pointee` (or its `d_name`
+/// tuple) can read past the end of the directory buffer.
+func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+    let offset = MemoryLayout<dirent>.offset(of: \.d_name)!
+    return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
+}
