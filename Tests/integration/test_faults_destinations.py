@@ -570,7 +570,7 @@ def test_nats_absent_then_dying_then_back(world, cleanup, with_spool):
 
 @pytest.mark.parametrize("with_spool", [True, False], ids=["spool", "nospool"])
 def test_nats_server_stopped_mid_run(world, cleanup, with_spool):
-    """SIGSTOP: connected, then nothing answers and nothing is read: 600 KB
+    """SIGSTOP: connected, then nothing answers and nothing is read: 900 KB
     bodies (without a spool), then 24 deliveries from 8 senders on 4 workers."""
     name = f"natsstop-{'spool' if with_spool else 'nospool'}"
     spool = world.spool(name) if with_spool else None
@@ -579,7 +579,7 @@ def test_nats_server_stopped_mid_run(world, cleanup, with_spool):
     nats.add_stream()
     destination = nats_destination(nats.url, spool)
     assert world.post(f"/{name}", b'{"before":1}', **destination).status == 200
-    big = b'{"pad":"' + b"n" * 600_000 + b'"}'
+    big = b'{"pad":"' + b"n" * 900_000 + b'"}'
 
     os.kill(nats.process.pid, signal.SIGSTOP)
     hung: list[Answer] = []
@@ -587,11 +587,13 @@ def test_nats_server_stopped_mid_run(world, cleanup, with_spool):
         with SpoolOnlyProbe(world) as probe:
             if not with_spool:
                 # Large bodies, two at a time and none cut off: they fill the TCP
-                # buffers, so writes meet libnats' write deadline too.
+                # buffers until a write meets libnats' write deadline, which drops
+                # the connection (a stopped server never closes it).
                 heavy = dict(destination, HOOKGUARD_BREAKER_FAILURES="100")
                 with ThreadPoolExecutor(2) as pool:
-                    hung += pool.map(lambda i: world.post(f"/{name}", big, **heavy), range(4))
-                record("nats, no spool: SIGSTOP, 600 KB bodies, not cut off", hung)
+                    hung += pool.map(lambda i: world.post(f"/{name}", big, **heavy), range(10))
+                record("nats, no spool: SIGSTOP, 900 KB bodies, not cut off", hung)
+                assert not_connected_count(world, f"/{name}") > 0, "no write met its deadline"
             with ThreadPoolExecutor(8) as pool:
                 hung += pool.map(lambda i: world.post(f"/{name}", b'{"small":%d}' % i, **destination), range(24))
             # Two at a time wait on it (half the workers); three failures in a row cut it off.

@@ -199,6 +199,10 @@ final class JetStreamConnection: @unchecked Sendable {
     private let connection: OpaquePointer
     private let context: OpaquePointer
     private let number: Int
+    /// A third of the destination's timeout: what one connection attempt, one
+    /// write (and the wait for another worker's write) may each take, so that
+    /// with the acknowledgement a delivery stays within the timeout.
+    private let stepMilliseconds: Int
 
     /// Connects once, within the destination's timeout. For `.process`, a
     /// failed attempt still returns: libnats keeps trying in the background.
@@ -208,6 +212,7 @@ final class JetStreamConnection: @unchecked Sendable {
             guard status == NATS_OK else { throw NATSForwardError(url: url, detail: "\(what): \(Self.text(status))") }
         }
         let number = Links.register()
+        let step = max(1, destination.timeoutMilliseconds / 3)
         var options: OpaquePointer? = nil
         do throws(NATSForwardError) {
             try check(natsOptions_Create(&options), "options")
@@ -215,9 +220,9 @@ final class JetStreamConnection: @unchecked Sendable {
             let closure = UnsafeMutableRawPointer(bitPattern: number)
             try check(natsOptions_SetURL(options, url), "url")
             // Bounds each connect attempt: TCP connect, INFO, CONNECT and PONG together.
-            try check(natsOptions_SetTimeout(options, Int64(destination.timeoutMilliseconds)), "timeout")
+            try check(natsOptions_SetTimeout(options, Int64(step)), "timeout")
             // Non-blocking writes: a server that stops reading fails the write, never hangs it.
-            try check(natsOptions_SetWriteDeadline(options, Int64(destination.timeoutMilliseconds)), "write deadline")
+            try check(natsOptions_SetWriteDeadline(options, Int64(step)), "write deadline")
             // A publish waiting for its acknowledgement learns of a lost connection at once.
             try check(natsOptions_SetFailRequestsOnDisconnect(options, true), "fail requests on disconnect")
             try check(natsOptions_SetDisconnectedCB(options, { _, closure in Links.set(closure, .disconnected) }, closure), "callback")
@@ -261,6 +266,7 @@ final class JetStreamConnection: @unchecked Sendable {
             connection = made
             context = js
             self.number = number
+            stepMilliseconds = step
         } catch {
             Links.remove(number)
             throw error
@@ -288,9 +294,11 @@ final class JetStreamConnection: @unchecked Sendable {
         case .closed:
             throw NATSForwardError(url: url, detail: "connection closed")
         }
-        guard let timeoutMilliseconds = deadline.remainingMilliseconds else {
+        guard let remaining = deadline.remainingMilliseconds, remaining > 2 * stepMilliseconds else {
             throw NATSForwardError(url: url, detail: "no time left to publish after connecting")
         }
+        // The write, and the wait for another worker's, take up to a step each.
+        let timeoutMilliseconds = remaining - 2 * stepMilliseconds
         var message: OpaquePointer? = nil
         let created = data.withUnsafeBytes { bytes in
             natsMsg_Create(&message, subject, nil, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
