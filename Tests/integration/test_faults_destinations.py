@@ -70,15 +70,12 @@ class Reader:
         return [json.loads(raw.split(b"\t", 1)[1])["id"] for raw in self.log.read_bytes().splitlines()]
 
 
-class StalledReader:
-    """Accepts connections on a Unix socket and never reads from them, until
-    `stop`, which reads what the kernel holds for it: the whole lines are what
-    hookguard handed over."""
+class Holder:
+    """Accepts connections on a listening socket and holds them without
+    reading or writing a byte, until `stop`."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(str(path))
+    def __init__(self, listener: socket.socket):
+        self.listener = listener
         self.listener.listen(64)
         self.listener.settimeout(0.2)
         self.held: list[socket.socket] = []
@@ -93,15 +90,14 @@ class StalledReader:
             except (socket.timeout, OSError):
                 continue
 
-        self.lines: list[bytes] = []
-
-    def stop(self) -> None:
+    def stop(self) -> list[bytes]:
+        """Closes everything; returns what each connection held, whole lines first."""
         if self.stopping.is_set():
-            return
+            return []
         self.stopping.set()
         self.thread.join(5)
         self.listener.close()
-        self.path.unlink(missing_ok=True)
+        lines = []
         for conn in self.held:
             conn.settimeout(0.5)
             data = b""
@@ -110,42 +106,39 @@ class StalledReader:
                     data += chunk
             except OSError:
                 pass  # nothing more now: the rest is a line cut off
-            self.lines += data.splitlines(keepends=True)
+            lines += data.splitlines(keepends=True)
             conn.close()
+        return lines
+
+
+class StalledReader(Holder):
+    """A reader on a Unix socket that accepts and never reads. `stop` reads
+    what the kernel holds for it: the whole lines are what hookguard handed over."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lines: list[bytes] = []
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        super().__init__(listener)
+
+    def stop(self) -> list[bytes]:
+        self.lines += super().stop()
+        self.path.unlink(missing_ok=True)
+        return self.lines
 
     def ids(self) -> list[str]:
         return [json.loads(line)["id"] for line in self.lines if line.endswith(b"\n")]
 
 
-class SilentListener:
+class SilentListener(Holder):
     """A TCP listener on the NATS port that accepts and never says a word."""
 
     def __init__(self, port: int):
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", port))
-        self.listener.listen(64)
-        self.listener.settimeout(0.2)
-        self.held: list[socket.socket] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.held.append(self.listener.accept()[0])
-            except (socket.timeout, OSError):
-                continue
-
-    def stop(self) -> None:
-        if self.stopping.is_set():
-            return
-        self.stopping.set()
-        self.thread.join(5)
-        for conn in self.held:
-            conn.close()
-        self.listener.close()
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        super().__init__(listener)
 
 
 class NatsServer:
@@ -402,44 +395,35 @@ def test_socket_absent_then_dying_then_back(world, cleanup, mode, with_spool):
     spool = world.spool(name) if with_spool else None
     destination = socket_destination(path, mode, spool)
     label = f"unix:{path}"
-    answers: list[Answer] = []
-    reader_mode = "ack" if mode == "ack" else "plain"
+    where = "spool" if spool else "no spool"
+
+    def while_down(fault: str) -> list[Answer]:
+        """The fallback, or 503, and the destination shown down."""
+        got = [world.post(f"/{name}", b'{"%s":%d}' % (fault.encode(), i), **destination) for i in range(5)]
+        forwarded, _ = split(got, spool)
+        assert not forwarded, f"a 200 for a delivery that went nowhere ({fault})"
+        assert world.destination_up(label) == 0
+        record(f"socket {mode}, {where}: {fault}", got)
+        return got
+
+    def once_up(number: int) -> tuple[Reader, list[Answer]]:
+        """A reader starts: used again after the back-off, by the breaker's probe."""
+        reader = Reader(path, world.path / f"{name}-{number}.log", "ack" if mode == "ack" else "plain")
+        cleanup(reader.kill)
+        time.sleep(BACKOFF_MS / 1000 + 0.1)
+        got = [world.post(f"/{name}", b'{"up":%d}' % i, **destination) for i in range(5)]
+        forwarded, spooled = split(got, spool)
+        assert len(forwarded) == 5 and not spooled, got
+        assert world.destination_up(label) == 1
+        assert wait_until(lambda: len(reader.ids()) == 5, 5)  # without ack: read by now
+        return reader, got
 
     with SpoolOnlyProbe(world) as probe:
-        # Absent at start: the fallback at once, then cut off.
-        absent = [world.post(f"/{name}", b'{"absent":%d}' % i, **destination) for i in range(5)]
-        forwarded, _ = split(absent, spool)
-        assert not forwarded, "a 200 for a delivery that went nowhere"
-        assert world.destination_up(label) == 0
-        record(f"socket {mode}, {'spool' if spool else 'no spool'}: absent", absent)
-        answers += absent
-
-        # It comes up: used again after the back-off, by the probe request.
-        first = Reader(path, world.path / f"{name}-1.log", reader_mode)
-        cleanup(first.kill)
-        time.sleep(BACKOFF_MS / 1000 + 0.1)
-        live = [world.post(f"/{name}", b'{"live":%d}' % i, **destination) for i in range(5)]
-        forwarded, spooled = split(live, spool)
-        assert len(forwarded) == 5 and not spooled, live
-        assert world.destination_up(label) == 1
-        answers += live
-        assert wait_until(lambda: len(first.ids()) == 5, 5)  # without ack: read by now
-
-        # It dies mid-run (between requests), then comes back.
-        first.kill()
-        dead = [world.post(f"/{name}", b'{"dead":%d}' % i, **destination) for i in range(5)]
-        forwarded, _ = split(dead, spool)
-        assert not forwarded, "a 200 for a delivery sent to a dead reader that is in no spool"
-        assert world.destination_up(label) == 0
-        record(f"socket {mode}, {'spool' if spool else 'no spool'}: died", dead)
-        answers += dead
-        second = Reader(path, world.path / f"{name}-2.log", reader_mode)
-        cleanup(second.kill)
-        time.sleep(BACKOFF_MS / 1000 + 0.1)
-        back = [world.post(f"/{name}", b'{"back":%d}' % i, **destination) for i in range(5)]
-        forwarded, spooled = split(back, spool)
-        assert len(forwarded) == 5 and not spooled, back
-        assert world.destination_up(label) == 1
+        answers = while_down("absent")
+        first, live = once_up(1)
+        first.kill()  # dies mid-run (between requests), then comes back
+        answers += live + while_down("died")
+        second, back = once_up(2)
         answers += back
     probe.check()
     check_bounded(answers, SOCKET_TIMEOUT_MS)
@@ -518,6 +502,18 @@ def assert_stored_once(nats: NatsServer, answers: list[Answer], spool: Path | No
             assert a.id in stream or f"{a.id}.json" in spooled, f"{a.id} answered 200 is nowhere"
 
 
+def used_again(world: World, name: str, destination: dict, nats: NatsServer, spool: Path | None,
+               count: int = 5) -> list[Answer]:
+    """Once the fault ends, libnats connects in the background and the
+    breaker's probe finds it: deliveries reach the stream again."""
+    assert wait_until(lambda: world.post(f"/{name}", b'{"probe":1}', **destination).status == 200
+                      and world.destination_up(nats.url) == 1, 15), tail(world.log)
+    got = [world.post(f"/{name}", b'{"again":%d}' % i, **destination) for i in range(count)]
+    forwarded, spooled = split(got, spool)
+    assert len(forwarded) == count and not spooled, got
+    return got
+
+
 @pytest.mark.parametrize("with_spool", [True, False], ids=["spool", "nospool"])
 def test_nats_absent_then_dying_then_back(world, cleanup, with_spool):
     name = f"nats-{'spool' if with_spool else 'nospool'}"
@@ -539,12 +535,7 @@ def test_nats_absent_then_dying_then_back(world, cleanup, with_spool):
 
         nats.start()
         nats.add_stream()
-        # libnats connects in the background; the breaker's probe finds it.
-        assert wait_until(lambda: world.post(f"/{name}", b'{"up":1}', **destination).status == 200
-                          and world.destination_up(nats.url) == 1, 10), tail(world.log)
-        live = [world.post(f"/{name}", b'{"live":%d}' % i, **destination) for i in range(5)]
-        forwarded, spooled = split(live, spool)
-        assert len(forwarded) == 5 and not spooled, live
+        live = used_again(world, name, destination, nats, spool)
         answers += live
 
         nats.kill()
@@ -556,11 +547,7 @@ def test_nats_absent_then_dying_then_back(world, cleanup, with_spool):
         answers += dead
 
         nats.start()
-        assert wait_until(lambda: world.post(f"/{name}", b'{"up":2}', **destination).status == 200
-                          and world.destination_up(nats.url) == 1, 10), tail(world.log)
-        back = [world.post(f"/{name}", b'{"back":%d}' % i, **destination) for i in range(5)]
-        forwarded, spooled = split(back, spool)
-        assert len(forwarded) == 5 and not spooled, back
+        back = used_again(world, name, destination, nats, spool)
         answers += back
     probe.check()
     check_bounded(answers, NATS_TIMEOUT_MS)
@@ -611,11 +598,8 @@ def test_nats_server_stopped_mid_run(world, cleanup, with_spool):
     forwarded, _ = split(hung, spool)
     assert not forwarded, "200 from a stopped server"
 
-    assert wait_until(lambda: world.post(f"/{name}", b'{"after":1}', **destination).status == 200
-                      and world.destination_up(nats.url) == 1, 15), tail(world.log)
-    after = world.post(f"/{name}", b'{"after":2}', **destination)
-    assert split([after], spool) == ([after.id], [])
-    assert_stored_once(nats, hung + [after], spool)
+    after = used_again(world, name, destination, nats, spool, count=1)
+    assert_stored_once(nats, hung + after, spool)
 
 
 @pytest.mark.parametrize("with_spool", [True, False], ids=["spool", "nospool"])
@@ -644,10 +628,8 @@ def test_nats_port_that_never_speaks(world, cleanup, with_spool):
     nats = NatsServer(world, port).start()
     cleanup(nats.kill)
     nats.add_stream()
-    assert wait_until(lambda: world.post(f"/{name}", b'{"up":1}', **destination).status == 200
-                      and world.destination_up(nats.url) == 1, 15), tail(world.log)
-    after = world.post(f"/{name}", b'{"after":1}', **destination)
-    assert after.id in nats.ids()
+    after = used_again(world, name, destination, nats, spool, count=1)
+    assert after[0].id in nats.ids()
 
 
 # --------------------------------------------------------------------------
