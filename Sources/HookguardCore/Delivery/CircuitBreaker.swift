@@ -60,6 +60,9 @@ public struct CircuitBreaker: Sendable, Equatable {
 
     public private(set) var state: State = .closed(consecutiveFailures: 0)
     public private(set) var inFlight = 0
+    /// When a request let through last ended: a destination whose requests
+    /// keep ending is busy, not stuck.
+    public private(set) var lastFinishedNanoseconds: UInt64 = 0
 
     public init() {}
 
@@ -87,6 +90,7 @@ public struct CircuitBreaker: Sendable, Equatable {
     /// destination went down change nothing once it is down.
     public mutating func finish(_ pass: Pass, succeeded: Bool, now: UInt64, policy: BreakerPolicy) -> Transition? {
         inFlight -= 1
+        lastFinishedNanoseconds = now
         switch state {
         case .halfOpen where pass.isProbe:
             if succeeded {

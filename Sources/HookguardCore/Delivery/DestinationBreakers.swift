@@ -8,8 +8,11 @@ import Synchronization
 /// logged and exported as `hookguard_destination_up{destination}`.
 final class DestinationBreakers: Sendable {
     /// How long a request waits for a place once the in-flight limit is
-    /// reached: a healthy destination frees one within this, a hung one does not.
+    /// reached, unless the destination keeps finishing requests: a stuck one
+    /// frees none, so its waiters give up after this.
     static let placeWaitNanoseconds: UInt64 = 25_000_000
+    /// The longest wait for a place on a destination that keeps finishing requests (busy, not stuck).
+    static let busyPlaceWaitNanoseconds: UInt64 = 250_000_000
 
     private let breakers = Mutex<[String: CircuitBreaker]>([:])
     private let workers: Int
@@ -22,20 +25,28 @@ final class DestinationBreakers: Sendable {
         self.clock = clock
     }
 
-    /// A place on `destination`, or why there is none; never waits longer
-    /// than `placeWaitNanoseconds`, and not at all for a destination that is down.
+    /// A place on `destination`, or why there is none. Not waiting at all
+    /// for a destination that is down; when its places are taken, waiting
+    /// `placeWaitNanoseconds`, or up to `busyPlaceWaitNanoseconds` while its
+    /// requests keep finishing.
     func admit(_ destination: String, policy: BreakerPolicy) -> Result<CircuitBreaker.Pass, CircuitBreaker.Refusal> {
         let limit = policy.inFlightLimit(workers: workers)
-        let giveUp = clock() + Self.placeWaitNanoseconds
+        let started = clock()
         while true {
             let now = clock()
-            let (created, (result, transition)) = breakers.withLock { all in
+            let (created, lastFinished, (result, transition)) = breakers.withLock { all in
                 let created = all[destination] == nil
-                return (created, all[destination, default: CircuitBreaker()].admit(now: now, policy: policy, limit: limit))
+                let admitted = all[destination, default: CircuitBreaker()].admit(now: now, policy: policy, limit: limit)
+                return (created, all[destination]?.lastFinishedNanoseconds ?? 0, admitted)
             }
             if created { Self.gauge(destination).record(1) }
             if let transition { report(transition, destination, detail: "back-off over; this request is the probe") }
-            guard case .failure(.saturated) = result, now < giveUp else { return result }
+            guard case .failure(.saturated) = result else { return result }
+            let waited = now - started
+            let busy = now < lastFinished + Self.placeWaitNanoseconds
+            guard waited < Self.placeWaitNanoseconds || (busy && waited < Self.busyPlaceWaitNanoseconds) else {
+                return result
+            }
             usleep(1000)
         }
     }
