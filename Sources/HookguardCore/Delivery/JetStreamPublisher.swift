@@ -85,8 +85,9 @@ public struct PublishAcknowledgement: Sendable, Equatable {
     public var duplicate: Bool
 }
 
-/// Publishes to JetStream over one connection per server and credentials,
-/// shared by every worker. The only user of CNats.
+/// Publishes to JetStream over one connection per server, credentials and
+/// timeout (its deadlines derive from it), shared by every worker. The only
+/// user of CNats.
 ///
 /// No call here waits without a bound, and the pool's lock is never held
 /// across one: the first request for a server connects (bounded by its
@@ -103,7 +104,7 @@ public final class JetStreamPublisher: Sendable {
     }
 
     private struct Key: Hashable {
-        var url: String, credentialsFile: String?, tokenFile: String?
+        var url: String, credentialsFile: String?, tokenFile: String?, timeoutMilliseconds: Int
     }
 
     private enum Slot {
@@ -125,7 +126,9 @@ public final class JetStreamPublisher: Sendable {
         _ data: [UInt8], as message: JetStreamMessage, to destination: NATSDestination
     ) throws(NATSForwardError) -> PublishAcknowledgement {
         let deadline = Deadline(milliseconds: destination.timeoutMilliseconds)
-        let key = Key(url: destination.url, credentialsFile: destination.credentialsFile, tokenFile: destination.tokenFile)
+        let key = Key(
+            url: destination.url, credentialsFile: destination.credentialsFile, tokenFile: destination.tokenFile,
+            timeoutMilliseconds: destination.timeoutMilliseconds)
         let connection = try self.connection(key, for: destination)
         do {
             return try connection.publish(data, as: message, deadline: deadline, url: destination.url)
