@@ -105,7 +105,10 @@ public final class WebhookHandler: Sendable {
                 config.scheme, keys: keys, params: params, body: body, now: receivedAt.seconds,
                 tolerance: config.tolerance)
         } catch {
-            return .rejected(error, status: config.rejectStatus)
+            switch error {
+            case .refused(let failure): return .rejected(failure, status: config.rejectStatus)
+            case .crypto(let failure): return .cryptoFailed(failure)
+            }
         }
         let senderID = config.scheme.idHeader.flatMap { params[$0] }.flatMap { $0.isEmpty ? nil : $0 }
         context.senderID = senderID
@@ -186,6 +189,7 @@ public final class WebhookHandler: Sendable {
             switch error {
             case .system(let failure): return .spoolUnwritable(failure, after: nil)
             case .busy: return .duplicateInFlight
+            case .crypto(let failure): return .cryptoFailed(failure)
             }
         }
         defer { record.release() }
