@@ -19,7 +19,17 @@ public final class WebhookHandler: Sendable {
         logger: Logger, workers: WorkerStatus = WorkerStatus(total: 1),
         exposition: @escaping @Sendable () -> [UInt8] = { [] }
     ) {
-        self.init(logger: logger, workers: workers, exposition: exposition, spools: SpoolRegistry())
+        let spools = SpoolRegistry(reportSwept: { spool, removed, error in
+            if let error {
+                logger.error("cannot sweep the spool's tmp/", metadata: ["spool": "\(spool)", "detail": "\(error)"])
+            } else {
+                logger.warning("removed stale files from the spool's tmp/", metadata: [
+                    "spool": "\(spool)", "files": "\(removed.count)", "names": "\(removed.joined(separator: ","))",
+                    "older_than_hours": "\(Spool.staleStagedSeconds / 3600)",
+                ])
+            }
+        })
+        self.init(logger: logger, workers: workers, exposition: exposition, spools: spools)
     }
 
     /// `spools` decides how spool directories are flushed (tests).
