@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import Synchronization
 
 /// A maildir-like spool: an entry is written to `tmp/`, flushed, renamed into
@@ -200,5 +201,20 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SystemError) {
             bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
         }
         offset += written
+    }
+}
+
+extension Logger {
+    /// The one log line for a sweep of `tmp/` (serve and drain alike): what
+    /// was removed, at most 20 names, or why the sweep failed.
+    func sweptStaleStaged(spool: String, removed: [String], error: SystemError?) {
+        if let error {
+            self.error("cannot sweep the spool's tmp/", metadata: ["spool": "\(spool)", "detail": "\(error)"])
+            return
+        }
+        warning("removed stale files from the spool's tmp/", metadata: [
+            "spool": "\(spool)", "files": "\(removed.count)", "names": "\(removed.prefix(20).joined(separator: ","))",
+            "older_than_hours": "\(Spool.staleStagedSeconds / 3600)",
+        ])
     }
 }

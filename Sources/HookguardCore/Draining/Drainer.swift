@@ -274,14 +274,9 @@ public final class Drainer {
     private func sweepStaleStaged() {
         do {
             let removed = try Spool(root: spool.root).removeStaleStaged()
-            guard !removed.isEmpty else { return }
-            logger.warning("removed stale files from the spool's tmp/", metadata: [
-                "spool": "\(spool.root)", "files": "\(removed.count)",
-                "names": "\(removed.prefix(20).joined(separator: ","))",
-                "older_than_hours": "\(Spool.staleStagedSeconds / 3600)",
-            ])
+            if !removed.isEmpty { logger.sweptStaleStaged(spool: spool.root, removed: removed, error: nil) }
         } catch {
-            logger.error("cannot sweep the spool's tmp/", metadata: ["spool": "\(spool.root)", "detail": "\(error)"])
+            logger.sweptStaleStaged(spool: spool.root, removed: [], error: error)
         }
     }
 

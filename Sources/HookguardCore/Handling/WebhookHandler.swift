@@ -20,14 +20,7 @@ public final class WebhookHandler: Sendable {
         exposition: @escaping @Sendable () -> [UInt8] = { [] }
     ) {
         let spools = SpoolRegistry(reportSwept: { spool, removed, error in
-            if let error {
-                logger.error("cannot sweep the spool's tmp/", metadata: ["spool": "\(spool)", "detail": "\(error)"])
-            } else {
-                logger.warning("removed stale files from the spool's tmp/", metadata: [
-                    "spool": "\(spool)", "files": "\(removed.count)", "names": "\(removed.joined(separator: ","))",
-                    "older_than_hours": "\(Spool.staleStagedSeconds / 3600)",
-                ])
-            }
+            logger.sweptStaleStaged(spool: spool, removed: removed, error: error)
         })
         self.init(logger: logger, workers: workers, exposition: exposition, spools: spools)
     }
