@@ -81,7 +81,10 @@ public final class Drainer {
     private var keptClaims: [EntryName: Claim] = [:]
     /// Deliveries that could not be opened or read, with why; tried again at each rescan.
     private var unreadable: [EntryName: String] = [:]
-    /// Entries held elsewhere that were already reported, so each is logged once.
+    /// When each entry held elsewhere was first found held, until it is
+    /// reported (once, after `rescanInterval`: another drain's command
+    /// holding it for a moment is no news).
+    private var heldSince: [EntryName: ContinuousClock.Instant] = [:]
     private var reportedHeld: Set<EntryName> = []
     private var nextRescan: ContinuousClock.Instant?
     private var stopping = false
@@ -230,11 +233,12 @@ public final class Drainer {
                 switch try spool.acquire(entry, reusing: held) {
                 case .gone:
                     unreadable[entry] = nil
+                    forgetHeld(entry)
                 case .busy(let fd):
                     heldElsewhere[entry] = fd
-                    reportHeld(entry, fd)
+                    if heldSince[entry] == nil { heldSince[entry] = clock.now }
                 case .claimed(let claim):
-                    reportedHeld.remove(entry)
+                    forgetHeld(entry)
                     start(claim)
                 }
             } catch {
@@ -243,14 +247,24 @@ public final class Drainer {
         }
     }
 
-    /// Says once which processes hold an entry drain waits for: another
-    /// drain's command, or a process a command left running with its fd 3.
-    private func reportHeld(_ entry: EntryName, _ fd: Int32) {
-        guard reportedHeld.insert(entry).inserted else { return }
-        let holders = processesHolding(fd)
-        logger.notice("delivery held by another process; it runs once that process closes it", metadata: [
-            "id": "\(entry)", "holders": "\(holders.isEmpty ? "unknown" : holders.map(String.init).joined(separator: ","))",
-        ])
+    /// Says once which processes hold an entry drain has waited for since
+    /// `rescanInterval`: another drain's command, or a process a command left
+    /// running with its fd 3.
+    private func reportLongHeld(now: ContinuousClock.Instant) {
+        for (entry, since) in heldSince where now - since >= options.rescanInterval && !reportedHeld.contains(entry) {
+            guard let fd = heldElsewhere[entry] else { continue }
+            reportedHeld.insert(entry)
+            let holders = processesHolding(fd)
+            logger.notice("delivery held by another process; it runs once that process closes it", metadata: [
+                "id": "\(entry)", "held_for": "\((now - since).shortDescription)",
+                "holders": "\(holders.isEmpty ? "other drains" : holders.map(String.init).joined(separator: ","))",
+            ])
+        }
+    }
+
+    private func forgetHeld(_ entry: EntryName) {
+        heldSince[entry] = nil
+        reportedHeld.remove(entry)
     }
 
     /// A delivery drain may not open or read (permissions): left where it is,
@@ -433,6 +447,8 @@ public final class Drainer {
         for fd in heldElsewhere.values { close(fd) }
         heldElsewhere.removeAll()
         releaseKeptClaims()
+        heldSince.removeAll()
+        reportedHeld.removeAll()
         nextRescan = nil
         logger.notice("\(name): claiming no more deliveries", metadata: [
             "running": "\(jobs.count)", "grace": "\(options.grace.shortDescription)",
@@ -458,6 +474,7 @@ public final class Drainer {
                 job.killAt = nil
             }
         }
+        reportLongHeld(now: now)
         let date = Date()
         for (entry, due) in retryAt where due <= date {
             retryAt[entry] = nil
@@ -476,6 +493,9 @@ public final class Drainer {
         if let stopDeadline, !jobs.isEmpty, jobs.values.contains(where: { !$0.interrupted }) { consider(stopDeadline - now) }
         if let hardStopDeadline, !jobs.isEmpty { consider(hardStopDeadline - now) }
         if let nextRescan { consider(nextRescan - now) }
+        for (entry, since) in heldSince where !reportedHeld.contains(entry) && heldElsewhere[entry] != nil {
+            consider(since + options.rescanInterval - now)
+        }
         if !retryAt.isEmpty, let due = retryAt.values.min() { consider(.seconds(due.timeIntervalSinceNow)) }
         // A child whose SIGCHLD went astray is still reaped within a second.
         if !jobs.isEmpty { consider(.seconds(1)) }
