@@ -212,7 +212,8 @@ def test_serve_answers_each_spool_fault_503_in_bound_while_a_healthy_spool_answe
         prober.start()
         try:
             with ThreadPoolExecutor(max_workers=3) as pool:
-                answers = list(pool.map(lambda _: post(w.fault, body), range(6)))
+                answers = list(pool.map(lambda _: post(w.fault, body), range(12)))
+            wait_until(lambda: len(probes) >= 10, 5)  # still during the fault
         finally:
             stop_probing.set()
             prober.join(30)
@@ -222,9 +223,11 @@ def test_serve_answers_each_spool_fault_503_in_bound_while_a_healthy_spool_answe
             assert took < FAULT_BOUND, f"{name}: answered after {took:.2f}s"
         assert probes and all(status == 200 for status, _ in probes), f"{name}: healthy spool {probes}"
         slowest = max(took for _, took in probes)
+        print(f"serve {name}: 503 in at most {max(t for _, t in answers) * 1000:.0f} ms; "
+              f"healthy spool {len(probes)} probes, slowest {slowest * 1000:.0f} ms")
         assert slowest < HEALTHY_BOUND, f"{name}: the healthy spool took {slowest:.2f}s"
         text = w.log_text()
-        assert text.count("reason=spool-unwritable") - logged_before >= 6, f"{name}:\n{tail(w.log)}"
+        assert text.count("reason=spool-unwritable") - logged_before >= 12, f"{name}:\n{tail(w.log)}"
         assert words in text, f"{name}: the log does not say {words!r}\n{tail(w.log)}"
 
         end(w, state)
@@ -274,6 +277,7 @@ def test_plain_cgi_answers_each_spool_fault_503_in_bound_and_recovers(world):
             assert status == 503, f"{name}: {out!r}"
             assert b"Retry-After:" in out, out
             assert took < CGI_BOUND, f"{name}: answered after {took:.2f}s"
+            print(f"cgi {name}: 503 in {took * 1000:.0f} ms")
         assert words in w.log_text(), f"{name}:\n{tail(w.log)}"
         end(w, state)
         w.check_spool_clean(w.fault, accepted)
