@@ -235,6 +235,7 @@ public final class Drainer {
                     unreadable[entry] = nil
                     forgetHeld(entry)
                 case .busy(let fd):
+                    unreadable[entry] = nil  // another process could open it: theirs to run
                     heldElsewhere[entry] = fd
                     if heldSince[entry] == nil { heldSince[entry] = clock.now }
                 case .claimed(let claim):
