@@ -46,6 +46,17 @@ def mount_tmpfs(where: Path, size: str) -> None:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}); the spool fault tests need one")
 
 
+def require_nobody_can_run_hookguard() -> None:
+    """Skips unless `nobody` may execute the binary (its directories must be searchable)."""
+    try:
+        r = subprocess.run([str(HOOKGUARD_BIN), "--help"], capture_output=True, timeout=30,
+                           user=NOBODY.pw_uid, group=NOBODY.pw_gid, extra_groups=[])
+    except PermissionError as error:
+        pytest.skip(f"nobody cannot run {HOOKGUARD_BIN}: {error}")
+    if r.returncode != 0:
+        pytest.skip(f"nobody cannot run {HOOKGUARD_BIN}: exit {r.returncode}")
+
+
 class World:
     def __init__(self, base: Path):
         self.base = base
@@ -260,6 +271,7 @@ def run_cgi(w: World, body: bytes) -> tuple[int, bytes, float]:
 
 
 def test_plain_cgi_answers_each_spool_fault_503_in_bound_and_recovers(world):
+    require_nobody_can_run_hookguard()
     w = world
     prepare_fault_spool(w)
     status, out, _ = run_cgi(w, b'{"first":true}')
@@ -343,6 +355,7 @@ def test_a_setsid_child_holding_fd_3_does_not_hold_the_retries_back(env, drain_w
 
 
 def test_drain_exits_nonzero_on_a_delivery_it_cannot_read_and_follow_retries_it(env, drain_work):
+    require_nobody_can_run_hookguard()
     base, spool, rec, _ = drain_work
     ids = deliver_into(env, spool, [b'{"readable":false}', b'{"readable":true}'])
     unreadable = spool / "new" / f"{ids[0]}.json"
