@@ -12,6 +12,7 @@ same process keeps answering in under 1 s throughout. hookguard runs as
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pwd
@@ -392,3 +393,29 @@ def test_drain_exits_nonzero_on_a_delivery_it_cannot_read_and_follow_retries_it(
         assert log.read_text().count("cannot read delivery") == 1, "logged at every rescan"
     finally:
         assert stop(follow, signal.SIGTERM, 15) == 0, log.read_text()
+
+
+def test_follow_names_what_holds_a_delivery_back_then_runs_it(env, drain_work):
+    base, spool, rec, _ = drain_work
+    [delivery_id] = deliver_into(env, spool, [b'{"held":"by the test"}'])
+    holder = os.open(spool / "new" / f"{delivery_id}.json", os.O_RDONLY)
+    log = base / "held.log"
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with open(log, "wb") as out:
+            follow = subprocess.Popen([str(HOOKGUARD_BIN), "drain", str(spool), "--follow", "--rescan-interval",
+                                       "300ms", "--", str(rec.script)], env=rec.environ(),
+                                      stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        try:
+            assert wait_until(lambda: "delivery held by another process" in log.read_text(), 10), log.read_text()
+            line = next(l for l in log.read_text().splitlines() if "delivery held by another process" in l)
+            assert f"holders={os.getpid()}" in line and delivery_id in line, line
+            assert rec.runs() == []
+            os.close(holder)
+            holder = -1
+            assert wait_until(lambda: [run.id for run in rec.runs() if run.end] == [delivery_id], 10), log.read_text()
+        finally:
+            assert stop(follow, signal.SIGTERM, 15) == 0, log.read_text()
+    finally:
+        if holder >= 0:
+            os.close(holder)
