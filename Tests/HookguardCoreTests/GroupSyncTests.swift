@@ -25,22 +25,36 @@ import Testing
     }
 
     struct Flush: Sendable {
-        var started: Set<String>  // the entries in new/ when the flush began
+        var present: Set<String>  // the entries in the flushed directory when the flush began
+        var startedAt: Int  // the event clock when it began
         var finishedAt: Int  // the event clock when it returned
     }
 
-    @Test func concurrentStoresShareFlushesAndReturnOnlyAfterOne() throws {
+    final class FlushLog: Sendable {
+        let flushes = Mutex<[Flush]>([])
+    }
+
+    @Test func concurrentStoresShareFlushesAndReturnOnlyAfterThem() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = Atomic<Int>(0)
-        let flushes = Mutex<[Flush]>([])
-        let registry = SpoolRegistry(flushDirectory: { path throws(SystemError) in
-            let present = Set((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
-            try fsyncDirectory(path)
-            usleep(2000)  // a slow disk, so that stores pile up behind a flush
-            let finished = clock.add(1, ordering: .sequentiallyConsistent).newValue
-            flushes.withLock { $0.append(Flush(started: present, finishedAt: finished)) }
-        })
+        let fileFlushes = FlushLog()
+        let directoryFlushes = FlushLog()
+        /// Records what the directory held when `flush` began, and when it began and ended.
+        func recorded(_ log: FlushLog, _ flush: @escaping SpoolFlushes.Flush) -> SpoolFlushes.Flush {
+            { path throws(SystemError) in
+                let present = Set((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
+                let started = clock.add(1, ordering: .sequentiallyConsistent).newValue
+                try flush(path)
+                usleep(2000)  // a slow disk, so that stores pile up behind a flush
+                let finished = clock.add(1, ordering: .sequentiallyConsistent).newValue
+                log.flushes.withLock { $0.append(Flush(present: present, startedAt: started, finishedAt: finished)) }
+            }
+        }
+        let registry = SpoolRegistry(
+            flushes: SpoolFlushes(
+                filesystem: recorded(fileFlushes, syncFilesystem),
+                directory: recorded(directoryFlushes, fsyncDirectory)))
         let threads = 32, perThread = 8
         let returned = Mutex<[(name: String, at: Int, path: String, contents: [UInt8])]>([])
         let failures = Atomic<Int>(0)
@@ -59,15 +73,27 @@ import Testing
         }
         #expect(failures.load(ordering: .relaxed) == 0)
         let stores = returned.withLock { $0 }
-        let done = flushes.withLock { $0 }
+        let files = fileFlushes.flushes.withLock { $0 }
+        let directories = directoryFlushes.flushes.withLock { $0 }
         #expect(stores.count == threads * perThread)
         for store in stores {
-            // On disk, whole, and in new/ when a flush began that ended before the store returned.
+            // On disk, whole; its file flushed while it was still in tmp/, and
+            // new/ flushed after its rename, both before the store returned.
             #expect(FileManager.default.contents(atPath: store.path).map { [UInt8]($0) } == store.contents)
-            #expect(done.contains { $0.started.contains(store.name) && $0.finishedAt < store.at },
+            #expect(files.contains { $0.present.contains(store.name) && $0.finishedAt < store.at },
+                    "\(store.name) returned without a filesystem flush while it was staged")
+            #expect(directories.contains { $0.present.contains(store.name) && $0.finishedAt < store.at },
                     "\(store.name) returned without a flush of new/ after its rename")
         }
-        #expect(done.count < stores.count / 2, "\(done.count) flushes for \(stores.count) stores: no grouping")
+        // Nothing reaches new/ before a filesystem flush that covered it as staged has ended.
+        for flush in directories {
+            for name in flush.present {
+                #expect(files.contains { $0.present.contains(name) && $0.finishedAt < flush.startedAt },
+                        "\(name) was in new/ before its file was flushed")
+            }
+        }
+        #expect(files.count < stores.count / 2, "\(files.count) filesystem flushes for \(stores.count) stores")
+        #expect(directories.count < stores.count / 2, "\(directories.count) directory flushes for \(stores.count) stores")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/spool/tmp").isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/spool/new").count == stores.count)
     }
@@ -75,29 +101,31 @@ import Testing
     @Test func aFailedFlushFailsEveryWaiterOfItsBatchAndNoOther() throws {
         let waiters = 12
         let calls = Atomic<Int>(0)
-        let holder = Mutex<DirectorySync?>(nil)
+        let holder = Mutex<GroupCommit<Int>?>(nil)
         let firstFlushRunning = DispatchSemaphore(value: 0)
-        let sync = DirectorySync(path: "/nonexistent/new", flush: { _ throws(SystemError) in
+        let sync = GroupCommit<Int>(work: { members in
+            let failure = SystemError("fsync", path: "/nonexistent/new", errno: EIO)
             switch calls.add(1, ordering: .sequentiallyConsistent).newValue {
             case 1:  // the first batch: holds the disk until every waiter has joined the next batch
                 firstFlushRunning.signal()
-                while holder.withLock({ $0!.waitingForNextFlush }) < waiters { usleep(100) }
+                while holder.withLock({ $0!.waitingForNextRun }) < waiters { usleep(100) }
             case 2:  // the second batch: the disk reports an error
-                throw SystemError("fsync", path: "/nonexistent/new", errno: EIO)
+                return members.map { _ in .failure(failure) }
             default:
                 break
             }
+            return members.map { _ in .success(()) }
         })
         holder.withLock { $0 = sync }
 
         let first = Mutex<Result<Void, SystemError>?>(nil)
-        let leader = Thread { first.withLock { $0 = Result { () throws(SystemError) in try sync.sync() } } }
+        let leader = Thread { first.withLock { $0 = Result { () throws(SystemError) in try sync.commit(0) } } }
         leader.start()
         firstFlushRunning.wait()
 
         let results = Mutex<[Result<Void, SystemError>]>([])
         onThreads(waiters) { _ in
-            let result = Result { () throws(SystemError) in try sync.sync() }
+            let result = Result { () throws(SystemError) in try sync.commit(0) }
             results.withLock { $0.append(result) }
         }
         while first.withLock({ $0 }) == nil { usleep(100) }
@@ -113,33 +141,50 @@ import Testing
             #expect(error.errno == EIO && error.call == "fsync")
         }
         // The error belonged to that batch only: the next one flushes afresh.
-        #expect(throws: Never.self) { try sync.sync() }
+        #expect(throws: Never.self) { try sync.commit(0) }
         #expect(calls.load(ordering: .sequentiallyConsistent) == 3)
         // The flush closure reads `holder`, which holds `sync`: break the cycle.
         holder.withLock { $0 = nil }
     }
 
-    @Test func aFailedDirectoryFlushIsA503() throws {
-        let dir = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    /// A genuine GitHub delivery to a handler whose spool flushes as given.
+    func deliver(flushes: SpoolFlushes, spool: String) -> (Response, CapturedLog) {
         let log = CapturedLog()
-        let handler = WebhookHandler(
-            logger: log.logger(),
-            spools: SpoolRegistry(flushDirectory: { path throws(SystemError) in
-                throw SystemError("fsync", path: path, errno: EIO)
-            }))
+        let handler = WebhookHandler(logger: log.logger(), spools: SpoolRegistry(flushes: flushes))
         let secret = "group-sync-secret"
         let body = Array("{\"ref\":\"main\"}".utf8)
         let values = [
             "REQUEST_METHOD": "POST", "REQUEST_URI": "/hooks/github", "CONTENT_LENGTH": String(body.count),
-            "HOOKGUARD_SCHEME": "github", "HOOKGUARD_SECRET": secret, "HOOKGUARD_SPOOL": dir + "/spool",
+            "HOOKGUARD_SCHEME": "github", "HOOKGUARD_SECRET": secret, "HOOKGUARD_SPOOL": spool,
             "HTTP_X_HUB_SIGNATURE_256": Scheme.presets["github"]!.signature(of: body, secret: Secret(secret)),
         ]
         var source = MemoryBody(body)
-        let response = handler.handle(params(values), body: &source)
+        return (handler.handle(params(values), body: &source), log)
+    }
+
+    static let failing: SpoolFlushes.Flush = { path throws(SystemError) in
+        throw SystemError("fsync", path: path, errno: EIO)
+    }
+
+    @Test func aFailedDirectoryFlushIsA503() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (response, log) = deliver(
+            flushes: SpoolFlushes(filesystem: syncFilesystem, directory: Self.failing), spool: dir + "/spool")
         #expect(response.status == 503)
         #expect(response.headers.contains { $0.name == "Retry-After" })
         #expect(log.text.contains("reason=spool-unwritable"))
         #expect(log.text.contains("Input/output error"))
+    }
+
+    @Test func aFailedFilesystemFlushIsA503AndLeavesNothing() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (response, log) = deliver(
+            flushes: SpoolFlushes(filesystem: Self.failing, directory: fsyncDirectory), spool: dir + "/spool")
+        #expect(response.status == 503)
+        #expect(log.text.contains("reason=spool-unwritable"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/spool/tmp").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/spool/new").isEmpty)
     }
 }

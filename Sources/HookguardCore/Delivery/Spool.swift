@@ -1,26 +1,31 @@
+import CLinux
 import Glibc
 import Synchronization
 
-/// A maildir-like spool: an entry is written to `tmp/`, flushed, renamed into
-/// `new/` and the directory flushed, so a reader of `new/` sees whole entries
-/// only and an entry in `new/` survives a crash. Readers claim entries by
-/// renaming them into `cur/`.
+/// A maildir-like spool: an entry is written to `tmp/`, made durable, renamed
+/// into `new/` and the directory flushed, so a reader of `new/` sees whole
+/// entries only and an entry in `new/` survives a crash. Readers claim entries
+/// by renaming them into `cur/`.
 ///
-/// Stores run concurrently: each worker writes and flushes its own file (the
-/// disk merges flushes in flight together), and the directory flushes are
-/// shared by every rename made before each began (`DirectorySync`).
+/// Stores run concurrently and share their device flushes: each worker writes
+/// its file and waits for its data to reach the device (`sync_file_range`, no
+/// cache flush), then joins a batch (`GroupCommit`) whose leader makes every
+/// file of the batch durable with one `syncfs` of the spool's filesystem,
+/// renames them into `new/` and flushes `new/` once. A batch costs two device
+/// flushes however many deliveries it holds.
 public final class Spool: Sendable {
     public let root: String
-    private let newDirectory: DirectorySync
+    private let commits: GroupCommit<StagedEntry>
 
     public convenience init(root: String) {
-        self.init(root: root, flushDirectory: fsyncDirectory)
+        self.init(root: root, flushes: .disk)
     }
 
-    /// `flushDirectory` makes `new/`'s entries durable; tests replace it.
-    init(root: String, flushDirectory: @escaping DirectorySync.Flush) {
+    /// `flushes` makes files and `new/`'s entries durable; tests replace it.
+    init(root: String, flushes: SpoolFlushes) {
         self.root = root
-        self.newDirectory = DirectorySync(path: root + "/new", flush: flushDirectory)
+        let tmp = root + "/tmp", new = root + "/new"
+        self.commits = GroupCommit { entries in Spool.commit(entries, tmp: tmp, new: new, flushes: flushes) }
     }
 
     public var tmp: String { root + "/tmp" }
@@ -33,24 +38,94 @@ public final class Spool: Sendable {
         for dir in [tmp, new, cur] { try makeDirectories(dir) }
     }
 
-    /// Writes `contents` as `new/<id>.json` and returns only once the entry
-    /// is on disk: its file flushed, renamed, and `new/` flushed after the
+    /// Writes `contents` as `new/<id>.json`; see `store(id:writing:)`.
+    @discardableResult
+    public func store(_ contents: [UInt8], id: DeliveryID) throws(SystemError) -> String {
+        try store(id: id) { fd, path throws(SystemError) in try writeAll(fd, contents, path: path) }
+    }
+
+    /// Stores `new/<id>.json` with what `write` writes to the staged file
+    /// (descriptor and path), and returns only once the entry is on disk: its
+    /// data and the filesystem flushed, renamed, and `new/` flushed after the
     /// rename. On failure nothing is left behind in `tmp/`; an entry whose
     /// rename was made but whose directory flush failed stays in `new/`.
     @discardableResult
-    public func store(_ contents: [UInt8], id: DeliveryID) throws(SystemError) -> String {
+    public func store(
+        id: DeliveryID, writing write: (Int32, String) throws(SystemError) -> Void
+    ) throws(SystemError) -> String {
         let name = id.text + ".json"
-        let staged = tmp + "/" + name
-        let final = new + "/" + name
-        try replaceWhole(final, with: contents, stagedAt: staged, exclusive: true)
-        try newDirectory.sync()
-        return final
+        let entry = StagedEntry(staged: tmp + "/" + name, final: new + "/" + name)
+        try stage(entry.staged, exclusive: true, write: write)
+        try commits.commit(entry)
+        return entry.final
+    }
+
+    struct StagedEntry: Sendable {
+        var staged: String
+        var final: String
+    }
+
+    /// One batch: the filesystem flush covers every staged file, then each is
+    /// renamed, then one flush of `new/` covers every rename. A failed step
+    /// fails the entries it covered; a staged file that will not be renamed is
+    /// removed.
+    static func commit(
+        _ entries: [StagedEntry], tmp: String, new: String, flushes: SpoolFlushes
+    ) -> [Result<Void, SystemError>] {
+        do {
+            try flushes.filesystem(tmp)
+        } catch {
+            for entry in entries { unlink(entry.staged) }
+            return Array(repeating: .failure(error), count: entries.count)
+        }
+        var results = entries.map { entry -> Result<Void, SystemError> in
+            Result { () throws(SystemError) in
+                do throws(SystemError) {
+                    try syscall("rename", path: entry.final) { rename(entry.staged, entry.final) }
+                } catch {
+                    unlink(entry.staged)
+                    throw error
+                }
+            }
+        }
+        guard results.contains(where: { (try? $0.get()) != nil }) else { return results }
+        do {
+            try flushes.directory(new)
+        } catch {
+            results = results.map { (try? $0.get()) != nil ? .failure(error) : $0 }
+        }
+        return results
+    }
+}
+
+/// Creates `path` (mode 0640; `exclusive`: it must not exist yet), lets
+/// `write` fill it, waits for its data to reach the device (no cache flush:
+/// the caller's flush makes it durable) and closes it. On failure the file is
+/// removed and its descriptor closed exactly once.
+func stage(
+    _ path: String, exclusive: Bool, write: (Int32, String) throws(SystemError) -> Void
+) throws(SystemError) {
+    let fd = try syscall("open", path: path) {
+        open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0o640)
+    }
+    do throws(SystemError) {
+        do throws(SystemError) {
+            try write(fd, path)
+            try syscall("sync_file_range", path: path) { hookguard_write_file_data(fd) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        // Not retried: Linux releases the descriptor even when close reports EINTR.
+        if close(fd) != 0 { throw SystemError("close", path: path, errno: errno) }
+    } catch {
+        unlink(path)
+        throw error
     }
 }
 
 /// Spools by path, each prepared once and again after it was removed. The
-/// same `Spool` serves every request for a path, so their directory flushes
-/// are shared.
+/// same `Spool` serves every request for a path, so their flushes are shared.
 public final class SpoolRegistry: Sendable {
     private struct Entry {
         var spool: Spool
@@ -58,14 +133,14 @@ public final class SpoolRegistry: Sendable {
     }
 
     private let spools = Mutex<[String: Entry]>([:])
-    private let flushDirectory: DirectorySync.Flush
+    private let flushes: SpoolFlushes
 
     public convenience init() {
-        self.init(flushDirectory: fsyncDirectory)
+        self.init(flushes: .disk)
     }
 
-    init(flushDirectory: @escaping DirectorySync.Flush) {
-        self.flushDirectory = flushDirectory
+    init(flushes: SpoolFlushes) {
+        self.flushes = flushes
     }
 
     /// Every spool a delivery was stored in since start.
@@ -73,9 +148,19 @@ public final class SpoolRegistry: Sendable {
 
     @discardableResult
     public func store(_ contents: [UInt8], id: DeliveryID, in root: String) throws(SystemError) -> String {
+        try store(id: id, in: root) { fd, path throws(SystemError) in try writeAll(fd, contents, path: path) }
+    }
+
+    /// Stores what `write` writes as the spool's entry `id` (see
+    /// `Spool.store(id:writing:)`); `write` runs again if the spool had been
+    /// removed and is made anew.
+    @discardableResult
+    public func store(
+        id: DeliveryID, in root: String, writing write: (Int32, String) throws(SystemError) -> Void
+    ) throws(SystemError) -> String {
         let (spool, prepared) = spools.withLock { spools -> (Spool, Bool) in
             if let entry = spools[root] { return (entry.spool, entry.prepared) }
-            let spool = Spool(root: root, flushDirectory: flushDirectory)
+            let spool = Spool(root: root, flushes: flushes)
             spools[root] = Entry(spool: spool, prepared: false)
             return (spool, false)
         }
@@ -84,13 +169,13 @@ public final class SpoolRegistry: Sendable {
             markPrepared(root, true)
         }
         do {
-            return try spool.store(contents, id: id)
+            return try spool.store(id: id, writing: write)
         } catch where error.errno == ENOENT {
             // The spool was removed under us: make it again, once.
             markPrepared(root, false)
             try spool.prepare()
             markPrepared(root, true)
-            return try spool.store(contents, id: id)
+            return try spool.store(id: id, writing: write)
         }
     }
 
