@@ -36,7 +36,7 @@ let package = Package(
             pkgConfig: "libnats",
             providers: [.apt(["libnats-dev"])]
         ),
-        // Linux calls Swift's Glibc module leaves out (syncfs, sync_file_range).
+        // Linux and glibc calls Swift's Glibc module leaves out (syncfs, sync_file_range, mallopt).
         .target(name: "CLinux"),
         .target(
             name: "HookguardCore",

@@ -12,4 +12,8 @@ int hookguard_syncfs(int fd);
 // its data is written to the device (no cache flush, no metadata).
 int hookguard_write_file_data(int fd);
 
+// mallopt(M_MMAP_THRESHOLD, bytes): blocks from `bytes` up get mappings of
+// their own, unmapped when freed (and the threshold stops adapting).
+int hookguard_set_mmap_threshold(int bytes);
+
 #endif
