@@ -4,9 +4,10 @@ import Synchronization
 import Testing
 @testable import HookguardCore
 
-/// Group commit of the spool's directory flushes: many stores share one
-/// `fsync` of `new/`, none returns before a flush that began after its rename
-/// has finished, and a failed flush fails exactly the stores that waited on it.
+/// Group commit of the spool's flushes: many stores share each `syncfs` and
+/// each flush of `new/`; none returns before its file was flushed while staged
+/// and a flush that began after its rename has ended; a failed flush fails
+/// exactly the stores it was to cover.
 @Suite struct GroupSyncTests {
     /// Runs `body(i)` on `count` threads at once and waits for them all.
     func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
@@ -25,36 +26,50 @@ import Testing
     }
 
     struct Flush: Sendable {
-        var present: Set<String>  // the entries in the flushed directory when the flush began
+        var filesystem: Bool  // syncfs (else an fsync of new/)
+        var staged: Set<String>  // what tmp/ held when the flush began
+        var renamed: Set<String>  // what new/ held when the flush began
         var startedAt: Int  // the event clock when it began
         var finishedAt: Int  // the event clock when it returned
     }
 
     final class FlushLog: Sendable {
         let flushes = Mutex<[Flush]>([])
+        let clock = Atomic<Int>(0)
+
+        func tick() -> Int { clock.add(1, ordering: .sequentiallyConsistent).newValue }
+
+        /// `flush`, recording what the spool held when it began, and when it began and ended.
+        func recording(filesystem: Bool, _ flush: @escaping SpoolFlushes.Flush) -> SpoolFlushes.Flush {
+            { path throws(SystemError) in
+                let root = String(path[..<path.lastIndex(of: "/")!])
+                func names(_ dir: String) -> Set<String> {
+                    Set((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + dir)) ?? [])
+                }
+                let staged = names("tmp"), renamed = names("new")
+                let started = self.tick()
+                try flush(path)
+                usleep(2000)  // a slow disk, so that stores pile up behind a flush
+                let finished = self.tick()
+                self.flushes.withLock {
+                    $0.append(Flush(filesystem: filesystem, staged: staged, renamed: renamed,
+                                    startedAt: started, finishedAt: finished))
+                }
+            }
+        }
+
+        var flushesOnDisk: SpoolFlushes {
+            SpoolFlushes(
+                filesystem: recording(filesystem: true, syncFilesystem),
+                directory: recording(filesystem: false, fsyncDirectory))
+        }
     }
 
     @Test func concurrentStoresShareFlushesAndReturnOnlyAfterThem() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let clock = Atomic<Int>(0)
-        let fileFlushes = FlushLog()
-        let directoryFlushes = FlushLog()
-        /// Records what the directory held when `flush` began, and when it began and ended.
-        func recorded(_ log: FlushLog, _ flush: @escaping SpoolFlushes.Flush) -> SpoolFlushes.Flush {
-            { path throws(SystemError) in
-                let present = Set((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
-                let started = clock.add(1, ordering: .sequentiallyConsistent).newValue
-                try flush(path)
-                usleep(2000)  // a slow disk, so that stores pile up behind a flush
-                let finished = clock.add(1, ordering: .sequentiallyConsistent).newValue
-                log.flushes.withLock { $0.append(Flush(present: present, startedAt: started, finishedAt: finished)) }
-            }
-        }
-        let registry = SpoolRegistry(
-            flushes: SpoolFlushes(
-                filesystem: recorded(fileFlushes, syncFilesystem),
-                directory: recorded(directoryFlushes, fsyncDirectory)))
+        let log = FlushLog()
+        let registry = SpoolRegistry(flushes: log.flushesOnDisk)
         let threads = 32, perThread = 8
         let returned = Mutex<[(name: String, at: Int, path: String, contents: [UInt8])]>([])
         let failures = Atomic<Int>(0)
@@ -64,7 +79,7 @@ import Testing
                 let id = DeliveryID.next(milliseconds: Timestamp.now().milliseconds)
                 do {
                     let path = try registry.store(contents, id: id, in: dir + "/spool")
-                    let at = clock.add(1, ordering: .sequentiallyConsistent).newValue
+                    let at = log.tick()
                     returned.withLock { $0.append((id.text + ".json", at, path, contents)) }
                 } catch {
                     failures.add(1, ordering: .relaxed)
@@ -73,77 +88,94 @@ import Testing
         }
         #expect(failures.load(ordering: .relaxed) == 0)
         let stores = returned.withLock { $0 }
-        let files = fileFlushes.flushes.withLock { $0 }
-        let directories = directoryFlushes.flushes.withLock { $0 }
+        let flushes = log.flushes.withLock { $0 }
         #expect(stores.count == threads * perThread)
         for store in stores {
-            // On disk, whole; its file flushed while it was still in tmp/, and
-            // new/ flushed after its rename, both before the store returned.
+            // On disk, whole; its file flushed while it was still staged in tmp/,
+            // and a flush begun after its rename ended, both before the store returned.
             #expect(FileManager.default.contents(atPath: store.path).map { [UInt8]($0) } == store.contents)
-            #expect(files.contains { $0.present.contains(store.name) && $0.finishedAt < store.at },
+            #expect(flushes.contains { $0.filesystem && $0.staged.contains(store.name) && $0.finishedAt < store.at },
                     "\(store.name) returned without a filesystem flush while it was staged")
-            #expect(directories.contains { $0.present.contains(store.name) && $0.finishedAt < store.at },
-                    "\(store.name) returned without a flush of new/ after its rename")
+            #expect(flushes.contains { $0.renamed.contains(store.name) && $0.finishedAt < store.at },
+                    "\(store.name) returned without a flush after its rename into new/")
         }
         // Nothing reaches new/ before a filesystem flush that covered it as staged has ended.
-        for flush in directories {
-            for name in flush.present {
-                #expect(files.contains { $0.present.contains(name) && $0.finishedAt < flush.startedAt },
+        for flush in flushes {
+            for name in flush.renamed {
+                #expect(flushes.contains { $0.filesystem && $0.staged.contains(name) && $0.finishedAt < flush.startedAt },
                         "\(name) was in new/ before its file was flushed")
             }
         }
-        #expect(files.count < stores.count / 2, "\(files.count) filesystem flushes for \(stores.count) stores")
-        #expect(directories.count < stores.count / 2, "\(directories.count) directory flushes for \(stores.count) stores")
+        #expect(flushes.count < stores.count / 4, "\(flushes.count) flushes for \(stores.count) stores")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/spool/tmp").isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/spool/new").count == stores.count)
     }
 
-    @Test func aFailedFlushFailsEveryWaiterOfItsBatchAndNoOther() throws {
+    @Test func aFailedFlushFailsExactlyTheStoresItWasToCover() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let waiters = 12
         let calls = Atomic<Int>(0)
-        let holder = Mutex<GroupCommit<Int>?>(nil)
-        let firstFlushRunning = DispatchSemaphore(value: 0)
-        let sync = GroupCommit<Int>(work: { members in
-            let failure = SystemError("fsync", path: "/nonexistent/new", errno: EIO)
-            switch calls.add(1, ordering: .sequentiallyConsistent).newValue {
-            case 1:  // the first batch: holds the disk until every waiter has joined the next batch
-                firstFlushRunning.signal()
-                while holder.withLock({ $0!.waitingForNextRun }) < waiters { usleep(100) }
-            case 2:  // the second batch: the disk reports an error
-                return members.map { _ in .failure(failure) }
-            default:
-                break
+        let holder = Mutex<Spool?>(nil)
+        let secondFlushRunning = DispatchSemaphore(value: 0)
+        let failure = SystemError("syncfs", path: dir + "/spool/tmp", errno: EIO)
+        let spool = Spool(
+            root: dir + "/spool",
+            flushes: SpoolFlushes(
+                filesystem: { path throws(SystemError) in
+                    switch calls.add(1, ordering: .sequentiallyConsistent).newValue {
+                    case 2:  // batch B: holds the disk until every waiter has joined the next batch
+                        secondFlushRunning.signal()
+                        while holder.withLock({ $0!.entriesForming }) < waiters { usleep(100) }
+                    case 3:  // the waiters' batch: the disk reports an error
+                        throw failure
+                    default:
+                        break
+                    }
+                    try syncFilesystem(path)
+                },
+                directory: fsyncDirectory))
+        holder.withLock { $0 = spool }
+        try spool.prepare()
+        @Sendable func store(_ name: String) -> Result<String, SystemError> {
+            Result { () throws(SystemError) in
+                try spool.store(Array(name.utf8), id: DeliveryID.next(milliseconds: Timestamp.now().milliseconds))
             }
-            return members.map { _ in .success(()) }
-        })
-        holder.withLock { $0 = sync }
+        }
 
-        let first = Mutex<Result<Void, SystemError>?>(nil)
-        let leader = Thread { first.withLock { $0 = Result { () throws(SystemError) in try sync.commit(0) } } }
+        // A, alone: its own syncfs and fsync of new/; decided before any failure.
+        let a = store("A")
+        #expect((try? a.get()) != nil)
+
+        // B leads; while its syncfs runs the waiters form the next batch, whose
+        // syncfs is to cover B's rename too, and fails.
+        let b = Mutex<Result<String, SystemError>?>(nil)
+        let leader = Thread { b.withLock { $0 = store("B") } }
         leader.start()
-        firstFlushRunning.wait()
-
-        let results = Mutex<[Result<Void, SystemError>]>([])
-        onThreads(waiters) { _ in
-            let result = Result { () throws(SystemError) in try sync.commit(0) }
+        secondFlushRunning.wait()
+        let results = Mutex<[Result<String, SystemError>]>([])
+        onThreads(waiters) { n in
+            let result = store("W\(n)")
             results.withLock { $0.append(result) }
         }
-        while first.withLock({ $0 }) == nil { usleep(100) }
+        while b.withLock({ $0 }) == nil { usleep(100) }
 
-        #expect((try? first.withLock({ $0 })!.get()) != nil, "the first batch's flush succeeded")
-        let outcomes = results.withLock { $0 }
-        #expect(outcomes.count == waiters)
-        for outcome in outcomes {
+        for outcome in results.withLock({ $0 }) + [b.withLock { $0! }] {
             guard case .failure(let error) = outcome else {
-                Issue.record("a waiter of the failed batch was told its delivery is on disk")
+                Issue.record("a store the failed flush was to cover was told it is on disk")
                 continue
             }
-            #expect(error.errno == EIO && error.call == "fsync")
+            #expect(error.errno == EIO && error.call == "syncfs")
         }
-        // The error belonged to that batch only: the next one flushes afresh.
-        #expect(throws: Never.self) { try sync.commit(0) }
-        #expect(calls.load(ordering: .sequentiallyConsistent) == 3)
-        // The flush closure reads `holder`, which holds `sync`: break the cycle.
+        #expect(results.withLock { $0.count } == waiters)
+        // The failed waiters' staged files are gone; B's entry, renamed but never flushed, stays in new/.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/spool/tmp").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/spool/new").count == 2)
+
+        // The error belonged to those stores only: C flushes afresh.
+        #expect((try? store("C").get()) != nil)
+        #expect(calls.load(ordering: .sequentiallyConsistent) == 4)
+        // The flush closure reads `holder`, which holds `spool`: break the cycle.
         holder.withLock { $0 = nil }
     }
 

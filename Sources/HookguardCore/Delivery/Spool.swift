@@ -3,19 +3,19 @@ import Glibc
 import Synchronization
 
 /// A maildir-like spool: an entry is written to `tmp/`, made durable, renamed
-/// into `new/` and the directory flushed, so a reader of `new/` sees whole
+/// into `new/` and the rename made durable, so a reader of `new/` sees whole
 /// entries only and an entry in `new/` survives a crash. Readers claim entries
 /// by renaming them into `cur/`.
 ///
 /// Stores run concurrently and share their device flushes: each worker writes
 /// its file and waits for its data to reach the device (`sync_file_range`, no
-/// cache flush), then joins a batch (`GroupCommit`) whose leader makes every
-/// file of the batch durable with one `syncfs` of the spool's filesystem,
-/// renames them into `new/` and flushes `new/` once. A batch costs two device
-/// flushes however many deliveries it holds.
+/// cache flush), then joins a batch (`SpoolCommit`): one `syncfs` of the
+/// spool's filesystem makes every file of a batch durable, they are renamed
+/// into `new/`, and the next batch's `syncfs` (or, when none is waiting, an
+/// `fsync` of `new/`) makes the renames durable.
 public final class Spool: Sendable {
     public let root: String
-    private let commits: GroupCommit<StagedEntry>
+    private let commits: SpoolCommit
 
     public convenience init(root: String) {
         self.init(root: root, flushes: .disk)
@@ -24,8 +24,7 @@ public final class Spool: Sendable {
     /// `flushes` makes files and `new/`'s entries durable; tests replace it.
     init(root: String, flushes: SpoolFlushes) {
         self.root = root
-        let tmp = root + "/tmp", new = root + "/new"
-        self.commits = GroupCommit { entries in Spool.commit(entries, tmp: tmp, new: new, flushes: flushes) }
+        self.commits = SpoolCommit(tmp: root + "/tmp", new: root + "/new", flushes: flushes)
     }
 
     public var tmp: String { root + "/tmp" }
@@ -46,56 +45,22 @@ public final class Spool: Sendable {
 
     /// Stores `new/<id>.json` with what `write` writes to the staged file
     /// (descriptor and path), and returns only once the entry is on disk: its
-    /// data and the filesystem flushed, renamed, and `new/` flushed after the
-    /// rename. On failure nothing is left behind in `tmp/`; an entry whose
-    /// rename was made but whose directory flush failed stays in `new/`.
+    /// data flushed before its rename, and the rename flushed. On failure
+    /// nothing is left behind in `tmp/`; an entry whose rename was made but
+    /// whose flush failed stays in `new/`.
     @discardableResult
     public func store(
         id: DeliveryID, writing write: (Int32, String) throws(SystemError) -> Void
     ) throws(SystemError) -> String {
         let name = id.text + ".json"
-        let entry = StagedEntry(staged: tmp + "/" + name, final: new + "/" + name)
+        let entry = SpoolCommit.Entry(staged: tmp + "/" + name, final: new + "/" + name)
         try stage(entry.staged, exclusive: true, write: write)
         try commits.commit(entry)
         return entry.final
     }
 
-    struct StagedEntry: Sendable {
-        var staged: String
-        var final: String
-    }
-
-    /// One batch: the filesystem flush covers every staged file, then each is
-    /// renamed, then one flush of `new/` covers every rename. A failed step
-    /// fails the entries it covered; a staged file that will not be renamed is
-    /// removed.
-    static func commit(
-        _ entries: [StagedEntry], tmp: String, new: String, flushes: SpoolFlushes
-    ) -> [Result<Void, SystemError>] {
-        do {
-            try flushes.filesystem(tmp)
-        } catch {
-            for entry in entries { unlink(entry.staged) }
-            return Array(repeating: .failure(error), count: entries.count)
-        }
-        var results = entries.map { entry -> Result<Void, SystemError> in
-            Result { () throws(SystemError) in
-                do throws(SystemError) {
-                    try syscall("rename", path: entry.final) { rename(entry.staged, entry.final) }
-                } catch {
-                    unlink(entry.staged)
-                    throw error
-                }
-            }
-        }
-        guard results.contains(where: { (try? $0.get()) != nil }) else { return results }
-        do {
-            try flushes.directory(new)
-        } catch {
-            results = results.map { (try? $0.get()) != nil ? .failure(error) : $0 }
-        }
-        return results
-    }
+    /// Stores waiting for the batch that has not started (tests).
+    var entriesForming: Int { commits.entriesForming }
 }
 
 /// Creates `path` (mode 0640; `exclusive`: it must not exist yet), lets
