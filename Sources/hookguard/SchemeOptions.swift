@@ -69,6 +69,18 @@ struct SchemeOptions: ParsableArguments {
         return secrets
     }
 
+    /// The keys the secrets stand for under `scheme`, as the server finds
+    /// them: a secret file's unusable lines are skipped and listed.
+    func keys(for scheme: Scheme) throws -> LocationKeys {
+        let file: (path: String, lines: [(line: Int, secret: Secret)])?
+        do {
+            file = try secretFile.map { path throws(ConfigError) in (path, try SecretFileCache().numberedSecrets(at: path)) }
+        } catch {
+            throw ValidationError(flagMessage(error))
+        }
+        return try LocationKeys(scheme, literal: secret.map { Secret($0) }, file: file)
+    }
+
     /// A configuration error in the words of the command line.
     func flagMessage(_ error: ConfigError) -> String {
         let flags: [Parameter: String] = [

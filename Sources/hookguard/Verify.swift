@@ -41,9 +41,11 @@ struct Verify: ParsableCommand {
         let scheme = try options.resolvedScheme()
         let keys: [Secret]
         do {
-            keys = try options.secrets().map { secret throws(Scheme.KeyError) in try scheme.key(from: secret) }
-        } catch let error as Scheme.KeyError {
-            print("refused (secret-unusable): \(error.problem)")
+            let located = try options.keys(for: scheme)
+            for unusable in located.unusable { print("skipped: --secret-file \(unusable)") }
+            keys = located.keys
+        } catch let error as ConfigError {
+            print("refused (secret-unusable): \(options.flagMessage(error))")
             throw ExitCode.failure
         }
         var params = RequestParams()

@@ -41,6 +41,9 @@ EXTRA_CONF = HERE / "nginx-extra.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 LITERAL_SECRET = "literal-secret-5b9d2e"  # also in nginx-extra.conf
+# The secret of issue 16: its base64 lost the trailing "=" (the libraries pad it back).
+UNPADDED_WHSEC = "whsec_OGg6NYbF+IVj+TSFkQWmsxdykKqIwY8yPHV+flc8l/A"
+UNUSABLE_WHSEC = "whsec_this*is*not*base64"
 WORKERS = 8
 
 
@@ -215,6 +218,8 @@ class Prefix:
             # comments and blank lines around the one secret, as deployed
             write_file(sec / f"{name}.secret", f"# {name} secret\n\n{secret}\n")
         write_file(sec / "comments-only.secret", "# nothing here yet\n\n# still nothing\n")
+        # issue 16: a Standard Webhooks secret without its base64 padding, after a line that is no key
+        write_file(sec / "unpadded.secret", f"# rotating\n{UNUSABLE_WHSEC}\n{UNPADDED_WHSEC}\n")
         write_file(sec / "empty.secret", "")
         write_file(sec / "rotate-rename.secret", f"{LITERAL_SECRET}\n")
         write_file(sec / "rotate-inplace.secret", f"{LITERAL_SECRET}\n")

@@ -1,5 +1,6 @@
 import Glibc
 public import Logging
+import Synchronization
 
 /// The request path, top to bottom: method → location config → secrets →
 /// body → signature → envelope → forward → answer. Shared by every worker.
@@ -12,6 +13,8 @@ public final class WebhookHandler: Sendable {
     private let socketForwarder = SocketForwarder()
     private let publisher = JetStreamPublisher()
     private let duplicates = DuplicateRecords()
+    /// Secret file lines already logged as unusable.
+    private let reportedSecrets = Mutex<Set<UnusableSecret>>([])
     private let status: StatusResponder
 
     /// `exposition` renders the metrics registry in Prometheus text format.
@@ -197,21 +200,19 @@ public final class WebhookHandler: Sendable {
         return outcome
     }
 
-    /// The location's HMAC keys (or tokens), from its literal secret and secret file.
+    /// The location's HMAC keys (or tokens), from its literal secret and
+    /// secret file. A line of the file that cannot be a key is logged (once
+    /// per line and problem) and skipped.
     private func keys(for config: LocationConfig) throws(ConfigError) -> [Secret] {
-        func key(_ secret: Secret, from parameter: Parameter) throws(ConfigError) -> Secret {
-            do {
-                return try config.scheme.key(from: secret)
-            } catch {
-                throw ConfigError(parameter, error.problem)
-            }
+        let file = try config.secretFile.map { path throws(ConfigError) in (path, try secretFiles.numberedSecrets(at: path)) }
+        let keys = try LocationKeys(config.scheme, literal: config.literalSecret, file: file)
+        for unusable in keys.unusable where reportedSecrets.withLock({ $0.insert(unusable).inserted }) {
+            logger.warning(
+                "secret-unusable",
+                metadata: ["detail": .string("HOOKGUARD_SECRET_FILE \(unusable); skipped, the other lines are used")],
+                source: "HookguardCore")
         }
-        var keys: [Secret] = []
-        if let literal = config.literalSecret { keys.append(try key(literal, from: .secret)) }
-        if let path = config.secretFile {
-            for secret in try secretFiles.secrets(at: path) { keys.append(try key(secret, from: .secretFile)) }
-        }
-        return keys
+        return keys.keys
     }
 
     /// One line per request: what happened and why, never a secret or a signature.

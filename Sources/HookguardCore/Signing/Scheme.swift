@@ -132,7 +132,9 @@ public struct Scheme: Sendable {
         case .whsecBase64:
             let text = String(decoding: secret.bytes, as: UTF8.self)
             let encoded = text.hasPrefix("whsec_") ? text.dropFirst(6) : Substring(text)
-            guard let key = SignatureDecoding.base64(encoded), !key.isEmpty else {
+            // The standardwebhooks and svix libraries pad before decoding, so a
+            // secret copied without its trailing `=` works there, and here.
+            guard let key = SignatureDecoding.base64(SignatureDecoding.padded(encoded)), !key.isEmpty else {
                 throw KeyError(scheme: name, problem: "a \(name) secret is whsec_ followed by base64")
             }
             return Secret(bytes: key)
