@@ -30,6 +30,27 @@ struct SchemeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("custom: the delivery id's header (HOOKGUARD_ID_HEADER).", valueName: "name"))
     var idHeader: String?
 
+    @Option(help: ArgumentHelp("custom: the signed bytes, e.g. 'v0:{timestamp}:{body}' (HOOKGUARD_MESSAGE).", valueName: "template"))
+    var message: String?
+
+    @Option(help: ArgumentHelp("custom: the timestamp's own header (HOOKGUARD_TIMESTAMP_HEADER).", valueName: "name"))
+    var timestampHeader: String?
+
+    @Option(help: ArgumentHelp("custom: the timestamp's entry in the signature list, e.g. t= (HOOKGUARD_TIMESTAMP_FIELD).", valueName: "text"))
+    var timestampField: String?
+
+    @Option(help: ArgumentHelp("custom: seconds, milliseconds or rfc3339 (HOOKGUARD_TIMESTAMP_FORMAT).", valueName: "name"))
+    var timestampFormat: String?
+
+    @Option(help: ArgumentHelp("custom: the character between signature entries (HOOKGUARD_SEPARATOR).", valueName: "char"))
+    var separator: String?
+
+    @Option(help: ArgumentHelp("custom: as-given or whsec-base64 (HOOKGUARD_KEY_FORM).", valueName: "name"))
+    var keyForm: String?
+
+    @Option(help: ArgumentHelp("custom: the event's header (HOOKGUARD_EVENT_HEADER).", valueName: "name"))
+    var eventHeader: String?
+
     func validate() throws {
         guard secretFile != nil || secret != nil else {
             throw ValidationError("give the secret with --secret-file FILE or --secret TEXT")
@@ -41,7 +62,9 @@ struct SchemeOptions: ParsableArguments {
         var values = [Parameter.scheme.rawValue: scheme]
         let optional: [(Parameter, String?)] = [
             (.signatureHeader, signatureHeader), (.algorithm, algorithm), (.encoding, encoding),
-            (.prefix, prefix), (.idHeader, idHeader),
+            (.prefix, prefix), (.idHeader, idHeader), (.message, message), (.timestampHeader, timestampHeader),
+            (.timestampField, timestampField), (.timestampFormat, timestampFormat), (.separator, separator),
+            (.keyForm, keyForm), (.eventHeader, eventHeader),
         ]
         for (parameter, value) in optional { if let value { values[parameter.rawValue] = value } }
         return RequestParams(values)
@@ -86,7 +109,10 @@ struct SchemeOptions: ParsableArguments {
         let flags: [Parameter: String] = [
             .scheme: "--scheme", .secretFile: "--secret-file", .secret: "--secret",
             .signatureHeader: "--signature-header", .algorithm: "--algorithm", .encoding: "--encoding",
-            .prefix: "--prefix", .idHeader: "--id-header",
+            .prefix: "--prefix", .idHeader: "--id-header", .message: "--message",
+            .timestampHeader: "--timestamp-header", .timestampField: "--timestamp-field",
+            .timestampFormat: "--timestamp-format", .separator: "--separator", .keyForm: "--key-form",
+            .eventHeader: "--event-header",
         ]
         return "\(flags[error.parameter] ?? error.parameter.rawValue): \(error.problem)"
     }

@@ -20,9 +20,9 @@ struct Verify: ParsableCommand {
     var headers: [String] = []
 
     @Option(help: ArgumentHelp(
-        "Seconds a signed timestamp may be from now (default: \(SignatureVerifier.defaultTolerance)).",
+        "Seconds a signed timestamp may be from now (default: the scheme's, as HOOKGUARD_TOLERANCE).",
         valueName: "seconds"))
-    var tolerance: Int = SignatureVerifier.defaultTolerance
+    var tolerance: Int?
 
     @Option(help: ArgumentHelp("Unix time to check against (default: now).", valueName: "seconds"))
     var now: Int?
@@ -31,7 +31,7 @@ struct Verify: ParsableCommand {
     var file: String?
 
     func validate() throws {
-        guard tolerance >= 0 else { throw ValidationError("--tolerance must be a number of seconds") }
+        if let tolerance, tolerance < 0 { throw ValidationError("--tolerance must be a number of seconds") }
         for line in headers where !line.contains(":") {
             throw ValidationError("--header \"\(line)\" is not 'Name: value'")
         }
@@ -56,6 +56,7 @@ struct Verify: ParsableCommand {
         }
         let body = try readBody(file)
         let checkedAt = now ?? Timestamp.now().seconds
+        let tolerance = self.tolerance ?? scheme.tolerance
 
         func check(_ body: [UInt8]) throws(SignatureFailure) {
             try SignatureVerifier.verify(scheme, keys: keys, params: params, body: body, now: checkedAt, tolerance: tolerance)
@@ -64,7 +65,7 @@ struct Verify: ParsableCommand {
             try check(body)
         } catch {
             print("refused (\(error.reasonCode)): \(error)")
-            for hint in hints(error, scheme: scheme, body: body, check: check) { print("  \(hint)") }
+            for hint in hints(error, scheme: scheme, body: body, tolerance: tolerance, check: check) { print("  \(hint)") }
             throw ExitCode.failure
         }
         var facts = ["genuine: the signature in \(scheme.signatureHeader.display) matches"]
@@ -74,7 +75,8 @@ struct Verify: ParsableCommand {
 
     /// What an operator would check next, from what else the delivery tells.
     private func hints(
-        _ failure: SignatureFailure, scheme: Scheme, body: [UInt8], check: ([UInt8]) throws(SignatureFailure) -> Void
+        _ failure: SignatureFailure, scheme: Scheme, body: [UInt8], tolerance: Int,
+        check: ([UInt8]) throws(SignatureFailure) -> Void
     ) -> [String] {
         switch failure {
         case .missing:

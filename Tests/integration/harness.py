@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+import senders  # noqa: E402
 import signing  # noqa: E402
 
 HOOKGUARD_BIN = Path(os.environ.get("HOOKGUARD_BIN") or REPO / ".build" / "debug" / "hookguard")
@@ -209,6 +210,7 @@ class Prefix:
         self.nginx_error = path / "error.log"
         self.nginx_conf = path / "conf" / "nginx.conf"
         self.secrets = {name: signing.new_secret(name) for name in signing.ALL_NAMES}
+        self.catalog_secrets = {name: (senders.new_secret(name), senders.new_secret(name)) for name in senders.SENDERS}
 
     def render(self) -> None:
         subprocess.run([str(RENDER), str(self.path), str(self.port), str(EXTRA_CONF)],
@@ -218,6 +220,9 @@ class Prefix:
             # comments and blank lines around the one secret, as deployed
             write_file(sec / f"{name}.secret", f"# {name} secret\n\n{secret}\n")
         write_file(sec / "comments-only.secret", "# nothing here yet\n\n# still nothing\n")
+        # issue 16: every catalog preset at /t/preset/<name>, with two secrets (a rotation)
+        for name, pair in self.catalog_secrets.items():
+            write_file(sec / f"preset-{name}.secret", f"# {name}: old, then new\n{pair[0]}\n{pair[1]}\n")
         # issue 16: a Standard Webhooks secret without its base64 padding, after a line that is no key
         write_file(sec / "unpadded.secret", f"# rotating\n{UNUSABLE_WHSEC}\n{UNPADDED_WHSEC}\n")
         write_file(sec / "empty.secret", "")

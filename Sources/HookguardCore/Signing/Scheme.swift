@@ -1,7 +1,9 @@
-/// What differs between senders: where the signature is, what message is
-/// signed, how the MAC is written, and which headers carry the timestamp, the
-/// delivery id and the event. One verification path (`SignatureVerifier`) and
-/// one signer (`SignatureSigner`) serve every scheme.
+/// What differs between senders, as data: where the signature is and how
+/// its header is parsed, what bytes are signed (a template over id,
+/// timestamp and body with literal separators), the timestamp's header, unit
+/// and tolerance, how the secret becomes a key, and the delivery-id and event
+/// headers. One verification path (`SignatureVerifier`) and one signer
+/// (`SignatureSigner`) serve every scheme; the presets are `Scheme.catalog`.
 public struct Scheme: Sendable {
     public let name: String
     public let signatureHeader: HeaderName
@@ -10,11 +12,14 @@ public struct Scheme: Sendable {
     /// Text before each encoded MAC, such as `sha256=`, `v0=` or `v1,`.
     public let prefix: String
     /// `nil` when the header holds one signature; else the character between
-    /// the entries of a list (Standard Webhooks: space, Stripe: comma). Entries
-    /// without `prefix` are other versions or fields, and are skipped.
+    /// the entries of a list (Standard Webhooks: space, Stripe: comma, Paddle:
+    /// semicolon). Entries without `prefix` are other versions or fields, and
+    /// are skipped.
     public let separator: Character?
     /// Where the signed timestamp is, for schemes that sign one.
     public let timestamp: TimestampSource?
+    /// How the timestamp is written.
+    public let timestampFormat: TimestampFormat
     /// The signed message, in order; `[.body]` for plain body HMACs.
     public let message: [MessagePart]
     /// How a configured secret becomes the HMAC key.
@@ -23,12 +28,19 @@ public struct Scheme: Sendable {
     public let idHeader: HeaderName?
     /// The header naming the event, recorded in the envelope as `event`.
     public let eventHeader: HeaderName?
+    /// Seconds a signed timestamp may be from now, either way, unless the
+    /// location sets HOOKGUARD_TOLERANCE: the sender's own recommendation.
+    public let tolerance: Int
+    /// The sender's page that describes the scheme.
+    public let documentation: String?
 
     public init(
         name: String, signatureHeader: HeaderName, algorithm: DigestAlgorithm = .sha256,
         encoding: SignatureEncoding, prefix: String = "", separator: Character? = nil,
-        timestamp: TimestampSource? = nil, message: [MessagePart] = [.body], keyForm: KeyForm = .asGiven,
-        idHeader: HeaderName? = nil, eventHeader: HeaderName? = nil
+        timestamp: TimestampSource? = nil, timestampFormat: TimestampFormat = .unixSeconds,
+        message: [MessagePart] = [.body], keyForm: KeyForm = .asGiven,
+        idHeader: HeaderName? = nil, eventHeader: HeaderName? = nil,
+        tolerance: Int = SignatureVerifier.defaultTolerance, documentation: String? = nil
     ) {
         self.name = name
         self.signatureHeader = signatureHeader
@@ -37,10 +49,13 @@ public struct Scheme: Sendable {
         self.prefix = prefix
         self.separator = separator
         self.timestamp = timestamp
+        self.timestampFormat = timestampFormat
         self.message = message
         self.keyForm = keyForm
         self.idHeader = idHeader
         self.eventHeader = eventHeader
+        self.tolerance = tolerance
+        self.documentation = documentation
     }
 
     public enum TimestampSource: Sendable, Equatable {
@@ -52,20 +67,55 @@ public struct Scheme: Sendable {
 
     public enum MessagePart: Sendable, Equatable, ExpressibleByStringLiteral {
         case literal(String)
-        /// The timestamp exactly as sent (decimal Unix seconds).
+        /// The timestamp exactly as sent.
         case timestamp
         /// The value of `idHeader` exactly as sent.
         case id
         case body
 
         public init(stringLiteral value: String) { self = .literal(value) }
+
+        /// A template such as `v0:{timestamp}:{body}`: literal text with
+        /// `{body}` once, `{timestamp}` and `{id}` at most once each.
+        public static func parse(_ template: String) -> [MessagePart]? {
+            var parts: [MessagePart] = []
+            var rest = Substring(template)
+            while !rest.isEmpty {
+                let next = [("{body}", MessagePart.body), ("{timestamp}", .timestamp), ("{id}", .id)]
+                    .compactMap { text, part in rest.firstRange(of: text).map { ($0, part) } }
+                    .min { $0.0.lowerBound < $1.0.lowerBound }
+                guard let (range, part) = next else {
+                    parts.append(.literal(String(rest)))
+                    break
+                }
+                if range.lowerBound > rest.startIndex { parts.append(.literal(String(rest[..<range.lowerBound]))) }
+                parts.append(part)
+                rest = rest[range.upperBound...]
+            }
+            guard parts.filter({ $0 == .body }).count == 1, parts.filter({ $0 == .timestamp }).count <= 1,
+                parts.filter({ $0 == .id }).count <= 1
+            else { return nil }
+            return parts
+        }
+
+        /// The template text that `parse` reads back.
+        public static func template(_ parts: [MessagePart]) -> String {
+            parts.map { part in
+                switch part {
+                case .literal(let text): text
+                case .timestamp: "{timestamp}"
+                case .id: "{id}"
+                case .body: "{body}"
+                }
+            }.joined()
+        }
     }
 
-    public enum KeyForm: Sendable, Equatable {
+    public enum KeyForm: String, Sendable, Equatable, CaseIterable {
         /// The secret's bytes are the key (GitHub, Stripe's whole `whsec_…`, Slack).
-        case asGiven
+        case asGiven = "as-given"
         /// `whsec_` followed by the key in base64 (Standard Webhooks, Svix).
-        case whsecBase64
+        case whsecBase64 = "whsec-base64"
     }
 
     /// Whether the signature covers a timestamp, so stale copies can be refused.
@@ -73,55 +123,7 @@ public struct Scheme: Sendable {
 
     /// The schemes a location names with `HOOKGUARD_SCHEME`; `custom` is built
     /// from the location's own parameters instead.
-    public static let presets: [String: Scheme] = Dictionary(
-        uniqueKeysWithValues: [
-            // Ticket Spot: GitHub-style, Sinatra example in its docs.
-            Scheme(name: "ticketspot", signatureHeader: HeaderName("X-TS-Signature-256"),
-                   encoding: .hex, prefix: "sha256="),
-            // Tito: base64 of the HMAC, event in X-Webhook-Name.
-            Scheme(name: "tito", signatureHeader: HeaderName("Tito-Signature"),
-                   encoding: .base64, eventHeader: HeaderName("X-Webhook-Name")),
-            // Tito's newer API: hex HMAC of "<timestamp>.<body>".
-            Scheme(name: "tito-timestamp", signatureHeader: HeaderName("X-Tito-Signature"), encoding: .hex,
-                   timestamp: .header(HeaderName("X-Tito-Timestamp")), message: [.timestamp, ".", .body],
-                   eventHeader: HeaderName("X-Tito-Webhook-Event")),
-            // Workspace webhooks with the PHP `hash_hmac` example.
-            Scheme(name: "x-signature", signatureHeader: HeaderName("X-Signature"), encoding: .hex),
-            // Tikkl's document does not name the encoding.
-            Scheme(name: "tikkl", signatureHeader: HeaderName("X-Tikkl-Signature"), encoding: .hexOrBase64),
-            // Docs-platform webhooks with the Python `hmac.compare_digest` example.
-            Scheme(name: "x-signature-256", signatureHeader: HeaderName("X-Signature-256"),
-                   encoding: .hex, prefix: "sha256="),
-            // X-GitHub-Delivery stays the same when a delivery is redelivered.
-            Scheme(name: "github", signatureHeader: HeaderName("X-Hub-Signature-256"),
-                   encoding: .hex, prefix: "sha256=", idHeader: HeaderName("X-GitHub-Delivery"),
-                   eventHeader: HeaderName("X-GitHub-Event")),
-            // standardwebhooks.com; "v1,<base64>" entries, space-separated while a secret rotates.
-            standardWebhooks(name: "standard-webhooks", headerPrefix: "webhook-"),
-            // Svix sends the same scheme under svix-* names (webhook-* when white-labelled).
-            standardWebhooks(name: "svix", headerPrefix: "svix-"),
-            // Stripe: "t=<unix>,v1=<hex>[,v1=<hex>…]"; v0 entries are test-mode signatures, skipped.
-            Scheme(name: "stripe", signatureHeader: HeaderName("Stripe-Signature"), encoding: .hex,
-                   prefix: "v1=", separator: ",", timestamp: .field("t="), message: [.timestamp, ".", .body]),
-            // Slack: "v0=<hex>" of "v0:<timestamp>:<body>".
-            Scheme(name: "slack", signatureHeader: HeaderName("X-Slack-Signature"), encoding: .hex,
-                   prefix: "v0=", timestamp: .header(HeaderName("X-Slack-Request-Timestamp")),
-                   message: ["v0:", .timestamp, ":", .body]),
-            // Shopify: base64 HMAC of the body; X-Shopify-Webhook-Id is kept across retries.
-            Scheme(name: "shopify", signatureHeader: HeaderName("X-Shopify-Hmac-Sha256"), encoding: .base64,
-                   idHeader: HeaderName("X-Shopify-Webhook-Id"), eventHeader: HeaderName("X-Shopify-Topic")),
-            // GitLab: the secret token itself; Idempotency-Key is kept across retries (GitLab 17.4+).
-            Scheme(name: "gitlab", signatureHeader: HeaderName("X-Gitlab-Token"), encoding: .token,
-                   idHeader: HeaderName("Idempotency-Key"), eventHeader: HeaderName("X-Gitlab-Event")),
-        ].map { ($0.name, $0) })
-
-    private static func standardWebhooks(name: String, headerPrefix: String) -> Scheme {
-        Scheme(
-            name: name, signatureHeader: HeaderName(headerPrefix + "signature"), encoding: .base64,
-            prefix: "v1,", separator: " ", timestamp: .header(HeaderName(headerPrefix + "timestamp")),
-            message: [.id, ".", .timestamp, ".", .body], keyForm: .whsecBase64,
-            idHeader: HeaderName(headerPrefix + "id"))
-    }
+    public static let presets: [String: Scheme] = Dictionary(uniqueKeysWithValues: catalog.map { ($0.name, $0) })
 
     /// The HMAC key a configured secret stands for. A secret that cannot be
     /// one is the location's configuration problem, never the sender's.

@@ -10,7 +10,7 @@ public enum SignatureSigner {
         _ scheme: Scheme, secret: Secret, body: [UInt8], timestamp: Int, id: String?
     ) throws(Scheme.KeyError) -> [(name: String, value: String)] {
         let key = try scheme.key(from: secret)
-        let stamp = String(timestamp)
+        let stamp = scheme.timestampFormat.text(timestamp)
         let message = scheme.signedMessage(body: body, timestamp: stamp[...], id: id?[...])
         var lines: [(name: String, value: String)] = []
         if let idHeader = scheme.idHeader, let id { lines.append((idHeader.display, id)) }

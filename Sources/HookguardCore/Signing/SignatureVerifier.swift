@@ -98,13 +98,13 @@ struct ReceivedSignature {
             guard let text = params[name]?.trimmingASCIIWhitespace(), !text.isEmpty else {
                 throw .missing(header: name.display)
             }
-            timestamp = (text, try Self.unixSeconds(text, header: name.display), name.display)
+            timestamp = (text, try Self.seconds(text, scheme.timestampFormat, header: name.display), name.display)
         case .field(let key):
             guard let entry = entries.first(where: { $0.hasPrefixIgnoringCase(key) }) else {
                 throw .malformed(header: header, problem: "no \"\(key)\" timestamp")
             }
             let text = entry.droppingPrefix(key)
-            timestamp = (text, try Self.unixSeconds(text, header: header), header)
+            timestamp = (text, try Self.seconds(text, scheme.timestampFormat, header: header), header)
         }
 
         if scheme.message.contains(.id), let idHeader = scheme.idHeader {
@@ -149,11 +149,12 @@ struct ReceivedSignature {
         return .success(bytes)
     }
 
-    /// Decimal Unix seconds, as every timestamped sender writes them.
-    private static func unixSeconds(_ text: Substring, header: String) throws(SignatureFailure) -> Int {
-        guard text.utf8.count <= 12, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let seconds = Int(text)
-        else {
-            throw .malformed(header: header, problem: "the timestamp is not a Unix time in seconds")
+    /// The Unix seconds of a timestamp written in the scheme's format.
+    private static func seconds(
+        _ text: Substring, _ format: TimestampFormat, header: String
+    ) throws(SignatureFailure) -> Int {
+        guard let seconds = format.seconds(text) else {
+            throw .malformed(header: header, problem: "the timestamp is not \(format.expectation)")
         }
         return seconds
     }
