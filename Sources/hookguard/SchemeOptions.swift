@@ -51,7 +51,8 @@ struct SchemeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("custom: the event's header (HOOKGUARD_EVENT_HEADER).", valueName: "name"))
     var eventHeader: String?
 
-    func validate() throws {
+    /// Public-key schemes are signed with `--private-key-file` instead.
+    func requireSecret() throws {
         guard secretFile != nil || secret != nil else {
             throw ValidationError("give the secret with --secret-file FILE or --secret TEXT")
         }
@@ -80,6 +81,7 @@ struct SchemeOptions: ParsableArguments {
 
     /// The secrets, as the server would read them: the file's lines, then the literal one.
     func secrets() throws -> [Secret] {
+        try requireSecret()
         var secrets: [Secret] = []
         if let secretFile {
             do {
@@ -95,6 +97,7 @@ struct SchemeOptions: ParsableArguments {
     /// The keys the secrets stand for under `scheme`, as the server finds
     /// them: a secret file's unusable lines are skipped and listed.
     func keys(for scheme: Scheme) throws -> LocationKeys {
+        try requireSecret()
         let file: (path: String, lines: [(line: Int, secret: Secret)])?
         do {
             file = try secretFile.map { path throws(ConfigError) in (path, try SecretFileCache().numberedSecrets(at: path)) }

@@ -20,7 +20,11 @@ import Testing
         let start = try #require(lines.firstIndex { $0.hasPrefix("| scheme |") })
         let rows = Array(lines[(start + 2)...].prefix { $0.hasPrefix("|") })
         let expected = Scheme.catalog.map(Self.row) + [Self.customRow]
-        #expect(rows == expected, "README's ## Schemes table should read:\n\(expected.joined(separator: "\n"))")
+        #expect(rows == expected, """
+            README's ## Schemes table differs from the catalog; rows to add or correct:
+            \(expected.filter { !rows.contains($0) }.joined(separator: "\n"))
+            rows to remove: \(rows.filter { !expected.contains($0) }.joined(separator: "\n"))
+            """)
     }
 
     /// Each preset as `custom` parameters: the same scheme, so the same vectors verify.
@@ -41,6 +45,7 @@ import Testing
         #expect(custom.keyForm == preset.keyForm)
         #expect(custom.idHeader == preset.idHeader)
         #expect(custom.eventHeader == preset.eventHeader)
+        #expect(custom.publicKey == preset.publicKey)
     }
 
     @Test func readmeCustomExampleIsSlack() throws {
@@ -126,6 +131,13 @@ import Testing
 
     static func value(_ scheme: Scheme) -> String {
         if scheme.encoding == .token { return "the secret token itself, compared in constant time" }
+        switch scheme.publicKey {
+        case .ed25519?:
+            return "\(scheme.encoding.rawValue) Ed25519 signature; the key is the sender's public key in hex"
+        case .ecdsaP256?:
+            return "\(scheme.encoding.rawValue) DER ECDSA P-256/SHA-256 signature; the key is the base64 DER public key"
+        case nil: break
+        }
         let encoding = scheme.encoding == .hexOrBase64 ? "hex or base64" : scheme.encoding.rawValue
         var text = "\(encoding) HMAC-\(scheme.algorithm.rawValue.uppercased())"
         if !scheme.prefix.isEmpty { text = "`\(scheme.prefix)` + " + text }
@@ -147,7 +159,7 @@ import Testing
     /// The HOOKGUARD_* parameters that describe `scheme` as `custom`.
     static func customParameters(_ scheme: Scheme) -> [Parameter: String] {
         var values: [Parameter: String] = [
-            .signatureHeader: scheme.signatureHeader.display, .algorithm: scheme.algorithm.rawValue,
+            .signatureHeader: scheme.signatureHeader.display, .algorithm: scheme.publicKey?.rawValue ?? scheme.algorithm.rawValue,
             .encoding: scheme.encoding.rawValue, .message: Scheme.MessagePart.template(scheme.message),
             .timestampFormat: scheme.timestampFormat.rawValue, .keyForm: scheme.keyForm.rawValue,
         ]

@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+import public_keys  # noqa: E402
 import senders  # noqa: E402
 import signing  # noqa: E402
 
@@ -211,6 +212,7 @@ class Prefix:
         self.nginx_conf = path / "conf" / "nginx.conf"
         self.secrets = {name: signing.new_secret(name) for name in signing.ALL_NAMES}
         self.catalog_secrets = {name: (senders.new_secret(name), senders.new_secret(name)) for name in senders.SENDERS}
+        self.key_pairs = {name: (public_keys.KeyPair(name), public_keys.KeyPair(name)) for name in public_keys.HEADERS}
 
     def render(self) -> None:
         subprocess.run([str(RENDER), str(self.path), str(self.port), str(EXTRA_CONF)],
@@ -223,6 +225,9 @@ class Prefix:
         # issue 16: every catalog preset at /t/preset/<name>, with two secrets (a rotation)
         for name, pair in self.catalog_secrets.items():
             write_file(sec / f"preset-{name}.secret", f"# {name}: old, then new\n{pair[0]}\n{pair[1]}\n")
+        # issue 16: the public-key presets, with two of the sender's public keys each
+        for name, pairs in self.key_pairs.items():
+            write_file(sec / f"preset-{name}.secret", "".join(p.public_text + "\n" for p in pairs))
         # issue 16: a Standard Webhooks secret without its base64 padding, after a line that is no key
         write_file(sec / "unpadded.secret", f"# rotating\n{UNUSABLE_WHSEC}\n{UNPADDED_WHSEC}\n")
         write_file(sec / "empty.secret", "")

@@ -276,12 +276,17 @@ public struct LocationConfig: Sendable {
             throw ConfigError(.signatureHeader, "missing; the custom scheme needs the signature's header name")
         }
         var algorithm = DigestAlgorithm.sha256
+        var publicKey: PublicKeyAlgorithm? = nil
         if let name = value(.algorithm) {
-            guard let known = DigestAlgorithm(rawValue: name.lowercased()) else {
-                let names = DigestAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
+            if let known = PublicKeyAlgorithm(rawValue: name.lowercased()) {
+                publicKey = known
+            } else if let known = DigestAlgorithm(rawValue: name.lowercased()) {
+                algorithm = known
+            } else {
+                let names = (DigestAlgorithm.allCases.map(\.rawValue) + PublicKeyAlgorithm.allCases.map(\.rawValue))
+                    .joined(separator: ", ")
                 throw ConfigError(.algorithm, "unknown algorithm \"\(name)\"; known: \(names)")
             }
-            algorithm = known
         }
         var encoding = SignatureEncoding.hex
         if let name = value(.encoding) {
@@ -322,13 +327,28 @@ public struct LocationConfig: Sendable {
             }
             timestampFormat = known
         }
-        var keyForm = Scheme.KeyForm.asGiven
+        var keyForm: Scheme.KeyForm = switch publicKey {
+        case nil: .asGiven
+        case .ed25519: .hexPublicKey
+        case .ecdsaP256: .base64PublicKey
+        }
         if let name = value(.keyForm) {
             guard let known = Scheme.KeyForm(rawValue: name.lowercased()) else {
                 let names = Scheme.KeyForm.allCases.map(\.rawValue).joined(separator: ", ")
                 throw ConfigError(.keyForm, "unknown key form \"\(name)\"; known: \(names)")
             }
             keyForm = known
+        }
+        let publicKeyForm = keyForm == .hexPublicKey || keyForm == .base64PublicKey
+        if publicKeyForm != (publicKey != nil) {
+            throw ConfigError(
+                .keyForm,
+                publicKey == nil
+                    ? "\(keyForm.rawValue) is for public-key algorithms (ed25519, ecdsa-p256)"
+                    : "a public-key algorithm needs hex-public-key or base64-public-key")
+        }
+        if publicKey != nil, encoding == .token {
+            throw ConfigError(.encoding, "token: the header carries a secret, and a public-key scheme has none")
         }
         var message: [Scheme.MessagePart] = [.body]
         if let template = value(.message) {
@@ -353,7 +373,7 @@ public struct LocationConfig: Sendable {
         return Scheme(
             name: "custom", signatureHeader: header, algorithm: algorithm, encoding: encoding, prefix: prefix,
             separator: separator, timestamp: timestamp, timestampFormat: timestampFormat, message: message,
-            keyForm: keyForm, idHeader: idHeader, eventHeader: eventHeader)
+            keyForm: keyForm, idHeader: idHeader, eventHeader: eventHeader, publicKey: publicKey)
     }
 
     /// Text that must arrive as part of a header value.

@@ -33,6 +33,9 @@ public struct Scheme: Sendable {
     public let tolerance: Int
     /// The sender's page that describes the scheme.
     public let documentation: String?
+    /// `nil`: an HMAC under a shared secret; else the sender signs with its
+    /// private key and the location holds the public key.
+    public let publicKey: PublicKeyAlgorithm?
 
     public init(
         name: String, signatureHeader: HeaderName, algorithm: DigestAlgorithm = .sha256,
@@ -40,8 +43,10 @@ public struct Scheme: Sendable {
         timestamp: TimestampSource? = nil, timestampFormat: TimestampFormat = .unixSeconds,
         message: [MessagePart] = [.body], keyForm: KeyForm = .asGiven,
         idHeader: HeaderName? = nil, eventHeader: HeaderName? = nil,
-        tolerance: Int = SignatureVerifier.defaultTolerance, documentation: String? = nil
+        tolerance: Int = SignatureVerifier.defaultTolerance, documentation: String? = nil,
+        publicKey: PublicKeyAlgorithm? = nil
     ) {
+        self.publicKey = publicKey
         self.name = name
         self.signatureHeader = signatureHeader
         self.algorithm = algorithm
@@ -116,7 +121,21 @@ public struct Scheme: Sendable {
         case asGiven = "as-given"
         /// `whsec_` followed by the key in base64 (Standard Webhooks, Svix).
         case whsecBase64 = "whsec-base64"
+        /// A raw public key in hex (Discord's application public key).
+        case hexPublicKey = "hex-public-key"
+        /// A DER SubjectPublicKeyInfo in base64 (SendGrid's verification key).
+        case base64PublicKey = "base64-public-key"
     }
+
+    /// The signature's length in bytes, when it has one: the digest's for an
+    /// HMAC, 64 for Ed25519; DER ECDSA signatures vary.
+    var signatureLength: Int? {
+        guard let publicKey else { return algorithm.byteCount }
+        return publicKey.signatureLength
+    }
+
+    /// What the signature is, for messages: "sha256", "ed25519".
+    var signatureName: String { publicKey?.rawValue ?? algorithm.rawValue }
 
     /// Whether the signature covers a timestamp, so stale copies can be refused.
     public var isTimestamped: Bool { timestamp != nil }
@@ -138,6 +157,14 @@ public struct Scheme: Sendable {
             // secret copied without its trailing `=` works there, and here.
             guard let key = SignatureDecoding.base64(SignatureDecoding.padded(encoded)), !key.isEmpty else {
                 throw KeyError(scheme: name, problem: "a \(name) secret is whsec_ followed by base64")
+            }
+            return Secret(bytes: key)
+        case .hexPublicKey, .base64PublicKey:
+            let text = String(decoding: secret.bytes, as: UTF8.self)[...]
+            let decoded = keyForm == .hexPublicKey ? SignatureDecoding.hex(text) : SignatureDecoding.base64(text)
+            guard let publicKey, let key = decoded, PublicKeySignature.isPublicKey(key, of: publicKey) else {
+                let form = keyForm == .hexPublicKey ? "hex" : "base64 of its DER SubjectPublicKeyInfo"
+                throw KeyError(scheme: name, problem: "a \(name) key is the sender's \(publicKey?.rawValue ?? "") public key in \(form)")
             }
             return Secret(bytes: key)
         }

@@ -118,6 +118,21 @@ extension Scheme {
                timestamp: .header(HeaderName("X-Zendesk-Webhook-Signature-Timestamp")), timestampFormat: .rfc3339,
                message: [.timestamp, .body], idHeader: HeaderName("X-Zendesk-Webhook-Invocation-Id"),
                documentation: "https://developer.zendesk.com/documentation/webhooks/verifying/"),
+        // MARK: public keys (the location holds the sender's public key)
+        // Discord interactions: Ed25519 over timestamp ‖ body, the application's public key in hex.
+        Scheme(name: "discord", signatureHeader: HeaderName("X-Signature-Ed25519"), encoding: .hex,
+               timestamp: .header(HeaderName("X-Signature-Timestamp")), message: [.timestamp, .body],
+               keyForm: .hexPublicKey,
+               documentation: "https://discord.com/developers/docs/interactions/overview#setting-up-an-endpoint-validating-security-request-headers",
+               publicKey: .ed25519),
+        // SendGrid's signed event webhook: ECDSA P-256/SHA-256 (base64 DER) over timestamp ‖ body,
+        // the verification key as base64 of its DER SubjectPublicKeyInfo.
+        Scheme(name: "sendgrid", signatureHeader: HeaderName("X-Twilio-Email-Event-Webhook-Signature"),
+               encoding: .base64, timestamp: .header(HeaderName("X-Twilio-Email-Event-Webhook-Timestamp")),
+               message: [.timestamp, .body], keyForm: .base64PublicKey,
+               documentation: "https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features",
+               publicKey: .ecdsaP256),
+
         // Tito's newer API: hex HMAC of "<timestamp>.<body>".
         Scheme(name: "tito-timestamp", signatureHeader: HeaderName("X-Tito-Signature"), encoding: .hex,
                timestamp: .header(HeaderName("X-Tito-Timestamp")), message: [.timestamp, ".", .body],

@@ -9,29 +9,63 @@ public enum SignatureSigner {
     public static func headers(
         _ scheme: Scheme, secret: Secret, body: [UInt8], timestamp: Int, id: String?
     ) throws(Scheme.KeyError) -> [(name: String, value: String)] {
+        guard scheme.publicKey == nil else {
+            throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) is signed with a private key, not a secret")
+        }
         let key = try scheme.key(from: secret)
+        return lines(scheme, body: body, timestamp: timestamp, id: id) { message, stamp in
+            signatureValue(scheme, key: key, message: message, timestamp: stamp)
+        }
+    }
+
+    /// The same for a public-key scheme, signed with the sender's private key
+    /// (PEM), to test one's own endpoint.
+    public static func headers(
+        _ scheme: Scheme, privateKeyPEM: [UInt8], body: [UInt8], timestamp: Int, id: String?
+    ) throws(Scheme.KeyError) -> [(name: String, value: String)] {
+        guard let algorithm = scheme.publicKey else {
+            throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) is signed with a shared secret, not a private key")
+        }
+        var failed = false
+        let result = lines(scheme, body: body, timestamp: timestamp, id: id) { message, stamp in
+            guard let signature = PublicKeySignature.sign(algorithm, privateKeyPEM: privateKeyPEM, message: message) else {
+                failed = true
+                return ""
+            }
+            return wrap(scheme, encode(scheme.encoding, signature), timestamp: stamp)
+        }
+        if failed {
+            throw Scheme.KeyError(scheme: scheme.name, problem: "not a PEM \(algorithm.rawValue) private key")
+        }
+        return result
+    }
+
+    private static func lines(
+        _ scheme: Scheme, body: [UInt8], timestamp: Int, id: String?, sign: ([UInt8], String) -> String
+    ) -> [(name: String, value: String)] {
         let stamp = scheme.timestampFormat.text(timestamp)
         let message = scheme.signedMessage(body: body, timestamp: stamp[...], id: id?[...])
         var lines: [(name: String, value: String)] = []
         if let idHeader = scheme.idHeader, let id { lines.append((idHeader.display, id)) }
         if case .header(let name) = scheme.timestamp { lines.append((name.display, stamp)) }
-        lines.append((scheme.signatureHeader.display, signatureValue(scheme, key: key, message: message, timestamp: stamp)))
+        lines.append((scheme.signatureHeader.display, sign(message, stamp)))
         return lines
     }
 
     /// The signature header's value: prefix and encoded MAC (or the token),
     /// after the timestamp entry for schemes that carry it in the same header.
     static func signatureValue(_ scheme: Scheme, key: Secret, message: [UInt8], timestamp: String?) -> String {
-        let encoded: String
-        switch scheme.encoding {
-        case .token:
-            encoded = String(decoding: key.bytes, as: UTF8.self)
-        case .hex:
-            encoded = MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message).hexString
-        case .base64, .hexOrBase64:
-            encoded = Data(MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message))
-                .base64EncodedString()
-        }
+        let encoded = scheme.encoding == .token
+            ? String(decoding: key.bytes, as: UTF8.self)
+            : encode(scheme.encoding, MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message))
+        return wrap(scheme, encoded, timestamp: timestamp)
+    }
+
+    private static func encode(_ encoding: SignatureEncoding, _ bytes: [UInt8]) -> String {
+        encoding == .hex ? bytes.hexString : Data(bytes).base64EncodedString()
+    }
+
+    private static func wrap(_ scheme: Scheme, _ encoded: String, timestamp: String?) -> String {
         let signature = scheme.prefix + encoded
         if case .field(let field) = scheme.timestamp, let timestamp, let separator = scheme.separator {
             return field + timestamp + String(separator) + signature

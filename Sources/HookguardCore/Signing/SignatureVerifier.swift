@@ -55,6 +55,14 @@ public enum SignatureVerifier {
                     matched = MessageAuthentication.tokenEquals(token, key.bytes) || matched
                 }
             }
+        } else if let algorithm = scheme.publicKey {
+            let message = scheme.signedMessage(body: body, timestamp: received.timestamp?.text, id: received.id)
+            for key in keys {
+                for signature in received.signatures {
+                    matched = PublicKeySignature.verify(
+                        algorithm, publicKey: key.bytes, message: message, signature: signature) || matched
+                }
+            }
         } else {
             let message = scheme.signedMessage(body: body, timestamp: received.timestamp?.text, id: received.id)
             for key in keys {
@@ -136,15 +144,15 @@ struct ReceivedSignature {
     private enum Decoded { case success([UInt8]), failure(String) }
 
     private static func decode(_ text: Substring, _ scheme: Scheme) -> Decoded {
-        let byteCount = scheme.algorithm.byteCount
-        let hint = SignatureDecoding.misencodingHint(text, expected: scheme.encoding, byteCount: byteCount)
+        let byteCount = scheme.signatureLength
+        let hint = byteCount.flatMap { SignatureDecoding.misencodingHint(text, expected: scheme.encoding, byteCount: $0) }
             .map { "; \($0)" } ?? ""
-        guard let bytes = SignatureDecoding.decode(text, as: scheme.encoding, byteCount: byteCount) else {
+        guard let bytes = SignatureDecoding.decode(text, as: scheme.encoding, byteCount: byteCount ?? 0) else {
             return .failure("not valid \(scheme.encoding.rawValue)\(hint)")
         }
-        if scheme.encoding != .token, bytes.count != byteCount {
+        if scheme.encoding != .token, let byteCount, bytes.count != byteCount {
             return .failure(
-                "\(bytes.count) bytes where \(scheme.algorithm.rawValue) gives \(byteCount)\(hint)")
+                "\(bytes.count) bytes where \(scheme.signatureName) gives \(byteCount)\(hint)")
         }
         return .success(bytes)
     }
