@@ -51,6 +51,18 @@ struct SchemeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("custom: the event's header (HOOKGUARD_EVENT_HEADER).", valueName: "name"))
     var eventHeader: String?
 
+    @Option(help: ArgumentHelp("URL-bound schemes (twilio, square, hubspot): the public URL the sender signs (HOOKGUARD_URL).", valueName: "url"))
+    var url: String?
+
+    /// `--url`, checked as HOOKGUARD_URL is, for the schemes that sign it.
+    func signedURL(for scheme: Scheme) throws -> String {
+        do {
+            return try LocationConfig.publicURL(url, scheme: scheme) ?? ""
+        } catch {
+            throw ValidationError("--url: \(error.problem)")
+        }
+    }
+
     /// Public-key schemes are signed with `--private-key-file` instead.
     func requireSecret() throws {
         guard secretFile != nil || secret != nil else {

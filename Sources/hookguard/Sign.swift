@@ -45,6 +45,7 @@ struct Sign: ParsableCommand {
         let scheme = try options.resolvedScheme()
         let now = Timestamp.now()
         let deliveryID = scheme.idHeader == nil ? nil : (id ?? DeliveryID.next(milliseconds: now.milliseconds).text)
+        let url = try options.signedURL(for: scheme)
         let lines: [(name: String, value: String)]
         if scheme.publicKey != nil {
             guard let privateKeyFile, let pem = FileManager.default.contents(atPath: privateKeyFile) else {
@@ -53,7 +54,7 @@ struct Sign: ParsableCommand {
             do {
                 lines = try SignatureSigner.headers(
                     scheme, privateKeyPEM: [UInt8](pem), body: readBody(file), timestamp: timestamp ?? now.seconds,
-                    id: deliveryID)
+                    id: deliveryID, url: url)
             } catch let error as Scheme.KeyError {
                 throw ValidationError("--private-key-file: \(error.problem)")
             }
@@ -61,7 +62,8 @@ struct Sign: ParsableCommand {
             guard let secret = try options.secrets().first else { throw ValidationError("no secret given") }
             do {
                 lines = try SignatureSigner.headers(
-                    scheme, secret: secret, body: readBody(file), timestamp: timestamp ?? now.seconds, id: deliveryID)
+                    scheme, secret: secret, body: readBody(file), timestamp: timestamp ?? now.seconds, id: deliveryID,
+                    url: url)
             } catch let error as Scheme.KeyError {
                 throw ValidationError("\(options.secretFile != nil ? "--secret-file" : "--secret"): \(error.problem)")
             }

@@ -57,9 +57,11 @@ struct Verify: ParsableCommand {
         let body = try readBody(file)
         let checkedAt = now ?? Timestamp.now().seconds
         let tolerance = self.tolerance ?? scheme.tolerance
+        let url = try options.signedURL(for: scheme)
 
         func check(_ body: [UInt8]) throws(SignatureFailure) {
-            try SignatureVerifier.verify(scheme, keys: keys, params: params, body: body, now: checkedAt, tolerance: tolerance)
+            try SignatureVerifier.verify(
+                scheme, keys: keys, params: params, body: body, now: checkedAt, tolerance: tolerance, url: url)
         }
         do {
             try check(body)

@@ -20,7 +20,8 @@ import Testing
         let start = try #require(lines.firstIndex { $0.hasPrefix("| scheme |") })
         let rows = Array(lines[(start + 2)...].prefix { $0.hasPrefix("|") })
         let expected = Scheme.catalog.map(Self.row) + [Self.customRow]
-        #expect(rows == expected, """
+        let same = rows == expected  // compared outside #expect, which would print both tables whole
+        #expect(same, """
             README's ## Schemes table differs from the catalog; rows to add or correct:
             \(expected.filter { !rows.contains($0) }.joined(separator: "\n"))
             rows to remove: \(rows.filter { !expected.contains($0) }.joined(separator: "\n"))
@@ -31,7 +32,8 @@ import Testing
     @Test(arguments: Scheme.catalog.filter { $0.encoding != .hexOrBase64 }.map(\.name))
     func customReproducesPreset(_ name: String) throws {
         let preset = try #require(Scheme.presets[name])
-        var values = ["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SECRET": "s", "HOOKGUARD_SPOOL": "/tmp/s"]
+        var values = ["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SECRET": "s", "HOOKGUARD_SPOOL": "/tmp/s",
+                      "HOOKGUARD_URL": "https://example.org/hooks"]
         for (parameter, value) in Self.customParameters(preset) { values[parameter.rawValue] = value }
         let custom = try LocationConfig(params: params(values)).scheme
         #expect(custom.signatureHeader == preset.signatureHeader)

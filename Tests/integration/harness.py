@@ -213,6 +213,8 @@ class Prefix:
         self.secrets = {name: signing.new_secret(name) for name in signing.ALL_NAMES}
         self.catalog_secrets = {name: (senders.new_secret(name), senders.new_secret(name)) for name in senders.SENDERS}
         self.key_pairs = {name: (public_keys.KeyPair(name), public_keys.KeyPair(name)) for name in public_keys.HEADERS}
+        self.url_secrets = {name: (f"{name}-old-{os.urandom(8).hex()}", f"{name}-new-{os.urandom(8).hex()}")
+                            for name in ("twilio", "square", "hubspot")}
 
     def render(self) -> None:
         subprocess.run([str(RENDER), str(self.path), str(self.port), str(EXTRA_CONF)],
@@ -225,6 +227,8 @@ class Prefix:
         # issue 16: every catalog preset at /t/preset/<name>, with two secrets (a rotation)
         for name, pair in self.catalog_secrets.items():
             write_file(sec / f"preset-{name}.secret", f"# {name}: old, then new\n{pair[0]}\n{pair[1]}\n")
+        for name, pair in self.url_secrets.items():
+            write_file(sec / f"preset-{name}.secret", f"{pair[0]}\n{pair[1]}\n")
         # issue 16: the public-key presets, with two of the sender's public keys each
         for name, pairs in self.key_pairs.items():
             write_file(sec / f"preset-{name}.secret", "".join(p.public_text + "\n" for p in pairs))

@@ -34,6 +34,8 @@ public enum Parameter: String, Sendable, CaseIterable {
     case separator = "HOOKGUARD_SEPARATOR"
     case keyForm = "HOOKGUARD_KEY_FORM"
     case eventHeader = "HOOKGUARD_EVENT_HEADER"
+    /// The exact public URL the sender signs (URL-bound schemes).
+    case url = "HOOKGUARD_URL"
 }
 
 /// A reader's Unix socket that verified deliveries are handed to.
@@ -87,6 +89,8 @@ public struct LocationConfig: Sendable {
     /// Seconds a sender's delivery id is remembered, to answer its retries
     /// without spooling them again; `nil`: every delivery is spooled.
     public var dedupeWindow: Int?
+    /// HOOKGUARD_URL: the public URL the sender was given, for URL-bound schemes.
+    public var publicURL: String?
 
     public init(
         scheme: Scheme, secretFile: String? = nil, literalSecret: Secret? = nil, spool: String?,
@@ -149,6 +153,7 @@ public struct LocationConfig: Sendable {
         }
 
         tolerance = try Self.tolerance(params, default: scheme.tolerance)
+        publicURL = try Self.publicURL(value(.url), scheme: scheme)
 
         dedupeWindow = nil
         if let text = value(.dedupe) {
@@ -179,6 +184,30 @@ public struct LocationConfig: Sendable {
         } else {
             throw ConfigError(.scheme, "unknown scheme \"\(schemeName)\"; known: \(Self.schemeNames)")
         }
+    }
+
+    /// HOOKGUARD_URL, required by a URL-bound scheme.
+    public static func publicURL(_ text: String?, scheme: Scheme) throws(ConfigError) -> String? {
+        guard let text else {
+            if scheme.isURLBound {
+                throw ConfigError(.url, "missing; \(scheme.name) signs the URL it was given: set it here exactly, e.g. https://example.org/hooks/\(scheme.name)")
+            }
+            return nil
+        }
+        guard text.hasPrefix("https://") || text.hasPrefix("http://"), text.count > 8,
+            !text.contains(where: { $0 == " " || $0.isNewline || $0 == "\t" })
+        else {
+            throw ConfigError(.url, "\"\(text)\" is not an http(s) URL")
+        }
+        return text
+    }
+
+    /// The URL a URL-bound sender signed: HOOKGUARD_URL, with the request's
+    /// query string when HOOKGUARD_URL has none (Twilio's `bodySHA256`).
+    public func signedURL(_ params: RequestParams) -> String? {
+        guard let publicURL else { return nil }
+        guard !publicURL.contains("?"), let query = params["QUERY_STRING"], !query.isEmpty else { return publicURL }
+        return publicURL + "?" + query
     }
 
     /// `HOOKGUARD_TOLERANCE`, or the scheme's.

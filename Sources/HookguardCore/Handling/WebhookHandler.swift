@@ -106,7 +106,7 @@ public final class WebhookHandler: Sendable {
         do {
             try SignatureVerifier.verify(
                 config.scheme, keys: keys, params: params, body: body, now: receivedAt.seconds,
-                tolerance: config.tolerance)
+                tolerance: config.tolerance, url: config.signedURL(params))
         } catch {
             return .rejected(error, status: config.rejectStatus)
         }

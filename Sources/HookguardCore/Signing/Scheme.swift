@@ -36,6 +36,9 @@ public struct Scheme: Sendable {
     /// `nil`: an HMAC under a shared secret; else the sender signs with its
     /// private key and the location holds the public key.
     public let publicKey: PublicKeyAlgorithm?
+    /// Whether the URL is also tried with its default port added or removed,
+    /// as Twilio's SDKs do.
+    public let urlPortVariants: Bool
 
     public init(
         name: String, signatureHeader: HeaderName, algorithm: DigestAlgorithm = .sha256,
@@ -44,9 +47,10 @@ public struct Scheme: Sendable {
         message: [MessagePart] = [.body], keyForm: KeyForm = .asGiven,
         idHeader: HeaderName? = nil, eventHeader: HeaderName? = nil,
         tolerance: Int = SignatureVerifier.defaultTolerance, documentation: String? = nil,
-        publicKey: PublicKeyAlgorithm? = nil
+        publicKey: PublicKeyAlgorithm? = nil, urlPortVariants: Bool = false
     ) {
         self.publicKey = publicKey
+        self.urlPortVariants = urlPortVariants
         self.name = name
         self.signatureHeader = signatureHeader
         self.algorithm = algorithm
@@ -77,8 +81,19 @@ public struct Scheme: Sendable {
         /// The value of `idHeader` exactly as sent.
         case id
         case body
+        /// The request's method (HubSpot).
+        case method
+        /// The public URL the sender was given, HOOKGUARD_URL (with the request's query).
+        case url
+        /// The form parameters, sorted by name: each name then its value (Twilio).
+        case form
 
         public init(stringLiteral value: String) { self = .literal(value) }
+
+        static let names: [(String, MessagePart)] = [
+            ("{body}", .body), ("{timestamp}", .timestamp), ("{id}", .id), ("{method}", .method), ("{url}", .url),
+            ("{form}", .form),
+        ]
 
         /// A template such as `v0:{timestamp}:{body}`: literal text with
         /// `{body}` once, `{timestamp}` and `{id}` at most once each.
@@ -86,7 +101,7 @@ public struct Scheme: Sendable {
             var parts: [MessagePart] = []
             var rest = Substring(template)
             while !rest.isEmpty {
-                let next = [("{body}", MessagePart.body), ("{timestamp}", .timestamp), ("{id}", .id)]
+                let next = names
                     .compactMap { text, part in rest.firstRange(of: text).map { ($0, part) } }
                     .min { $0.0.lowerBound < $1.0.lowerBound }
                 guard let (range, part) = next else {
@@ -97,8 +112,9 @@ public struct Scheme: Sendable {
                 parts.append(part)
                 rest = rest[range.upperBound...]
             }
-            guard parts.filter({ $0 == .body }).count == 1, parts.filter({ $0 == .timestamp }).count <= 1,
-                parts.filter({ $0 == .id }).count <= 1
+            // The body once (Twilio's form stands for it), every other field at most once.
+            guard parts.filter({ $0 == .body || $0 == .form }).count == 1,
+                names.allSatisfy({ _, part in parts.filter { $0 == part }.count <= 1 })
             else { return nil }
             return parts
         }
@@ -111,6 +127,9 @@ public struct Scheme: Sendable {
                 case .timestamp: "{timestamp}"
                 case .id: "{id}"
                 case .body: "{body}"
+                case .method: "{method}"
+                case .url: "{url}"
+                case .form: "{form}"
                 }
             }.joined()
         }
@@ -136,6 +155,9 @@ public struct Scheme: Sendable {
 
     /// What the signature is, for messages: "sha256", "ed25519".
     var signatureName: String { publicKey?.rawValue ?? algorithm.rawValue }
+
+    /// Whether the signature covers the public URL, which the location must give (HOOKGUARD_URL).
+    public var isURLBound: Bool { message.contains(.url) }
 
     /// Whether the signature covers a timestamp, so stale copies can be refused.
     public var isTimestamped: Bool { timestamp != nil }
@@ -177,7 +199,9 @@ public struct Scheme: Sendable {
     }
 
     /// The bytes the sender's HMAC covers.
-    func signedMessage(body: [UInt8], timestamp: Substring?, id: Substring?) -> [UInt8] {
+    func signedMessage(
+        body: [UInt8], timestamp: Substring?, id: Substring?, method: String = "POST", url: String = ""
+    ) -> [UInt8] {
         if message == [.body] { return body }
         var bytes = [UInt8]()
         bytes.reserveCapacity(body.count + 128)
@@ -187,6 +211,9 @@ public struct Scheme: Sendable {
             case .timestamp: bytes += (timestamp ?? "").utf8
             case .id: bytes += (id ?? "").utf8
             case .body: bytes += body
+            case .method: bytes += method.utf8
+            case .url: bytes += url.utf8
+            case .form: bytes += SignedURL.sortedForm(body, url: url)
             }
         }
         return bytes

@@ -118,6 +118,22 @@ extension Scheme {
                timestamp: .header(HeaderName("X-Zendesk-Webhook-Signature-Timestamp")), timestampFormat: .rfc3339,
                message: [.timestamp, .body], idHeader: HeaderName("X-Zendesk-Webhook-Invocation-Id"),
                documentation: "https://developer.zendesk.com/documentation/webhooks/verifying/"),
+        // MARK: URL-bound (the location gives the exact public URL: HOOKGUARD_URL)
+        // Square: base64 HMAC-SHA256 of the notification URL ‖ body.
+        Scheme(name: "square", signatureHeader: HeaderName("X-Square-Hmacsha256-Signature"), encoding: .base64,
+               message: [.url, .body],
+               documentation: "https://developer.squareup.com/docs/webhooks/step3validate"),
+        // HubSpot v3: base64 HMAC-SHA256 of method ‖ URL ‖ body ‖ timestamp (milliseconds), 5 minutes.
+        Scheme(name: "hubspot", signatureHeader: HeaderName("X-HubSpot-Signature-v3"), encoding: .base64,
+               timestamp: .header(HeaderName("X-HubSpot-Request-Timestamp")), timestampFormat: .unixMilliseconds,
+               message: [.method, .url, .body, .timestamp],
+               documentation: "https://developers.hubspot.com/docs/api/webhooks/validating-requests"),
+        // Twilio: base64 HMAC-SHA1 of URL ‖ sorted form fields (or, for JSON, of the URL with its
+        // bodySHA256 parameter); the URL is tried with and without its default port.
+        Scheme(name: "twilio", signatureHeader: HeaderName("X-Twilio-Signature"), algorithm: .sha1, encoding: .base64,
+               message: [.url, .form],
+               documentation: "https://www.twilio.com/docs/usage/webhooks/webhooks-security", urlPortVariants: true),
+
         // MARK: public keys (the location holds the sender's public key)
         // Discord interactions: Ed25519 over timestamp ‖ body, the application's public key in hex.
         Scheme(name: "discord", signatureHeader: HeaderName("X-Signature-Ed25519"), encoding: .hex,

@@ -7,13 +7,13 @@ public enum SignatureSigner {
     /// delivery id (when the scheme has one and `id` is given), the timestamp
     /// (for schemes with a header of its own), then the signature.
     public static func headers(
-        _ scheme: Scheme, secret: Secret, body: [UInt8], timestamp: Int, id: String?
+        _ scheme: Scheme, secret: Secret, body: [UInt8], timestamp: Int, id: String?, url: String = ""
     ) throws(Scheme.KeyError) -> [(name: String, value: String)] {
         guard scheme.publicKey == nil else {
             throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) is signed with a private key, not a secret")
         }
         let key = try scheme.key(from: secret)
-        return lines(scheme, body: body, timestamp: timestamp, id: id) { message, stamp in
+        return lines(scheme, body: body, timestamp: timestamp, id: id, url: url) { message, stamp in
             signatureValue(scheme, key: key, message: message, timestamp: stamp)
         }
     }
@@ -21,13 +21,13 @@ public enum SignatureSigner {
     /// The same for a public-key scheme, signed with the sender's private key
     /// (PEM), to test one's own endpoint.
     public static func headers(
-        _ scheme: Scheme, privateKeyPEM: [UInt8], body: [UInt8], timestamp: Int, id: String?
+        _ scheme: Scheme, privateKeyPEM: [UInt8], body: [UInt8], timestamp: Int, id: String?, url: String = ""
     ) throws(Scheme.KeyError) -> [(name: String, value: String)] {
         guard let algorithm = scheme.publicKey else {
             throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) is signed with a shared secret, not a private key")
         }
         var failed = false
-        let result = lines(scheme, body: body, timestamp: timestamp, id: id) { message, stamp in
+        let result = lines(scheme, body: body, timestamp: timestamp, id: id, url: url) { message, stamp in
             guard let signature = PublicKeySignature.sign(algorithm, privateKeyPEM: privateKeyPEM, message: message) else {
                 failed = true
                 return ""
@@ -41,10 +41,11 @@ public enum SignatureSigner {
     }
 
     private static func lines(
-        _ scheme: Scheme, body: [UInt8], timestamp: Int, id: String?, sign: ([UInt8], String) -> String
+        _ scheme: Scheme, body: [UInt8], timestamp: Int, id: String?, url: String,
+        sign: ([UInt8], String) -> String
     ) -> [(name: String, value: String)] {
         let stamp = scheme.timestampFormat.text(timestamp)
-        let message = scheme.signedMessage(body: body, timestamp: stamp[...], id: id?[...])
+        let message = scheme.signedMessage(body: body, timestamp: stamp[...], id: id?[...], url: url)
         var lines: [(name: String, value: String)] = []
         if let idHeader = scheme.idHeader, let id { lines.append((idHeader.display, id)) }
         if case .header(let name) = scheme.timestamp { lines.append((name.display, stamp)) }

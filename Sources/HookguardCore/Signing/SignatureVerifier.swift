@@ -43,34 +43,22 @@ public enum SignatureVerifier {
     /// seconds of `now` (Unix seconds). Every key and every signature is tried,
     /// so the time taken does not say which one matched. `keys` are the
     /// scheme's HMAC keys (`Scheme.key(from:)`), or the tokens themselves.
+    /// `url` is the public URL a URL-bound scheme signs (`LocationConfig.signedURL`).
     public static func verify(
         _ scheme: Scheme, keys: [Secret], params: RequestParams, body: [UInt8],
-        now: Int, tolerance: Int = defaultTolerance
+        now: Int, tolerance: Int = defaultTolerance, url: String? = nil
     ) throws(SignatureFailure) {
         let received = try ReceivedSignature(scheme, params)
         var matched = false
-        if scheme.encoding == .token {
+        let urls = scheme.isURLBound ? SignedURL.candidates(url ?? "", portVariants: scheme.urlPortVariants) : [""]
+        for url in urls {
+            let message = scheme.signedMessage(
+                body: body, timestamp: received.timestamp?.text, id: received.id, method: params.method, url: url)
             for key in keys {
-                for token in received.signatures {
-                    matched = MessageAuthentication.tokenEquals(token, key.bytes) || matched
-                }
+                matched = matches(scheme, key: key, message: message, received.signatures) || matched
             }
-        } else if let algorithm = scheme.publicKey {
-            let message = scheme.signedMessage(body: body, timestamp: received.timestamp?.text, id: received.id)
-            for key in keys {
-                for signature in received.signatures {
-                    matched = PublicKeySignature.verify(
-                        algorithm, publicKey: key.bytes, message: message, signature: signature) || matched
-                }
-            }
-        } else {
-            let message = scheme.signedMessage(body: body, timestamp: received.timestamp?.text, id: received.id)
-            for key in keys {
-                let expected = MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message)
-                for signature in received.signatures {
-                    matched = MessageAuthentication.constantTimeEquals(expected, signature) || matched
-                }
-            }
+            // Twilio's JSON form: the URL's bodySHA256 must be this body's.
+            if scheme.message.contains(.form), !SignedURL.bodyMatchesHash(body, url: url) { matched = false }
         }
         guard matched else { throw .mismatch(header: scheme.signatureHeader.display) }
 
@@ -79,6 +67,27 @@ public enum SignatureVerifier {
             if age > tolerance { throw .stale(header: timestamp.header, seconds: age, tolerance: tolerance) }
             if -age > tolerance { throw .future(header: timestamp.header, seconds: -age, tolerance: tolerance) }
         }
+    }
+}
+
+extension SignatureVerifier {
+    /// Whether `key` made any of `signatures` over `message`; every one is tried.
+    private static func matches(_ scheme: Scheme, key: Secret, message: [UInt8], _ signatures: [[UInt8]]) -> Bool {
+        var matched = false
+        if scheme.encoding == .token {
+            for token in signatures { matched = MessageAuthentication.tokenEquals(token, key.bytes) || matched }
+        } else if let algorithm = scheme.publicKey {
+            for signature in signatures {
+                matched = PublicKeySignature.verify(algorithm, publicKey: key.bytes, message: message, signature: signature)
+                    || matched
+            }
+        } else {
+            let expected = MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message)
+            for signature in signatures {
+                matched = MessageAuthentication.constantTimeEquals(expected, signature) || matched
+            }
+        }
+        return matched
     }
 }
 
