@@ -21,8 +21,12 @@ import Testing
         let rows = Array(lines[(start + 2)...].prefix { $0.hasPrefix("|") })
         let expected = Scheme.catalog.map(Self.row) + [Self.customRow]
         let same = rows == expected  // compared outside #expect, which would print both tables whole
+        if !same {  // the rows to paste, whole
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("hookguard-schemes-table.md").path
+            try? expected.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        }
         #expect(same, """
-            README's ## Schemes table differs from the catalog; rows to add or correct:
+            README's ## Schemes table differs from the catalog (the whole table is in $TMPDIR/hookguard-schemes-table.md); rows to add or correct:
             \(expected.filter { !rows.contains($0) }.joined(separator: "\n"))
             rows to remove: \(rows.filter { !expected.contains($0) }.joined(separator: "\n"))
             """)
@@ -119,7 +123,7 @@ import Testing
     // MARK: the table's rows, rendered from the data
 
     static let customRow =
-        "| `custom` | `HOOKGUARD_SIGNATURE_HEADER` | `HOOKGUARD_MESSAGE` (`{body}`) | `HOOKGUARD_PREFIX` + `HOOKGUARD_ENCODING` of HMAC-`HOOKGUARD_ALGORITHM`; see below | `HOOKGUARD_TOLERANCE` | `HOOKGUARD_ID_HEADER` / `HOOKGUARD_EVENT_HEADER` | — |"
+        "| `custom` | `HOOKGUARD_SIGNATURE_HEADER` | `HOOKGUARD_MESSAGE` (`{body}`) | `HOOKGUARD_PREFIX` + `HOOKGUARD_ENCODING` of HMAC-`HOOKGUARD_ALGORITHM`; see below | `HOOKGUARD_TOLERANCE` | `HOOKGUARD_ID_HEADER` / `HOOKGUARD_EVENT_HEADER` | — | — |"
 
     static func row(_ scheme: Scheme) -> String {
         var headers = "`\(scheme.signatureHeader)`"
@@ -128,7 +132,8 @@ import Testing
         let ids = [scheme.idHeader, scheme.eventHeader].map { $0.map { "`\($0)`" } ?? "—" }.joined(separator: " / ")
         let docs = scheme.documentation.map { "[docs](\($0))" } ?? "—"
         let tolerance = scheme.isTimestamped ? "\(scheme.tolerance) s" : "—"
-        return "| `\(scheme.name)` | \(headers) | \(signed) | \(value(scheme)) | \(tolerance) | \(ids) | \(docs) |"
+        let handshake = scheme.handshake.map { "`\($0.rawValue)`" } ?? "—"
+        return "| `\(scheme.name)` | \(headers) | \(signed) | \(value(scheme)) | \(tolerance) | \(ids) | \(handshake) | \(docs) |"
     }
 
     static func value(_ scheme: Scheme) -> String {

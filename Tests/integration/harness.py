@@ -46,6 +46,7 @@ LITERAL_SECRET = "literal-secret-5b9d2e"  # also in nginx-extra.conf
 # The secret of issue 16: its base64 lost the trailing "=" (the libraries pad it back).
 UNPADDED_WHSEC = "whsec_OGg6NYbF+IVj+TSFkQWmsxdykKqIwY8yPHV+flc8l/A"
 UNUSABLE_WHSEC = "whsec_this*is*not*base64"
+VERIFY_TOKEN = "meta-verify-token-7c1e"  # Meta's hub.verify_token for /t/preset/meta
 WORKERS = 8
 
 
@@ -227,6 +228,8 @@ class Prefix:
         # issue 16: every catalog preset at /t/preset/<name>, with two secrets (a rotation)
         for name, pair in self.catalog_secrets.items():
             write_file(sec / f"preset-{name}.secret", f"# {name}: old, then new\n{pair[0]}\n{pair[1]}\n")
+        write_file(sec / "preset-slack.secret", f"{self.secrets['slack']}\n")
+        write_file(sec / "verify-token", f"{VERIFY_TOKEN}\n")
         for name, pair in self.url_secrets.items():
             write_file(sec / f"preset-{name}.secret", f"{pair[0]}\n{pair[1]}\n")
         # issue 16: the public-key presets, with two of the sender's public keys each

@@ -36,6 +36,8 @@ public enum Parameter: String, Sendable, CaseIterable {
     case eventHeader = "HOOKGUARD_EVENT_HEADER"
     /// The exact public URL the sender signs (URL-bound schemes).
     case url = "HOOKGUARD_URL"
+    /// Meta's verify token for its GET subscription check.
+    case verifyTokenFile = "HOOKGUARD_VERIFY_TOKEN_FILE"
 }
 
 /// A reader's Unix socket that verified deliveries are handed to.
@@ -91,6 +93,8 @@ public struct LocationConfig: Sendable {
     public var dedupeWindow: Int?
     /// HOOKGUARD_URL: the public URL the sender was given, for URL-bound schemes.
     public var publicURL: String?
+    /// HOOKGUARD_VERIFY_TOKEN_FILE: the token Meta's GET subscription check must carry.
+    public var verifyTokenFile: String?
 
     public init(
         scheme: Scheme, secretFile: String? = nil, literalSecret: Secret? = nil, spool: String?,
@@ -154,6 +158,10 @@ public struct LocationConfig: Sendable {
 
         tolerance = try Self.tolerance(params, default: scheme.tolerance)
         publicURL = try Self.publicURL(value(.url), scheme: scheme)
+        verifyTokenFile = value(.verifyTokenFile)
+        if let path = verifyTokenFile, !path.hasPrefix("/") {
+            throw ConfigError(.verifyTokenFile, "\"\(path)\" is not an absolute path")
+        }
 
         dedupeWindow = nil
         if let text = value(.dedupe) {

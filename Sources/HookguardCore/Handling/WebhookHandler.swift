@@ -75,7 +75,10 @@ public final class WebhookHandler: Sendable {
     private func process(
         _ params: RequestParams, body source: inout some RequestBodySource, context: inout LogContext
     ) -> Outcome {
-        guard params.method == "POST" else { return .methodNotAllowed(params.method) }
+        guard params.method == "POST" else {
+            if params.method == "GET", let answer = getHandshake(params, context: &context) { return answer }
+            return .methodNotAllowed(params.method)
+        }
 
         let config: LocationConfig
         let keys: [Secret]
@@ -110,6 +113,11 @@ public final class WebhookHandler: Sendable {
         } catch {
             return .rejected(error, status: config.rejectStatus)
         }
+        if let handshake = config.scheme.handshake, !handshake.isGET,
+            let answer = Handshakes.answer(handshake, params: params, body: body, keys: keys)
+        {
+            return answer
+        }
         let senderID = config.scheme.idHeader.flatMap { params[$0] }.flatMap { $0.isEmpty ? nil : $0 }
         context.senderID = senderID
 
@@ -120,6 +128,20 @@ public final class WebhookHandler: Sendable {
                 event: config.scheme.eventHeader.flatMap { params[$0] }, deliveryID: senderID,
                 headers: params.headers, body: body)
             return forward(envelope, config: config)
+        }
+    }
+
+    /// A GET that is the location's sender checking the endpoint (Meta,
+    /// Dropbox); nil for any other GET, which is answered 405.
+    private func getHandshake(_ params: RequestParams, context: inout LogContext) -> Outcome? {
+        guard let config = try? LocationConfig(params: params), let handshake = config.scheme.handshake, handshake.isGET
+        else { return nil }
+        context.scheme = config.scheme.name
+        return Handshakes.answerGET(handshake, params: params) { () throws(ConfigError) -> [Secret] in
+            guard let path = config.verifyTokenFile else {
+                throw ConfigError(.verifyTokenFile, "missing; \(config.scheme.name)'s subscription check needs the verify token you gave the sender")
+            }
+            return try secretFiles.secrets(at: path)
         }
     }
 
@@ -235,7 +257,7 @@ public final class WebhookHandler: Sendable {
         if let detail = outcome.detail { metadata["detail"] = .string(detail) }
         let level: Logger.Level =
             switch outcome.outcome {
-            case "accepted": .info
+            case "accepted", "handshake": .info
             case "refused": .warning
             default: .error
             }

@@ -39,6 +39,30 @@ public struct Scheme: Sendable {
     /// Whether the URL is also tried with its default port added or removed,
     /// as Twilio's SDKs do.
     public let urlPortVariants: Bool
+    /// The request a sender makes to check the endpoint, which hookguard
+    /// answers itself and never stores as a delivery.
+    public let handshake: Handshake?
+
+    public enum Handshake: String, Sendable, CaseIterable {
+        /// Slack Events API: a signed POST `{"type":"url_verification","challenge":…}`, answered `{"challenge":…}`.
+        case slackURLVerification = "url_verification"
+        /// Discord interactions: a signed POST `{"type":1}` (PING), answered `{"type":1}`.
+        case discordPing = "PING"
+        /// Twitch EventSub: a signed POST with `Twitch-Eventsub-Message-Type: webhook_callback_verification`,
+        /// answered with the body's `challenge` as text/plain.
+        case twitchCallbackVerification = "webhook_callback_verification"
+        /// Zoom: a signed POST `{"event":"endpoint.url_validation","payload":{"plainToken":…}}`, answered
+        /// `{"plainToken":…,"encryptedToken":hex HMAC-SHA256(secret, plainToken)}`.
+        case zoomURLValidation = "endpoint.url_validation"
+        /// Meta: `GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`, answered with the challenge
+        /// when the token is the location's (HOOKGUARD_VERIFY_TOKEN_FILE).
+        case metaSubscribe = "GET hub.challenge"
+        /// Dropbox: `GET ?challenge=…`, answered with the challenge as text/plain.
+        case dropboxChallenge = "GET challenge"
+
+        /// Whether the sender makes it with GET, unsigned.
+        public var isGET: Bool { self == .metaSubscribe || self == .dropboxChallenge }
+    }
 
     public init(
         name: String, signatureHeader: HeaderName, algorithm: DigestAlgorithm = .sha256,
@@ -47,8 +71,9 @@ public struct Scheme: Sendable {
         message: [MessagePart] = [.body], keyForm: KeyForm = .asGiven,
         idHeader: HeaderName? = nil, eventHeader: HeaderName? = nil,
         tolerance: Int = SignatureVerifier.defaultTolerance, documentation: String? = nil,
-        publicKey: PublicKeyAlgorithm? = nil, urlPortVariants: Bool = false
+        publicKey: PublicKeyAlgorithm? = nil, urlPortVariants: Bool = false, handshake: Handshake? = nil
     ) {
+        self.handshake = handshake
         self.publicKey = publicKey
         self.urlPortVariants = urlPortVariants
         self.name = name

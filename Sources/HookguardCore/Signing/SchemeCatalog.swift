@@ -21,7 +21,8 @@ extension Scheme {
                documentation: "https://forgejo.org/docs/latest/user/webhooks/"),
         // Meta (Facebook, Instagram, WhatsApp): the app secret signs the body.
         Scheme(name: "meta", signatureHeader: HeaderName("X-Hub-Signature-256"), encoding: .hex, prefix: "sha256=",
-               documentation: "https://developers.facebook.com/docs/graph-api/webhooks/getting-started"),
+               documentation: "https://developers.facebook.com/docs/graph-api/webhooks/getting-started",
+               handshake: .metaSubscribe),
         Scheme(name: "intercom", signatureHeader: HeaderName("X-Hub-Signature"), algorithm: .sha1, encoding: .hex,
                prefix: "sha1=",
                documentation: "https://developers.intercom.com/docs/references/webhooks/webhook-models"),
@@ -36,7 +37,7 @@ extension Scheme {
         Scheme(name: "coinbase", signatureHeader: HeaderName("X-CC-Webhook-Signature"), encoding: .hex,
                documentation: "https://docs.cdp.coinbase.com/commerce/docs/webhooks-security"),
         Scheme(name: "dropbox", signatureHeader: HeaderName("X-Dropbox-Signature"), encoding: .hex,
-               documentation: "https://www.dropbox.com/developers/reference/webhooks"),
+               documentation: "https://www.dropbox.com/developers/reference/webhooks", handshake: .dropboxChallenge),
         Scheme(name: "sentry", signatureHeader: HeaderName("Sentry-Hook-Signature"), encoding: .hex,
                idHeader: HeaderName("Request-ID"), eventHeader: HeaderName("Sentry-Hook-Resource"),
                documentation: "https://docs.sentry.io/integrations/integration-platform/webhooks/"),
@@ -101,18 +102,21 @@ extension Scheme {
         // Slack: "v0=<hex>" of "v0:<timestamp>:<body>".
         Scheme(name: "slack", signatureHeader: HeaderName("X-Slack-Signature"), encoding: .hex, prefix: "v0=",
                timestamp: .header(HeaderName("X-Slack-Request-Timestamp")), message: ["v0:", .timestamp, ":", .body],
-               documentation: "https://docs.slack.dev/authentication/verifying-requests-from-slack"),
+               documentation: "https://docs.slack.dev/authentication/verifying-requests-from-slack",
+               handshake: .slackURLVerification),
         // Zoom: Slack's construction under its own headers.
         Scheme(name: "zoom", signatureHeader: HeaderName("X-Zm-Signature"), encoding: .hex, prefix: "v0=",
                timestamp: .header(HeaderName("X-Zm-Request-Timestamp")), message: ["v0:", .timestamp, ":", .body],
-               documentation: "https://developers.zoom.us/docs/api/webhooks/#verify-webhook-events"),
+               documentation: "https://developers.zoom.us/docs/api/webhooks/#verify-webhook-events",
+               handshake: .zoomURLValidation),
         // Twitch EventSub: "sha256=<hex>" of id ‖ timestamp ‖ body, RFC 3339 timestamps, 10 minutes.
         Scheme(name: "twitch", signatureHeader: HeaderName("Twitch-Eventsub-Message-Signature"), encoding: .hex,
                prefix: "sha256=", timestamp: .header(HeaderName("Twitch-Eventsub-Message-Timestamp")),
                timestampFormat: .rfc3339, message: [.id, .timestamp, .body],
                idHeader: HeaderName("Twitch-Eventsub-Message-Id"),
                eventHeader: HeaderName("Twitch-Eventsub-Subscription-Type"), tolerance: 600,
-               documentation: "https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#verifying-the-event-message"),
+               documentation: "https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#verifying-the-event-message",
+               handshake: .twitchCallbackVerification),
         // Zendesk: base64 of timestamp ‖ body, ISO 8601 timestamps.
         Scheme(name: "zendesk", signatureHeader: HeaderName("X-Zendesk-Webhook-Signature"), encoding: .base64,
                timestamp: .header(HeaderName("X-Zendesk-Webhook-Signature-Timestamp")), timestampFormat: .rfc3339,
@@ -140,7 +144,7 @@ extension Scheme {
                timestamp: .header(HeaderName("X-Signature-Timestamp")), message: [.timestamp, .body],
                keyForm: .hexPublicKey,
                documentation: "https://discord.com/developers/docs/interactions/overview#setting-up-an-endpoint-validating-security-request-headers",
-               publicKey: .ed25519),
+               publicKey: .ed25519, handshake: .discordPing),
         // SendGrid's signed event webhook: ECDSA P-256/SHA-256 (base64 DER) over timestamp ‖ body,
         // the verification key as base64 of its DER SubjectPublicKeyInfo.
         Scheme(name: "sendgrid", signatureHeader: HeaderName("X-Twilio-Email-Event-Webhook-Signature"),

@@ -28,7 +28,7 @@ enum SignedURL {
         var pairs: [(name: [UInt8], value: [UInt8])] = []
         for field in body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             let parts = field.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            pairs.append((percentDecoded(parts[0]), parts.count > 1 ? percentDecoded(parts[1]) : []))
+            pairs.append((formDecoded(parts[0]), parts.count > 1 ? formDecoded(parts[1]) : []))
         }
         var seen = Set<[UInt8]>()
         let unique = pairs.filter { seen.insert($0.name + [0] + $0.value).inserted }
@@ -54,7 +54,7 @@ enum SignedURL {
     }
 
     /// `+` as space and `%XX` as its byte, as form encoding writes them.
-    private static func percentDecoded(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+    static func formDecoded(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(bytes.count)
         var index = bytes.startIndex
