@@ -95,7 +95,9 @@ private func signed(_ name: String, secret: String, body: String, timestamp: Int
     }
 
     /// Each timestamped preset, signed at `stamp`, checked at other moments.
-    static let stamped = Scheme.catalog.filter { $0.isTimestamped && $0.publicKey == nil && !$0.isURLBound }.map(\.name)
+    static let stamped = Scheme.catalog.filter {
+        $0.isTimestamped && $0.publicKey == nil && !$0.isURLBound && $0.bodySignature == nil
+    }.map(\.name)
 
     @Test(arguments: stamped)
     func staleAndFutureTimestamps(_ name: String) throws {

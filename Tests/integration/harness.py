@@ -215,7 +215,7 @@ class Prefix:
         self.catalog_secrets = {name: (senders.new_secret(name), senders.new_secret(name)) for name in senders.SENDERS}
         self.key_pairs = {name: (public_keys.KeyPair(name), public_keys.KeyPair(name)) for name in public_keys.HEADERS}
         self.url_secrets = {name: (f"{name}-old-{os.urandom(8).hex()}", f"{name}-new-{os.urandom(8).hex()}")
-                            for name in ("twilio", "square", "hubspot")}
+                            for name in ("twilio", "square", "hubspot", "mailgun")}
 
     def render(self) -> None:
         subprocess.run([str(RENDER), str(self.path), str(self.port), str(EXTRA_CONF)],

@@ -23,7 +23,7 @@ def post(env, name, body, headers):
 
 
 def body_for(name: str, tag: str) -> bytes:
-    return f'{{"type":1,"sender":"{name}","tag":"{tag}","n":"{os.urandom(4).hex()}"}}'.encode()
+    return f'{{"type":2,"sender":"{name}","tag":"{tag}","n":"{os.urandom(4).hex()}"}}'.encode()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -134,3 +134,38 @@ def test_square_and_hubspot_refusals(env):
         before, mark = env.listing(f"preset-{name}"), env.log_mark()
         r = post(env, name, sent, {"Content-Type": "application/json", **headers})
         check_rejected(env, r, mark, status=500, reason=reason, spool=f"preset-{name}", before=before)
+
+
+# --------------------------------------------------------------------------
+# mailgun: the signature is inside the JSON body (Python's hmac, from Mailgun's docs)
+
+
+def mailgun_body(key: str, timestamp: int, token: str, event: str = "delivered") -> bytes:
+    import json
+    signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+    return json.dumps({"signature": {"timestamp": str(timestamp), "token": token, "signature": signature},
+                       "event-data": {"event": event}}).encode()
+
+
+@pytest.mark.parametrize("key", [0, 1])
+def test_mailgun_genuine_with_either_key(env, key):
+    body = mailgun_body(env.prefix.url_secrets["mailgun"][key], int(time.time()), f"tok{key}" * 10)
+    delivery_id = accepted_id(env, post(env, "mailgun", body, {"Content-Type": "application/json"}))
+    check_entry(env, "preset-mailgun", delivery_id, scheme="mailgun", uri="/t/preset/mailgun", body=body)
+
+
+def test_mailgun_refusals(env):
+    secret, now = env.prefix.url_secrets["mailgun"][1], int(time.time())
+    genuine = mailgun_body(secret, now, "t" * 50)
+    cases = [
+        (mailgun_body("not-the-key", now, "t" * 50), "signature-mismatch"),
+        (genuine.replace(b'"t' + b"t" * 49, b'"u' + b"t" * 49), "signature-mismatch"),  # another token
+        (mailgun_body(secret, now - 400, "t" * 50), "signature-stale"),
+        (mailgun_body(secret, now + 400, "t" * 50), "signature-future"),
+        (b'{"event-data":{"event":"delivered"}}', "signature-missing"),
+        (genuine.replace(b'"signature": "', b'"signature": "zz'), "signature-malformed"),
+    ]
+    for body, reason in cases:
+        before, mark = env.listing("preset-mailgun"), env.log_mark()
+        r = post(env, "mailgun", body, {"Content-Type": "application/json"})
+        check_rejected(env, r, mark, status=500, reason=reason, spool="preset-mailgun", before=before)

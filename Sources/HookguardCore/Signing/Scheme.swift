@@ -42,6 +42,8 @@ public struct Scheme: Sendable {
     /// The request a sender makes to check the endpoint, which hookguard
     /// answers itself and never stores as a delivery.
     public let handshake: Handshake?
+    /// Where the signature is when it is in the body, not in `signatureHeader`.
+    public let bodySignature: BodySignature?
 
     public enum Handshake: String, Sendable, CaseIterable {
         /// Slack Events API: a signed POST `{"type":"url_verification","challenge":…}`, answered `{"challenge":…}`.
@@ -71,9 +73,11 @@ public struct Scheme: Sendable {
         message: [MessagePart] = [.body], keyForm: KeyForm = .asGiven,
         idHeader: HeaderName? = nil, eventHeader: HeaderName? = nil,
         tolerance: Int = SignatureVerifier.defaultTolerance, documentation: String? = nil,
-        publicKey: PublicKeyAlgorithm? = nil, urlPortVariants: Bool = false, handshake: Handshake? = nil
+        publicKey: PublicKeyAlgorithm? = nil, urlPortVariants: Bool = false, handshake: Handshake? = nil,
+        bodySignature: BodySignature? = nil
     ) {
         self.handshake = handshake
+        self.bodySignature = bodySignature
         self.publicKey = publicKey
         self.urlPortVariants = urlPortVariants
         self.name = name
@@ -97,6 +101,15 @@ public struct Scheme: Sendable {
         case header(HeaderName)
         /// An entry of the signature header's list starting with this text, e.g. Stripe's `t=`.
         case field(String)
+        /// Inside the body, with the signature (`bodySignature`).
+        case body
+    }
+
+    /// Senders whose signature travels inside the body instead of a header.
+    public enum BodySignature: String, Sendable {
+        /// Mailgun: JSON `{"signature":{"timestamp":…,"token":…,"signature":<hex>}}`, the HMAC over
+        /// timestamp ‖ token (the token is the message's `{id}`).
+        case mailgunJSON = "signature.signature"
     }
 
     public enum MessagePart: Sendable, Equatable, ExpressibleByStringLiteral {

@@ -138,6 +138,14 @@ extension Scheme {
                message: [.url, .form],
                documentation: "https://www.twilio.com/docs/usage/webhooks/webhooks-security", urlPortVariants: true),
 
+        // MARK: signed inside the body
+        // Mailgun: hex HMAC-SHA256 of timestamp ‖ token under the webhook signing key, all three
+        // in the JSON body's "signature" object.
+        Scheme(name: "mailgun", signatureHeader: HeaderName("signature.signature (JSON body)"), encoding: .hex,
+               timestamp: .body, message: [.timestamp, .id],
+               documentation: "https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks",
+               bodySignature: .mailgunJSON),
+
         // MARK: public keys (the location holds the sender's public key)
         // Discord interactions: Ed25519 over timestamp ‖ body, the application's public key in hex.
         Scheme(name: "discord", signatureHeader: HeaderName("X-Signature-Ed25519"), encoding: .hex,

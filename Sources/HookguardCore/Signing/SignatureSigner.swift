@@ -12,6 +12,9 @@ public enum SignatureSigner {
         guard scheme.publicKey == nil else {
             throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) is signed with a private key, not a secret")
         }
+        guard scheme.bodySignature == nil else {
+            throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) signs inside the body: there is no header to add")
+        }
         let key = try scheme.key(from: secret)
         return lines(scheme, body: body, timestamp: timestamp, id: id, url: url) { message, stamp in
             signatureValue(scheme, key: key, message: message, timestamp: stamp)

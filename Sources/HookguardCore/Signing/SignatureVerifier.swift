@@ -1,3 +1,5 @@
+import FoundationEssentials  // JSONDecoder, for signatures inside the body
+
 /// Why a delivery's signature was refused. The text is safe to show the
 /// sender: it never contains the expected value.
 public enum SignatureFailure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -48,7 +50,8 @@ public enum SignatureVerifier {
         _ scheme: Scheme, keys: [Secret], params: RequestParams, body: [UInt8],
         now: Int, tolerance: Int = defaultTolerance, url: String? = nil
     ) throws(SignatureFailure) {
-        let received = try ReceivedSignature(scheme, params)
+        let received = try scheme.bodySignature == nil
+            ? ReceivedSignature(scheme, params) : ReceivedSignature(bodySigned: scheme, body: body)
         var matched = false
         let urls = scheme.isURLBound ? SignedURL.candidates(url ?? "", portVariants: scheme.urlPortVariants) : [""]
         for url in urls {
@@ -116,6 +119,8 @@ struct ReceivedSignature {
                 throw .missing(header: name.display)
             }
             timestamp = (text, try Self.seconds(text, scheme.timestampFormat, header: name.display), name.display)
+        case .body:
+            throw .missing(header: "the signature in the body")
         case .field(let key):
             guard let entry = entries.first(where: { $0.hasPrefixIgnoringCase(key) }) else {
                 throw .malformed(header: header, problem: "no \"\(key)\" timestamp")
@@ -147,6 +152,30 @@ struct ReceivedSignature {
         }
         if signatures.isEmpty, let firstProblem {
             throw .malformed(header: header, problem: firstProblem)
+        }
+    }
+
+    /// Mailgun: `signature.{timestamp,token,signature}` in the JSON body.
+    init(bodySigned scheme: Scheme, body: [UInt8]) throws(SignatureFailure) {
+        struct Envelope: Decodable {
+            struct Signature: Decodable { var timestamp: String?, token: String?, signature: String? }
+            var signature: Signature?
+        }
+        let place = scheme.signatureHeader.display
+        guard let fields = (try? JSONDecoder().decode(Envelope.self, from: Data(body)))?.signature,
+            let text = fields.signature, !text.isEmpty
+        else { throw .missing(header: place) }
+        guard let timestampText = fields.timestamp, !timestampText.isEmpty else {
+            throw .missing(header: "signature.timestamp (JSON body)")
+        }
+        guard let token = fields.token, !token.isEmpty else { throw .missing(header: "signature.token (JSON body)") }
+        let stamp = Substring(timestampText)
+        timestamp = (stamp, try Self.seconds(stamp, scheme.timestampFormat, header: "signature.timestamp (JSON body)"),
+                     "signature.timestamp (JSON body)")
+        id = Substring(token)
+        switch Self.decode(Substring(text), scheme) {
+        case .success(let bytes): signatures = [bytes]
+        case .failure(let problem): throw .malformed(header: place, problem: problem)
         }
     }
 
