@@ -24,7 +24,7 @@ struct Sign: ParsableCommand {
     var timestamp: Int?
 
     @Option(help: ArgumentHelp(
-        "Public-key schemes (discord, sendgrid, custom ed25519/ecdsa-p256): the sender's private key, PEM.",
+        "Public-key schemes (discord, sendgrid, custom ed25519/ecdsa-p256; standard-webhooks v1a): the sender's private key, PEM.",
         valueName: "file"))
     var privateKeyFile: String?
 
@@ -47,7 +47,7 @@ struct Sign: ParsableCommand {
         let deliveryID = scheme.idHeader == nil ? nil : (id ?? DeliveryID.next(milliseconds: now.milliseconds).text)
         let url = try options.signedURL(for: scheme)
         let lines: [(name: String, value: String)]
-        if scheme.publicKey != nil {
+        if scheme.publicKey != nil || (scheme.asymmetricPrefix != nil && privateKeyFile != nil) {
             guard let privateKeyFile, let pem = FileManager.default.contents(atPath: privateKeyFile) else {
                 throw ValidationError("--private-key-file: \(scheme.name) is signed with the sender's private key (a readable PEM file)")
             }

@@ -15,13 +15,18 @@ struct PublicKeyVectors: Decodable {
         var public_key: String, message: String, signature: String
         var testDescription: String { "RFC 8032 message \(message.isEmpty ? "(empty)" : message)" }
     }
+    struct V1a: Decodable {
+        var public_key: String, other_public_key: String, private_key_pem: String, now: Int, body: String
+        var headers: [String: String]
+    }
     var schemes: [SchemeVector]
     var rfc8032: [RFC8032]
+    var standard_webhooks_v1a: V1a?
 }
 
 /// Vectors/make_publickey.py: PyNaCl (discord), `cryptography` (sendgrid),
 /// SendGrid's SDK test vector and RFC 8032's Ed25519 tests.
-private let vectors = (try? loadVectors("publickey", as: PublicKeyVectors.self)) ?? PublicKeyVectors(schemes: [], rfc8032: [])
+private let vectors = (try? loadVectors("publickey", as: PublicKeyVectors.self)) ?? PublicKeyVectors(schemes: [], rfc8032: [], standard_webhooks_v1a: nil)
 
 private func hex(_ text: String) -> [UInt8] { SignatureDecoding.hex(Substring(text)) ?? [] }
 
@@ -83,6 +88,45 @@ private func hex(_ text: String) -> [UInt8] { SignatureDecoding.hex(Substring(te
         #expect(throws: Scheme.KeyError.self) {
             try SignatureSigner.headers(scheme, privateKeyPEM: Array("not a key".utf8), body: [], timestamp: 0, id: nil)
         }
+    }
+
+    @Test func standardWebhooksV1a() throws {
+        let vector = try #require(vectors.standard_webhooks_v1a)
+        let scheme = Scheme.presets["standard-webhooks"]!
+        let publicKey = try scheme.key(from: Secret(vector.public_key))
+        let other = try scheme.key(from: Secret(vector.other_public_key))
+        let shared = try scheme.key(from: Secret("whsec_" + Data(repeating: 7, count: 32).base64EncodedString()))
+        #expect(publicKey.isPublicKey && !shared.isPublicKey)
+        let body = Array(vector.body.utf8)
+        func request(_ signature: String) -> RequestParams {
+            params(["HTTP_WEBHOOK_ID": vector.headers["webhook-id"]!, "HTTP_WEBHOOK_TIMESTAMP": vector.headers["webhook-timestamp"]!,
+                    "HTTP_WEBHOOK_SIGNATURE": signature])
+        }
+        let v1a = vector.headers["webhook-signature"]!
+        try SignatureVerifier.verify(scheme, keys: [shared, publicKey], params: request(v1a), body: body, now: vector.now)
+        // Mixed with v1 entries of another secret in one list.
+        try SignatureVerifier.verify(
+            scheme, keys: [publicKey], params: request("v1,\(Data(repeating: 1, count: 32).base64EncodedString()) \(v1a)"),
+            body: body, now: vector.now)
+        let mismatch = SignatureFailure.mismatch(header: "webhook-signature")
+        #expect(throws: mismatch) {
+            try SignatureVerifier.verify(scheme, keys: [other, shared], params: request(v1a), body: body, now: vector.now)
+        }
+        #expect(throws: mismatch) {
+            try SignatureVerifier.verify(scheme, keys: [publicKey], params: request(v1a), body: body + [0x20], now: vector.now)
+        }
+        // A v1a entry is never checked as an HMAC, nor a v1 entry against a public key.
+        #expect(throws: mismatch) {
+            try SignatureVerifier.verify(scheme, keys: [Secret(bytes: publicKey.bytes)], params: request(v1a), body: body, now: vector.now)
+        }
+        for bad in ["whpk_", "whpk_AAAA", "whpk_not base64"] {
+            #expect(throws: Scheme.KeyError.self, "\(bad)") { try scheme.key(from: Secret(bad)) }
+        }
+        // hookguard sign with the private key writes the same (deterministic) v1a entry.
+        let lines = try SignatureSigner.headers(
+            scheme, privateKeyPEM: Array(vector.private_key_pem.utf8), body: body, timestamp: vector.now,
+            id: vector.headers["webhook-id"])
+        #expect(Dictionary(uniqueKeysWithValues: lines.map { ($0.name, $0.value) }) == vector.headers)
     }
 
     @Test func keysThatAreNotTheSendersAreConfigErrors() {

@@ -160,6 +160,9 @@ import Testing
         case .rfc3339: text += "; timestamp in RFC 3339"
         }
         if scheme.keyForm == .whsecBase64 { text += "; the key is the base64 after `whsec_`" }
+        if let asymmetric = scheme.asymmetricPrefix {
+            text += "; `\(asymmetric)` entries: base64 Ed25519 under a `whpk_` public key"
+        }
         return text
     }
 

@@ -214,6 +214,8 @@ class Prefix:
         self.secrets = {name: signing.new_secret(name) for name in signing.ALL_NAMES}
         self.catalog_secrets = {name: (senders.new_secret(name), senders.new_secret(name)) for name in senders.SENDERS}
         self.key_pairs = {name: (public_keys.KeyPair(name), public_keys.KeyPair(name)) for name in public_keys.HEADERS}
+        self.v1a_shared = signing.new_secret("standard-webhooks")
+        self.v1a_pair = public_keys.V1aKey()
         self.url_secrets = {name: (f"{name}-old-{os.urandom(8).hex()}", f"{name}-new-{os.urandom(8).hex()}")
                             for name in ("twilio", "square", "hubspot", "mailgun")}
 
@@ -229,6 +231,7 @@ class Prefix:
         for name, pair in self.catalog_secrets.items():
             write_file(sec / f"preset-{name}.secret", f"# {name}: old, then new\n{pair[0]}\n{pair[1]}\n")
         write_file(sec / "preset-slack.secret", f"{self.secrets['slack']}\n")
+        write_file(sec / "v1a.secret", f"{self.v1a_shared}\n{self.v1a_pair.whpk}\n")
         write_file(sec / "verify-token", f"{VERIFY_TOKEN}\n")
         for name, pair in self.url_secrets.items():
             write_file(sec / f"preset-{name}.secret", f"{pair[0]}\n{pair[1]}\n")

@@ -60,3 +60,28 @@ def verify(name: str, public_text: str, headers: dict[str, str], body: bytes) ->
         return True
     except Exception:
         return False
+
+
+class V1aKey:
+    """A Standard Webhooks asymmetric (v1a) signer: Ed25519 over "<id>.<timestamp>.<body>"
+    with PyNaCl, the public key written whpk_<base64>."""
+
+    def __init__(self):
+        self.signing = nacl.signing.SigningKey.generate()
+        self.whpk = "whpk_" + base64.b64encode(self.signing.verify_key.encode()).decode()
+        self.private_pem = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(self.signing)).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    def entry(self, msg_id: str, ts: str, body: bytes) -> str:
+        return "v1a," + base64.b64encode(self.signing.sign(f"{msg_id}.{ts}.".encode() + body).signature).decode()
+
+    def verifies(self, headers: dict[str, str], body: bytes) -> bool:
+        message = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+        for entry in headers["webhook-signature"].split(" "):
+            if entry.startswith("v1a,"):
+                try:
+                    self.signing.verify_key.verify(message, base64.b64decode(entry[4:]))
+                    return True
+                except Exception:
+                    pass
+        return False

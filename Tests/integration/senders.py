@@ -179,17 +179,22 @@ def sign(name: str, secrets: str | list[str], body: bytes, *, timestamp: int | N
     return headers
 
 
+def changed(headers: dict[str, str], header: str, value: str | None) -> dict[str, str]:
+    """A copy of `headers` with one header set to `value`, or removed (None)."""
+    h = dict(headers)
+    if value is None:
+        h.pop(header, None)
+    else:
+        h[header] = value
+    return h
+
+
 def malformed(name: str, genuine: dict[str, str]) -> list[tuple[str, dict[str, str], str]]:
     """(what, headers, log reason) for every malformed form of a genuine set."""
     s = SENDERS[name]
 
     def change(header, value):
-        h = dict(genuine)
-        if value is None:
-            h.pop(header, None)
-        else:
-            h[header] = value
-        return h
+        return changed(genuine, header, value)
 
     size = s.digest_size
     good_shape = (b"\x01" * size).hex() if s.encoding == "hex" else base64.b64encode(b"\x01" * size).decode()

@@ -80,3 +80,47 @@ def test_hookguard_sign_with_a_private_key_passes_the_libraries(env, tmp_path, n
     r = subprocess.run([str(HOOKGUARD_BIN), "sign", "--scheme", name, "--secret", "x", str(tmp_path / "body.json")],
                        capture_output=True, timeout=30)
     assert r.returncode == 64 and b"--private-key-file" in r.stderr, r
+
+
+# --------------------------------------------------------------------------
+# Standard Webhooks v1a: Ed25519 entries beside v1 HMAC entries; the location's
+# file holds a whsec_ secret and a whpk_ public key.
+
+
+def v1a_headers(env, signature: str, msg_id: str, ts: str) -> dict:
+    return {"Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": ts,
+            "webhook-signature": signature}
+
+
+def test_standard_webhooks_v1a(env, tmp_path):
+    import signing
+    pair, shared = env.prefix.v1a_pair, env.prefix.v1a_shared
+    body, ts = body_for("standard-webhooks", "v1a"), str(int(time.time()))
+    # v1a alone, then mixed with another key's v1 in one list, then the shared secret's v1.
+    for n, signature in enumerate([
+        pair.entry("msg_a", ts, body),
+        signing.sign_stamped("standard-webhooks", signing.new_secret("standard-webhooks"), body, timestamp=int(ts),
+                             delivery_id="msg_a")["webhook-signature"] + " " + pair.entry("msg_a", ts, body),
+        signing.sign_stamped("standard-webhooks", shared, body, timestamp=int(ts), delivery_id="msg_a")["webhook-signature"],
+    ]):
+        delivery_id = accepted_id(env, env.post("/t/v1a", body, v1a_headers(env, signature, "msg_a", ts)))
+        check_entry(env, "v1a", delivery_id, scheme="standard-webhooks", uri="/t/v1a", body=body)
+    for signature, sent, reason in [
+        (public_keys.V1aKey().entry("msg_b", ts, body), body, "signature-mismatch"),
+        (pair.entry("msg_b", ts, body), body + b" ", "signature-mismatch"),
+        (pair.entry("msg_other", ts, body), body, "signature-mismatch"),
+        ("v1a,AAAA", body, "signature-malformed"),
+    ]:
+        before, mark = env.listing("v1a"), env.log_mark()
+        r = env.post("/t/v1a", sent, v1a_headers(env, signature, "msg_b", ts))
+        check_rejected(env, r, mark, status=500, reason=reason, spool="v1a", before=before)
+    # hookguard sign with the private key: PyNaCl verifies its v1a entry, and so does the server.
+    (tmp_path / "key.pem").write_bytes(pair.private_pem)
+    (tmp_path / "body.json").write_bytes(body)
+    r = subprocess.run([str(HOOKGUARD_BIN), "sign", "--scheme", "standard-webhooks", "--private-key-file",
+                        str(tmp_path / "key.pem"), str(tmp_path / "body.json")], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    headers = dict(line.split(": ", 1) for line in r.stdout.decode().splitlines())
+    assert headers["webhook-signature"].startswith("v1a,") and pair.verifies(headers, body)
+    assert not public_keys.V1aKey().verifies(headers, body)
+    accepted_id(env, env.post("/t/v1a", body, headers))

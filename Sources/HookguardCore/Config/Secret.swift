@@ -2,13 +2,18 @@
 /// so it cannot reach a log line or a response by accident.
 public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public let bytes: [UInt8]
+    /// A sender's public key rather than a shared secret: Standard Webhooks'
+    /// `whpk_` lines, which check `v1a` (Ed25519) signatures.
+    public let isPublicKey: Bool
 
     public init(_ text: some StringProtocol) {
         self.bytes = Array(text.utf8)
+        self.isPublicKey = false
     }
 
-    public init(bytes: [UInt8]) {
+    public init(bytes: [UInt8], isPublicKey: Bool = false) {
         self.bytes = bytes
+        self.isPublicKey = isPublicKey
     }
 
     public var description: String { "<secret>" }

@@ -44,6 +44,9 @@ public struct Scheme: Sendable {
     public let handshake: Handshake?
     /// Where the signature is when it is in the body, not in `signatureHeader`.
     public let bodySignature: BodySignature?
+    /// Standard Webhooks' `v1a,`: list entries with this prefix are Ed25519
+    /// signatures of the same message, checked with the `whpk_` public keys.
+    public let asymmetricPrefix: String?
 
     public enum Handshake: String, Sendable, CaseIterable {
         /// Slack Events API: a signed POST `{"type":"url_verification","challenge":…}`, answered `{"challenge":…}`.
@@ -74,8 +77,9 @@ public struct Scheme: Sendable {
         idHeader: HeaderName? = nil, eventHeader: HeaderName? = nil,
         tolerance: Int = SignatureVerifier.defaultTolerance, documentation: String? = nil,
         publicKey: PublicKeyAlgorithm? = nil, urlPortVariants: Bool = false, handshake: Handshake? = nil,
-        bodySignature: BodySignature? = nil
+        bodySignature: BodySignature? = nil, asymmetricPrefix: String? = nil
     ) {
+        self.asymmetricPrefix = asymmetricPrefix
         self.handshake = handshake
         self.bodySignature = bodySignature
         self.publicKey = publicKey
@@ -210,6 +214,15 @@ public struct Scheme: Sendable {
         switch keyForm {
         case .asGiven:
             return secret
+        case .whsecBase64 where asymmetricPrefix != nil && secret.bytes.starts(with: Array("whpk_".utf8)):
+            // A Standard Webhooks public key: base64 of the raw Ed25519 key after whpk_.
+            let encoded = String(decoding: secret.bytes.dropFirst(5), as: UTF8.self)[...]
+            guard let key = SignatureDecoding.base64(SignatureDecoding.padded(encoded)),
+                PublicKeySignature.isPublicKey(key, of: .ed25519)
+            else {
+                throw KeyError(scheme: name, problem: "a \(name) public key is whpk_ followed by the base64 of a 32-byte Ed25519 key")
+            }
+            return Secret(bytes: key, isPublicKey: true)
         case .whsecBase64:
             let text = String(decoding: secret.bytes, as: UTF8.self)
             let encoded = text.hasPrefix("whsec_") ? text.dropFirst(6) : Substring(text)

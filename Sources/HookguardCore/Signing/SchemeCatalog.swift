@@ -172,7 +172,7 @@ extension Scheme {
             name: name, signatureHeader: HeaderName(headerPrefix + "signature"), encoding: .base64,
             prefix: "v1,", separator: " ", timestamp: .header(HeaderName(headerPrefix + "timestamp")),
             message: [.id, ".", .timestamp, ".", .body], keyForm: .whsecBase64,
-            idHeader: HeaderName(headerPrefix + "id"), documentation: documentation)
+            idHeader: HeaderName(headerPrefix + "id"), documentation: documentation, asymmetricPrefix: "v1a,")
     }
 
     /// Stripe's form: "t=<timestamp>,v1=<hex>[,v1=<hex>…]" over "<t>.<body>", the secret as given.

@@ -26,16 +26,18 @@ public enum SignatureSigner {
     public static func headers(
         _ scheme: Scheme, privateKeyPEM: [UInt8], body: [UInt8], timestamp: Int, id: String?, url: String = ""
     ) throws(Scheme.KeyError) -> [(name: String, value: String)] {
-        guard let algorithm = scheme.publicKey else {
+        // Standard Webhooks signs v1a entries with an Ed25519 private key.
+        guard let algorithm = scheme.publicKey ?? (scheme.asymmetricPrefix == nil ? nil : .ed25519) else {
             throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) is signed with a shared secret, not a private key")
         }
+        let prefix = scheme.publicKey == nil ? scheme.asymmetricPrefix ?? "" : scheme.prefix
         var failed = false
         let result = lines(scheme, body: body, timestamp: timestamp, id: id, url: url) { message, stamp in
             guard let signature = PublicKeySignature.sign(algorithm, privateKeyPEM: privateKeyPEM, message: message) else {
                 failed = true
                 return ""
             }
-            return wrap(scheme, encode(scheme.encoding, signature), timestamp: stamp)
+            return wrap(scheme, encode(scheme.encoding, signature), timestamp: stamp, prefix: prefix)
         }
         if failed {
             throw Scheme.KeyError(scheme: scheme.name, problem: "not a PEM \(algorithm.rawValue) private key")
@@ -69,8 +71,8 @@ public enum SignatureSigner {
         encoding == .hex ? bytes.hexString : Data(bytes).base64EncodedString()
     }
 
-    private static func wrap(_ scheme: Scheme, _ encoded: String, timestamp: String?) -> String {
-        let signature = scheme.prefix + encoded
+    private static func wrap(_ scheme: Scheme, _ encoded: String, timestamp: String?, prefix: String? = nil) -> String {
+        let signature = (prefix ?? scheme.prefix) + encoded
         if case .field(let field) = scheme.timestamp, let timestamp, let separator = scheme.separator {
             return field + timestamp + String(separator) + signature
         }

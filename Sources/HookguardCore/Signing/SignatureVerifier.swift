@@ -57,8 +57,15 @@ public enum SignatureVerifier {
         for url in urls {
             let message = scheme.signedMessage(
                 body: body, timestamp: received.timestamp?.text, id: received.id, method: params.method, url: url)
-            for key in keys {
+            for key in keys where !key.isPublicKey {
                 matched = matches(scheme, key: key, message: message, received.signatures) || matched
+            }
+            // Standard Webhooks v1a: Ed25519 signatures of the same message, under the whpk_ keys.
+            for key in keys where key.isPublicKey {
+                for signature in received.asymmetricSignatures {
+                    matched = PublicKeySignature.verify(.ed25519, publicKey: key.bytes, message: message, signature: signature)
+                        || matched
+                }
             }
             // Twilio's JSON form: the URL's bodySHA256 must be this body's.
             if scheme.message.contains(.form), !SignedURL.bodyMatchesHash(body, url: url) { matched = false }
@@ -98,6 +105,8 @@ extension SignatureVerifier {
 /// signatures, the timestamp and the id, each as sent.
 struct ReceivedSignature {
     var signatures: [[UInt8]] = []
+    /// Entries with the scheme's `asymmetricPrefix` (Standard Webhooks `v1a,`), decoded.
+    var asymmetricSignatures: [[UInt8]] = []
     var timestamp: (text: Substring, seconds: Int, header: String)?
     var id: Substring?
 
@@ -134,8 +143,12 @@ struct ReceivedSignature {
             id = Substring(text)
         }
 
+        if let asymmetric = scheme.asymmetricPrefix {
+            asymmetricSignatures = entries.filter { $0.hasPrefixIgnoringCase(asymmetric) }
+                .compactMap { SignatureDecoding.base64($0.droppingPrefix(asymmetric)) }.filter { $0.count == 64 }
+        }
         let encoded = entries.filter { $0.hasPrefixIgnoringCase(scheme.prefix) }.map { $0.droppingPrefix(scheme.prefix) }
-        guard !encoded.isEmpty else {
+        guard !encoded.isEmpty || !asymmetricSignatures.isEmpty else {
             throw .malformed(
                 header: header,
                 problem: scheme.separator == nil
@@ -150,7 +163,7 @@ struct ReceivedSignature {
             case .failure(let problem): firstProblem = firstProblem ?? problem
             }
         }
-        if signatures.isEmpty, let firstProblem {
+        if signatures.isEmpty, asymmetricSignatures.isEmpty, let firstProblem {
             throw .malformed(header: header, problem: firstProblem)
         }
     }

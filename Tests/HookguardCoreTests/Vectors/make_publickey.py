@@ -58,6 +58,20 @@ out["schemes"].append({
                 "X-Twilio-Email-Event-Webhook-Signature": "MEUCIGHQVtGj+Y3LkG9fLcxf3qfI10QysgDWmMOVmxG0u6ZUAiEAyBiXDWzM+uOe5W0JuG+luQAbPIqHh89M15TluLtEZtM="},
     "deterministic": False, "note": "published example (sendgrid-python test_eventwebhook.py)"})
 
+# Standard Webhooks v1a: Ed25519 over "<id>.<timestamp>.<body>", "v1a,<base64>" entries; the public
+# key is "whpk_<base64 raw key>" (the spec's asymmetric form). PyNaCl, fixed seed (deterministic).
+sw_seed = bytes(range(33, 65))
+sw_key = nacl.signing.SigningKey(sw_seed)
+sw_pem = ed25519.Ed25519PrivateKey.from_private_bytes(sw_seed).private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+sw_public = "whpk_" + base64.b64encode(sw_key.verify_key.encode()).decode()
+sw_other = "whpk_" + base64.b64encode(nacl.signing.SigningKey(bytes(range(65, 97))).verify_key.encode()).decode()
+sw_sig = "v1a," + base64.b64encode(sw_key.sign(f"msg_v1a.{TS}.{BODY}".encode()).signature).decode()
+out["standard_webhooks_v1a"] = {"public_key": sw_public, "other_public_key": sw_other, "private_key_pem": sw_pem,
+                                "now": TS, "body": BODY,
+                                "headers": {"webhook-id": "msg_v1a", "webhook-timestamp": str(TS),
+                                            "webhook-signature": sw_sig}}
+
 # RFC 8032 section 7.1, tests 1-3 (public key, message, signature).
 out["rfc8032"] = [
     {"public_key": "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "message": "",
@@ -73,4 +87,4 @@ for v in out["rfc8032"]:  # checked here with PyNaCl too
 with open("publickey.json", "w") as f:
     json.dump(out, f, indent=1, ensure_ascii=False)
     f.write("\n")
-print(len(out["schemes"]), "scheme vectors,", len(out["rfc8032"]), "RFC 8032 vectors")
+print(len(out["schemes"]), "scheme vectors,", len(out["rfc8032"]), "RFC 8032 vectors, 1 v1a vector")
