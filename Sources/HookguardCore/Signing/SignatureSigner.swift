@@ -16,6 +16,9 @@ public enum SignatureSigner {
             throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) signs inside the body: there is no header to add")
         }
         let key = try scheme.key(from: secret)
+        guard !key.isPublicKey else {
+            throw Scheme.KeyError(scheme: scheme.name, problem: "a whpk_ public key cannot sign: give the private key (--private-key-file)")
+        }
         return lines(scheme, body: body, timestamp: timestamp, id: id, url: url) { message, stamp in
             signatureValue(scheme, key: key, message: message, timestamp: stamp)
         }
