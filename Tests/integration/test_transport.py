@@ -1,0 +1,477 @@
+"""The FastCGI transport under faulty clients, and bounded shutdown.
+
+A hookguard with 2 workers and short timeouts (--read-timeout 0.5,
+--idle-timeout 1) behind its own small nginx (upstream keepalive +
+fastcgi_keep_conn on). Raw FastCGI clients connect straight to its socket and
+send nothing, stall in the parameters or stall in the body; a normal delivery
+through nginx must still be answered within the bound, the stalled connections
+must be closed by hookguard, and descriptors and threads must not grow.
+SIGTERM, with such connections open, must end the process (supervisor and
+child) within --grace + 2 s without spinning. Plain CGI: a stalled body read
+ends after HOOKGUARD_READ_TIMEOUT; SIGTERM ends a stalled request after
+HOOKGUARD_GRACE.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import fcgi_client
+import signing
+from harness import (HOOKGUARD_BIN, NGINX, check_binary, free_port, make_maildir, port_open,
+                     start_hookguard, stop, tail, wait_hookguard_ready, wait_until)
+
+SECRET = "transport-secret-3c1f"
+WORKERS = 2
+READ = 0.5  # --read-timeout
+IDLE = 1.0  # --idle-timeout
+GRACE = 1.0  # --grace in the SIGTERM tests
+SLACK = 2.0  # what a bound may exceed its timeout by (shared CPU, sanitizers)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------
+# clients that misbehave
+
+
+def params_for(spool: Path, body: bytes) -> dict[str, str]:
+    return {
+        "REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)), "REQUEST_URI": "/hook", "SCRIPT_NAME": "/hook",
+        "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost",
+        "HOOKGUARD_SCHEME": "x-signature", "HOOKGUARD_SECRET": SECRET,
+        "HOOKGUARD_SPOOL": str(spool),
+        "HTTP_X_SIGNATURE": signing.signature("x-signature", SECRET, body),
+    }
+
+
+def connect(sock_path: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(str(sock_path))
+    return s
+
+
+def silent(sock_path: Path, spool: Path) -> socket.socket:
+    """Connects and sends nothing."""
+    return connect(sock_path)
+
+
+def stalled_in_params(sock_path: Path, spool: Path) -> socket.socket:
+    """Sends BEGIN_REQUEST and 10 of the 200 bytes a PARAMS record announces."""
+    s = connect(sock_path)
+    s.sendall(fcgi_client.begin_request() + fcgi_client.record_header(fcgi_client.FCGI_PARAMS, 200)
+              + b"\x0e\x04REQUEST_")
+    return s
+
+
+def stalled_in_body(sock_path: Path, spool: Path) -> socket.socket:
+    """Sends the whole head of a 64-byte delivery and 10 bytes of its body."""
+    body = b'{"stalled": "in the body, never finished"}'.ljust(64)
+    s = connect(sock_path)
+    s.sendall(fcgi_client.begin_request() + fcgi_client.params_stream(params_for(spool, body))
+              + fcgi_client.record_header(fcgi_client.FCGI_STDIN, len(body)) + body[:10])
+    return s
+
+
+def closed_by_peer(s: socket.socket, within: float) -> tuple[float | None, bytes]:
+    """Seconds until the peer closed `s` (None if it was still open after
+    `within`), and what it sent before."""
+    start = time.monotonic()
+    received = b""
+    while True:
+        left = within - (time.monotonic() - start)
+        if left <= 0:
+            return None, received
+        s.settimeout(left)
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            return None, received
+        except OSError:
+            return time.monotonic() - start, received
+        if not chunk:
+            return time.monotonic() - start, received
+        received += chunk
+
+
+# --------------------------------------------------------------------------
+# the process, seen from /proc
+
+
+def child_of(pid: int) -> int:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(children) == 1, f"supervisor {pid} has children {children}"
+    return int(children[0])
+
+
+def descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# --------------------------------------------------------------------------
+# hookguard behind a small nginx of its own
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/ngx-body;
+    fastcgi_temp_path {dir}/ngx-fastcgi;
+    proxy_temp_path {dir}/ngx-proxy;
+    uwsgi_temp_path {dir}/ngx-uwsgi;
+    scgi_temp_path {dir}/ngx-scgi;
+    upstream hookguard {{
+        server unix:{sock};
+        keepalive 2;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location = /hook {{
+            fastcgi_pass hookguard;
+            fastcgi_keep_conn on;
+            fastcgi_read_timeout 20s;
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param HOOKGUARD_SCHEME x-signature;
+            fastcgi_param HOOKGUARD_SECRET {secret};
+            fastcgi_param HOOKGUARD_SPOOL {spool};
+        }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Stack:
+    dir: Path
+    sock: Path
+    spool: Path
+    log: Path
+    port: int
+    hookguard: subprocess.Popen
+    child: int
+    baseline_fds: int
+    baseline_threads: int
+
+    def deliver(self, body: bytes, timeout: float = 20) -> tuple[int, float]:
+        """POSTs a signed delivery through nginx: (status, seconds)."""
+        start = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("POST", "/hook", body=body, headers={
+                "Content-Type": "application/json",
+                "X-Signature": signing.signature("x-signature", SECRET, body)})
+            status = conn.getresponse().status
+        finally:
+            conn.close()
+        return status, time.monotonic() - start
+
+    def settled(self) -> bool:
+        """Back to the descriptors and threads it had before any connection."""
+        return descriptors(self.child) <= self.baseline_fds and threads(self.child) <= self.baseline_threads
+
+    def settle(self) -> None:
+        """Waits until hookguard holds no connection (nginx's kept one included)."""
+        assert wait_until(self.settled, IDLE + SLACK + 1), \
+            f"still {descriptors(self.child)} descriptors (baseline {self.baseline_fds})\n{tail(self.log)}"
+
+    def diag(self) -> str:
+        return f"{tail(self.log)}\n-- nginx:\n{tail(self.dir / 'nginx-error.log', 10)}"
+
+
+def short_dir(prefix: str) -> Path:
+    d = Path(tempfile.mkdtemp(prefix=prefix))  # a Unix socket path must fit in 108 bytes
+    os.chmod(d, 0o755)  # nginx's workers (nobody) reach the socket through it
+    return d
+
+
+@pytest.fixture(scope="module")
+def stack():
+    check_binary()
+    d = short_dir("hg-tr-")
+    sock, log, spool = d / "hg.sock", d / "hookguard.log", d / "spool"
+    make_maildir(spool)
+    hookguard = start_hookguard(sock, log, d, workers=WORKERS, extra_args=[
+        "--read-timeout", str(READ), "--idle-timeout", str(IDLE), "--grace", "2",
+        "--socket-mode", "0666"])
+    nginx = None
+    try:
+        wait_hookguard_ready(hookguard, sock, log)
+        child = child_of(hookguard.pid)
+        # the readiness probe's connection is gone once a worker read its end
+        time.sleep(READ)
+        port = free_port()
+        conf = d / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=d, sock=sock, port=port, secret=SECRET, spool=spool))
+        with open(d / "nginx.stderr", "ab") as err:
+            nginx = subprocess.Popen([NGINX, "-p", str(d), "-c", str(conf), "-e", str(d / "nginx-error.log")],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        assert wait_until(lambda: nginx.poll() is not None or port_open(port), 10) and nginx.poll() is None, \
+            f"nginx did not start:\n{tail(d / 'nginx.stderr')}"
+        yield Stack(d, sock, spool, log, port, hookguard, child, descriptors(child), threads(child))
+    finally:
+        if nginx is not None:
+            stop(nginx, signal.SIGQUIT, 10)
+        code = stop(hookguard, signal.SIGTERM, 10)
+        text = tail(log)
+        shutil.rmtree(d, ignore_errors=True)
+    assert code == 0, f"hookguard exit status after SIGTERM: {code}\n{text}"
+
+
+CLIENTS = {"silent": silent, "stalled-in-params": stalled_in_params, "stalled-in-body": stalled_in_body}
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_as_many_stalled_connections_as_workers_do_not_stop_a_delivery(stack, kind):
+    stack.settle()
+    held = [CLIENTS[kind](stack.sock, stack.spool) for _ in range(WORKERS)]
+    try:
+        time.sleep(0.1)  # every worker has taken one
+        status, seconds = stack.deliver(b'{"through": "nginx"}')
+        assert status == 200, stack.diag()
+        assert seconds < READ + SLACK, f"answered after {seconds:.2f}s\n{stack.diag()}"
+        for s in held:
+            closed, answer = closed_by_peer(s, READ + SLACK)
+            assert closed is not None, f"{kind} connection still open after {READ + SLACK}s\n{stack.diag()}"
+            if kind == "stalled-in-body":
+                assert b"Status: 400" in answer and b"shorter than its Content-Length" in answer, answer
+            else:
+                assert answer == b"", answer
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_more_silent_connections_than_workers_are_each_closed_after_the_read_timeout(stack):
+    stack.settle()
+    held = [silent(stack.sock, stack.spool) for _ in range(2 * WORKERS)]
+    try:
+        time.sleep(0.1)
+        status, seconds = stack.deliver(b'{"behind": "four silent ones"}')
+        # they are taken in turn: two rounds of the read timeout before nginx's
+        assert status == 200, stack.diag()
+        assert seconds < 2 * READ + SLACK, f"answered after {seconds:.2f}s\n{stack.diag()}"
+        for s in held:
+            closed, answer = closed_by_peer(s, 2 * READ + SLACK)
+            assert closed is not None and answer == b"", stack.diag()
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_a_kept_connection_is_closed_after_the_idle_timeout(stack):
+    stack.settle()
+    body = b'{"kept": true}'
+    with fcgi_client.KeptConnection(str(stack.sock)) as kept:
+        first = kept.request(params_for(stack.spool, body), body)
+        second = kept.request(params_for(stack.spool, body), body)
+        assert (first.status, second.status) == (200, 200), stack.diag()
+        start = time.monotonic()
+        assert kept.peer_closed(IDLE + SLACK), f"kept connection still open after {IDLE + SLACK}s"
+        waited = time.monotonic() - start
+        assert waited > IDLE - 0.3, f"closed after {waited:.2f}s, before --idle-timeout {IDLE}"
+    # nginx's own kept connection is closed the same way and nginx opens another
+    status, _ = stack.deliver(body)
+    assert status == 200, stack.diag()
+    time.sleep(IDLE + 0.3)
+    status, seconds = stack.deliver(body)
+    assert status == 200 and seconds < SLACK, stack.diag()
+
+
+def test_descriptors_and_threads_do_not_grow_across_a_burst(stack):
+    stack.settle()
+    held = []
+    for _ in range(2):
+        for client in CLIENTS.values():
+            held.append(client(stack.sock, stack.spool))
+    try:
+        rounds = -(-len(held) // WORKERS)
+        for s in held:
+            closed, _ = closed_by_peer(s, rounds * READ + SLACK)
+            assert closed is not None, stack.diag()
+    finally:
+        for s in held:
+            s.close()
+    assert wait_until(stack.settled, SLACK), \
+        f"descriptors {descriptors(stack.child)} (was {stack.baseline_fds}), " \
+        f"threads {threads(stack.child)} (was {stack.baseline_threads})\n{stack.diag()}"
+    status, _ = stack.deliver(b'{"after": "the burst"}')
+    assert status == 200, stack.diag()
+
+
+# --------------------------------------------------------------------------
+# SIGTERM
+
+
+@pytest.mark.parametrize("supervised", [True, False], ids=["supervised", "no-supervisor"])
+def test_sigterm_with_silent_and_stalled_connections_ends_within_grace(supervised):
+    check_binary()
+    d = short_dir("hg-term-")
+    sock, log, spool = d / "hg.sock", d / "hookguard.log", d / "spool"
+    make_maildir(spool)
+    # the read timeout outlasts the grace period: the grace period must end it
+    proc = start_hookguard(sock, log, d, workers=WORKERS, extra_args=[
+        "--read-timeout", "30", "--grace", str(GRACE)] + ([] if supervised else ["--no-supervisor"]))
+    held = []
+    try:
+        wait_hookguard_ready(proc, sock, log)
+        server = child_of(proc.pid) if supervised else proc.pid
+        time.sleep(0.3)  # the readiness probe's connection is closed
+        before = descriptors(server)
+        held = [silent(sock, spool), stalled_in_body(sock, spool), silent(sock, spool)]
+        assert wait_until(lambda: descriptors(server) >= before + WORKERS, 5), tail(log)
+        cpu_before = cpu_seconds(server)
+
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(GRACE * 0.8)
+        cpu_during = cpu_seconds(server) if alive(server) else None
+        try:
+            code = proc.wait(GRACE + SLACK)
+        except subprocess.TimeoutExpired:
+            code = None
+        seconds = time.monotonic() - start
+        assert code is not None, f"still running {GRACE + SLACK}s after SIGTERM\n{tail(log)}"
+        assert code == 1, f"exit status {code}: 1 is documented when the grace period runs out\n{tail(log)}"
+        assert seconds < GRACE + SLACK, f"exited after {seconds:.2f}s"
+        assert not alive(server), f"worker process {server} left behind"
+        if cpu_during is not None:
+            assert cpu_during - cpu_before < 0.3, \
+                f"{cpu_during - cpu_before:.2f}s of CPU within {GRACE * 0.8}s of SIGTERM: spinning"
+        assert "grace period over" in log.read_text()
+        assert not sock.exists(), "socket file left behind"
+        for s in held:
+            closed, _ = closed_by_peer(s, 1)
+            assert closed is not None, "a connection outlived the process"
+    finally:
+        for s in held:
+            s.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_sigterm_closes_an_idle_kept_connection_and_exits_zero_at_once():
+    check_binary()
+    d = short_dir("hg-term-")
+    sock, log, spool = d / "hg.sock", d / "hookguard.log", d / "spool"
+    make_maildir(spool)
+    proc = start_hookguard(sock, log, d, workers=WORKERS, extra_args=[
+        "--idle-timeout", "30", "--grace", "10"])
+    try:
+        wait_hookguard_ready(proc, sock, log)
+        body = b'{"kept": "over SIGTERM"}'
+        with fcgi_client.KeptConnection(str(sock)) as kept:
+            assert kept.request(params_for(spool, body), body).status == 200, tail(log)
+            start = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert kept.peer_closed(SLACK), "kept connection still open after SIGTERM"
+            code = proc.wait(SLACK)
+            seconds = time.monotonic() - start
+        assert code == 0, tail(log)
+        assert seconds < SLACK, f"exited {seconds:.2f}s after SIGTERM, with nothing in flight"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# plain CGI
+
+
+def start_cgi(d: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """hookguard as a CGI program for a 64-byte delivery whose body stops
+    after 10 bytes: returns it and the write end of its standard input."""
+    spool = d / "spool"
+    make_maildir(spool)
+    body = b'{"cgi": "stalled"}'.ljust(64)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **params_for(spool, body), **extra_env}
+    read_end, write_end = os.pipe()
+    os.write(write_end, body[:10])
+    with open(d / "cgi.log", "ab") as log:
+        proc = subprocess.Popen([str(HOOKGUARD_BIN)], stdin=read_end, stdout=subprocess.PIPE,
+                                stderr=log, env=env, cwd=d)
+    os.close(read_end)
+    return proc, write_end
+
+
+def test_cgi_stalled_body_ends_after_the_read_timeout():
+    check_binary()
+    d = short_dir("hg-cgi-")
+    proc, stdin = start_cgi(d, {"HOOKGUARD_READ_TIMEOUT": "1"})
+    try:
+        start = time.monotonic()
+        out, _ = proc.communicate(timeout=1 + SLACK + 3)
+        seconds = time.monotonic() - start
+        assert proc.returncode == 0, tail(d / "cgi.log")
+        assert b"Status: 400" in out and b"shorter than its Content-Length" in out, out
+        assert 0.9 < seconds < 1 + SLACK, f"answered after {seconds:.2f}s"
+    finally:
+        os.close(stdin)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_cgi_sigterm_ends_a_stalled_request_after_the_grace_period():
+    check_binary()
+    d = short_dir("hg-cgi-")
+    proc, stdin = start_cgi(d, {"HOOKGUARD_READ_TIMEOUT": "60", "HOOKGUARD_GRACE": str(GRACE)})
+    try:
+        def term_handled():  # SIGTERM (15) is blocked: its waiting thread has it
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            blocked = int(next(l for l in status.splitlines() if l.startswith("SigBlk:")).split()[1], 16)
+            return blocked & (1 << (signal.SIGTERM - 1))
+        assert wait_until(lambda: proc.poll() is not None or term_handled(), 10) and proc.poll() is None, \
+            tail(d / "cgi.log")
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=GRACE + SLACK + 3)
+        seconds = time.monotonic() - start
+        assert proc.returncode == 1, f"exit status {proc.returncode}\n{tail(d / 'cgi.log')}"
+        assert GRACE - 0.1 < seconds < GRACE + SLACK, f"ended {seconds:.2f}s after SIGTERM"
+        assert "grace period over" in (d / "cgi.log").read_text()
+        assert list((d / "spool" / "new").iterdir()) == []
+    finally:
+        os.close(stdin)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
