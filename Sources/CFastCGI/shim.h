@@ -17,8 +17,8 @@ static inline int hookguard_accept_cloexec(int listening) {
     return accept4(listening, 0, 0, SOCK_CLOEXEC);
 }
 
-static inline int hookguard_pipe_cloexec(int fds[2]) {
+static inline int hookguard_pipe_cloexec(int fds[2], int nonblocking) {
     extern int pipe2(int *, int);
-    return pipe2(fds, O_CLOEXEC);
+    return pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0));
 }
 #endif

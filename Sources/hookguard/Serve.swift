@@ -47,12 +47,12 @@ struct Serve: ParsableCommand {
     static let defaultWorkers = max(16, 2 * ProcessInfo.processInfo.activeProcessorCount)
 
     @Option(help: ArgumentHelp(
-        "Seconds a connection may keep a worker waiting for each read of a request's parameters or body, or for each write of its answer; the connection is then closed.",
+        "Longest wait, in seconds, for a new connection's first record, for each read of a request's parameters or body, and for each write of its answer; the connection is then closed.",
         valueName: "seconds"))
     var readTimeout: Double = FastCGIServer.Timeouts.defaults.read
 
     @Option(help: ArgumentHelp(
-        "Seconds a connection the web server keeps open (fastcgi_keep_conn) may hold a worker waiting for its next request; it is then closed.",
+        "Longest wait, in seconds, for the next request on a connection the web server keeps open (fastcgi_keep_conn); it is then closed.",
         valueName: "seconds"))
     var idleTimeout: Double = FastCGIServer.Timeouts.defaults.idle
 
