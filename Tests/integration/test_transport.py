@@ -482,3 +482,49 @@ def test_cgi_sigterm_ends_a_stalled_request_after_the_grace_period():
             proc.kill()
             proc.wait()
         shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# accept failures
+
+
+def test_accept_failures_are_logged_at_most_once_a_second_and_serving_resumes():
+    import resource
+    check_binary()
+    d = short_dir("hg-emfile-")
+    sock, log, spool = d / "hg.sock", d / "hookguard.log", d / "spool"
+    make_maildir(spool)
+    limit = 24  # a few more than hookguard's own descriptors: accept(2) soon fails with EMFILE
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [str(HOOKGUARD_BIN), "serve", "--listen", f"unix:{sock}", "--workers", str(WORKERS),
+             "--read-timeout", "1", "--no-supervisor"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=d, preexec_fn=low_limit)
+    held = []
+    try:
+        wait_hookguard_ready(proc, sock, log)
+        start = time.monotonic()
+        held = [silent(sock, spool) for _ in range(2 * limit)]
+        time.sleep(2.5)
+        for s in held:
+            s.close()
+        elapsed = time.monotonic() - start
+        lines = [l for l in log.read_text().splitlines() if "cannot accept connections" in l]
+        assert lines, f"no accept failure logged\n{tail(log)}"
+        assert "Too many open files" in lines[0] and "count=" in lines[0], lines[0]
+        assert len(lines) <= elapsed + 1, f"{len(lines)} lines in {elapsed:.1f}s:\n" + "\n".join(lines)
+        body = b'{"after": "EMFILE"}'
+        r = fcgi_client.request(str(sock), params_for(spool, body), body, timeout=1 + SLACK + 2)
+        assert r.status == 200, tail(log)
+        assert cpu_seconds(proc.pid) < 2, "spun while out of descriptors"
+        assert stop(proc, signal.SIGTERM, 5) == 0, tail(log)
+    finally:
+        for s in held:
+            s.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
