@@ -35,12 +35,12 @@ public enum Supervisor {
         for signal in [SIGTERM, SIGINT, SIGHUP, SIGCHLD] { sigaddset(&signals, signal) }
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
-        var recentDeaths: [UInt64] = []
+        var recentDeaths: [Double] = []
         var forkFailures = 0
         var pid = start(child, report: report, failures: &forkFailures)
         while true {
             // Without a child, wait only until the next fork attempt.
-            let received = pid == nil ? waitForSignal(signals, seconds: retryDelay(forkFailures)) : waitForSignal(signals)
+            let received = waitForSignal(signals, seconds: pid == nil ? Double(retryDelay(forkFailures)) : nil)
             switch received {
             case nil:
                 if pid == nil { pid = start(child, report: report, failures: &forkFailures) }
@@ -51,7 +51,7 @@ public enum Supervisor {
                 guard let running = pid, let status = reap(running, blocking: false) else { continue }
                 report(.died(pid: running, status: describe(status)))
                 // A child that dies at once, again and again, is not helped by haste.
-                let now = monotonicSeconds()
+                let now = Deadline.now()
                 recentDeaths = recentDeaths.filter { now - $0 < 10 } + [now]
                 if recentDeaths.count > 5 { sleep(1) }
                 pid = start(child, report: report, failures: &forkFailures)
@@ -66,12 +66,11 @@ public enum Supervisor {
     /// Passes SIGTERM on and waits for the child for `grace` seconds and one more; then kills it.
     private static func stop(_ pid: Int32, signals: sigset_t, grace: Double, report: (Event) -> Void) -> Int32 {
         kill(pid, SIGTERM)
-        let deadline = monotonicSeconds() + UInt64(grace.rounded(.up)) + 1
+        let deadline = Deadline(after: grace + 1)
         while true {
             if let status = reap(pid, blocking: false) { return exitCode(status) }
-            let now = monotonicSeconds()
-            guard now < deadline else { break }
-            _ = waitForSignal(signals, seconds: Int(deadline - now))
+            guard let remaining = deadline.remainingMilliseconds else { break }
+            _ = waitForSignal(signals, seconds: Double(remaining) / 1000)
         }
         report(.killed(pid: pid))
         kill(pid, SIGKILL)
@@ -104,14 +103,14 @@ public enum Supervisor {
     }
 
     /// The next of `signals`, or nil when `seconds` pass first.
-    private static func waitForSignal(_ signals: sigset_t, seconds: Int? = nil) -> Int32? {
+    private static func waitForSignal(_ signals: sigset_t, seconds: Double? = nil) -> Int32? {
         var set = signals
         guard let seconds else {
             var received: Int32 = 0
             sigwait(&set, &received)
             return received
         }
-        var limit = timespec(tv_sec: seconds, tv_nsec: 0)
+        var limit = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
         let received = sigtimedwait(&set, nil, &limit)
         return received > 0 ? received : nil
     }
@@ -135,11 +134,5 @@ public enum Supervisor {
         let signal = status & 0x7f
         if signal == 0 { return "exit status \((status >> 8) & 0xff)" }
         return "signal \(signal) (\(String(cString: strsignal(signal))))"
-    }
-
-    private static func monotonicSeconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec)
     }
 }

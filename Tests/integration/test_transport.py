@@ -113,9 +113,12 @@ def closed_by_peer(s: socket.socket, within: float) -> tuple[float | None, bytes
 
 
 def child_of(pid: int) -> int:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    assert len(children) == 1, f"supervisor {pid} has children {children}"
-    return int(children[0])
+    """The supervisor's one child (the socket accepts before it is forked)."""
+    def children():
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    wait_until(children, 10)
+    assert len(children()) == 1, f"supervisor {pid} has children {children()}"
+    return int(children()[0])
 
 
 def descriptors(pid: int) -> int:
@@ -232,8 +235,14 @@ def stack():
     try:
         wait_hookguard_ready(hookguard, sock, log)
         child = child_of(hookguard.pid)
-        # the readiness probe's connection is gone once a worker read its end
-        time.sleep(READ)
+        # started (every thread) and past the readiness probe's connection: the same twice running
+        previous = None
+        for _ in range(50):
+            time.sleep(0.3)
+            now = (descriptors(child), threads(child))
+            if now == previous:
+                break
+            previous = now
         port = free_port()
         conf = d / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=d, sock=sock, port=port, secret=SECRET, spool=spool))
