@@ -11,7 +11,9 @@ struct Connection {
     /// Every read and write on it waits at most `seconds`. (A Unix-socket
     /// connection does not inherit these from the listening socket.)
     func setTimeouts(_ seconds: Double) throws(SystemError) {
-        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+        var limit = timeval()
+        limit.tv_sec = Int(seconds)
+        limit.tv_usec = Int((seconds - seconds.rounded(.down)) * 1_000_000)
         for option in [SO_RCVTIMEO, SO_SNDTIMEO] {
             try syscall("setsockopt", path: "accepted connection") {
                 setsockopt(fd, SOL_SOCKET, option, &limit, socklen_t(MemoryLayout<timeval>.size))

@@ -102,20 +102,27 @@ public final class FastCGIServer: Sendable {
         ) { [acceptFailures, report] error in
             if let count = acceptFailures.record() { report(.acceptFailed(error, count: count)) }
         }
+        // Left open when threads are abandoned: they may still use them until the process ends.
+        var abandoned = false
         defer {
-            wake.close()
-            done.close()
-            room.ready.close()
-            room.returned.close()
+            if !abandoned {
+                wake.close()
+                done.close()
+                room.ready.close()
+                room.returned.close()
+            }
         }
-        func finished() {
+        // Which threads have ended, so that after the grace period those are joined and the rest detached.
+        let ended = Mutex<Set<Int>>([])
+        func finished(_ index: Int) {
+            ended.withLock { _ = $0.insert(index) }
             var byte: UInt8 = 1
             _ = write(done.write, &byte, 1)
         }
-        let threads = [WorkerThread { room.run(); finished() }] + (0..<workers).map { _ in
+        let threads = [WorkerThread { room.run(); finished(0) }] + (1...workers).map { index in
             WorkerThread { [self] in
                 self.work(room: room, wakeFd: wake.read, handler: handler)
-                finished()
+                finished(index)
             }
         }
 
@@ -132,11 +139,16 @@ public final class FastCGIServer: Sendable {
         var byte: UInt8 = 1
         _ = write(wake.write, &byte, 1)
 
-        let ended = waitForThreads(done: done.read, count: threads.count, within: timeouts.grace)
-        guard ended == threads.count else {
+        let endedInTime = waitForThreads(done: done.read, count: threads.count, within: timeouts.grace)
+        guard endedInTime == threads.count else {
             // The waiting room ends at once: every thread still running is a busy worker.
-            let inFlight = threads.count - ended
+            let inFlight = threads.count - endedInTime
             report(.graceExpired(inFlight: inFlight))
+            abandoned = true
+            let joinable = ended.withLock { $0 }
+            for (index, thread) in threads.enumerated() {
+                if joinable.contains(index) { thread.join() } else { thread.detach() }
+            }
             return .abandoned(inFlight: inFlight)
         }
         for thread in threads { thread.join() }

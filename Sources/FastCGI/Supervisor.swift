@@ -110,7 +110,9 @@ public enum Supervisor {
             sigwait(&set, &received)
             return received
         }
-        var limit = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
+        var limit = timespec()
+        limit.tv_sec = Int(seconds)
+        limit.tv_nsec = Int((seconds - seconds.rounded(.down)) * 1e9)
         let received = sigtimedwait(&set, nil, &limit)
         return received > 0 ? received : nil
     }

@@ -73,9 +73,9 @@ extension Hookguard {
             logger.notice("stopping: the request has the grace period left", metadata: [
                 "signal": "\(received)", "grace": "\(grace)",
             ])
-            var left = timespec(tv_sec: Int(grace), tv_nsec: Int((grace - grace.rounded(.down)) * 1e9))
-            var wanted = left
-            while nanosleep(&wanted, &left) != 0 && errno == EINTR { wanted = left }
+            var seconds = UInt32(grace)
+            while seconds > 0 { seconds = sleep(seconds) }  // what an interruption left
+            usleep(UInt32((grace - grace.rounded(.down)) * 1_000_000))
             logger.warning("grace period over; stopping with the request unanswered", metadata: ["grace": "\(grace)"])
             _exit(1)
         }
