@@ -20,9 +20,10 @@ import Synchronization
 public final class FastCGIServer: Sendable {
     public typealias Handler = @Sendable (inout FastCGIExchange) -> Void
 
-    /// How long a connection may keep a worker waiting.
+    /// How long hookguard waits on a connection, and on itself when stopping.
     public struct Timeouts: Sendable, Equatable {
-        /// Longest wait for each read of a request's parameters or body, and for each write of its answer.
+        /// Longest wait for a new connection's first record, for each read of
+        /// a request's parameters or body, and for each write of its answer.
         public var read: Double
         /// Longest wait for the next request on a connection the web server keeps open.
         public var idle: Double
