@@ -261,6 +261,42 @@ def stack():
     assert code == 0, f"hookguard exit status after SIGTERM: {code}\n{text}"
 
 
+@dataclass
+class Place:
+    """A directory of one test's own: socket, log, spool, and what it started."""
+    dir: Path
+    started: list
+
+    @property
+    def sock(self) -> Path:
+        return self.dir / "hg.sock"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "hookguard.log"
+
+    @property
+    def spool(self) -> Path:
+        return self.dir / "spool"
+
+    def track(self, proc: subprocess.Popen) -> subprocess.Popen:
+        self.started.append(proc)
+        return proc
+
+
+@pytest.fixture
+def place():
+    check_binary()
+    p = Place(short_dir("hg-tr1-"), [])
+    make_maildir(p.spool)
+    yield p
+    for proc in p.started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    shutil.rmtree(p.dir, ignore_errors=True)
+
+
 CLIENTS = {"silent": silent, "stalled-in-params": stalled_in_params, "stalled-in-body": stalled_in_body}
 
 
@@ -354,14 +390,11 @@ def test_descriptors_and_threads_do_not_grow_across_a_burst(stack):
 
 
 @pytest.mark.parametrize("supervised", [True, False], ids=["supervised", "no-supervisor"])
-def test_sigterm_with_silent_and_stalled_connections_ends_within_grace(supervised):
-    check_binary()
-    d = short_dir("hg-term-")
-    sock, log, spool = d / "hg.sock", d / "hookguard.log", d / "spool"
-    make_maildir(spool)
+def test_sigterm_with_silent_and_stalled_connections_ends_within_grace(place, supervised):
+    sock, log, spool = place.sock, place.log, place.spool
     # the read timeout outlasts the grace period: the grace period must end it
-    proc = start_hookguard(sock, log, d, workers=WORKERS, extra_args=[
-        "--read-timeout", "30", "--grace", str(GRACE)] + ([] if supervised else ["--no-supervisor"]))
+    proc = place.track(start_hookguard(sock, log, place.dir, workers=WORKERS, extra_args=[
+        "--read-timeout", "30", "--grace", str(GRACE)] + ([] if supervised else ["--no-supervisor"])))
     held = []
     try:
         wait_hookguard_ready(proc, sock, log)
@@ -396,123 +429,96 @@ def test_sigterm_with_silent_and_stalled_connections_ends_within_grace(supervise
     finally:
         for s in held:
             s.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
 
 
-def test_sigterm_closes_an_idle_kept_connection_and_exits_zero_at_once():
-    check_binary()
-    d = short_dir("hg-term-")
-    sock, log, spool = d / "hg.sock", d / "hookguard.log", d / "spool"
-    make_maildir(spool)
-    proc = start_hookguard(sock, log, d, workers=WORKERS, extra_args=[
-        "--idle-timeout", "30", "--grace", "10"])
-    try:
-        wait_hookguard_ready(proc, sock, log)
-        body = b'{"kept": "over SIGTERM"}'
-        with fcgi_client.KeptConnection(str(sock)) as kept:
-            assert kept.request(params_for(spool, body), body).status == 200, tail(log)
-            start = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            assert kept.peer_closed(SLACK), "kept connection still open after SIGTERM"
-            code = proc.wait(SLACK)
-            seconds = time.monotonic() - start
-        assert code == 0, tail(log)
-        assert seconds < SLACK, f"exited {seconds:.2f}s after SIGTERM, with nothing in flight"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
+def test_sigterm_closes_an_idle_kept_connection_and_exits_zero_at_once(place):
+    sock, log, spool = place.sock, place.log, place.spool
+    proc = place.track(start_hookguard(sock, log, place.dir, workers=WORKERS, extra_args=[
+        "--idle-timeout", "30", "--grace", "10"]))
+    wait_hookguard_ready(proc, sock, log)
+    body = b'{"kept": "over SIGTERM"}'
+    with fcgi_client.KeptConnection(str(sock)) as kept:
+        assert kept.request(params_for(spool, body), body).status == 200, tail(log)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert kept.peer_closed(SLACK), "kept connection still open after SIGTERM"
+        code = proc.wait(SLACK)
+        seconds = time.monotonic() - start
+    assert code == 0, tail(log)
+    assert seconds < SLACK, f"exited {seconds:.2f}s after SIGTERM, with nothing in flight"
 
 
 # --------------------------------------------------------------------------
 # plain CGI
 
 
-def start_cgi(d: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    """hookguard as a CGI program for a 64-byte delivery whose body stops
-    after 10 bytes: returns it and the write end of its standard input."""
-    spool = d / "spool"
-    make_maildir(spool)
-    body = b'{"cgi": "stalled"}'.ljust(64)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **params_for(spool, body), **extra_env}
-    read_end, write_end = os.pipe()
-    os.write(write_end, body[:10])
-    with open(d / "cgi.log", "ab") as log:
-        proc = subprocess.Popen([str(HOOKGUARD_BIN)], stdin=read_end, stdout=subprocess.PIPE,
-                                stderr=log, env=env, cwd=d)
-    os.close(read_end)
-    return proc, write_end
+@pytest.fixture
+def stalled_cgi(place):
+    """Starts hookguard as a CGI program (with these extra variables) for a
+    64-byte delivery whose body stops after 10 bytes."""
+    pipes = []
+
+    def start(extra_env: dict[str, str]) -> subprocess.Popen:
+        body = b'{"cgi": "stalled"}'.ljust(64)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **params_for(place.spool, body), **extra_env}
+        read_end, write_end = os.pipe()
+        pipes.append(write_end)  # held open: the body never ends
+        os.write(write_end, body[:10])
+        with open(place.log, "ab") as log:
+            proc = place.track(subprocess.Popen([str(HOOKGUARD_BIN)], stdin=read_end, stdout=subprocess.PIPE,
+                                                stderr=log, env=env, cwd=place.dir))
+        os.close(read_end)
+        return proc
+    yield start
+    for fd in pipes:
+        os.close(fd)
 
 
-def test_cgi_stalled_body_ends_after_the_read_timeout():
-    check_binary()
-    d = short_dir("hg-cgi-")
-    proc, stdin = start_cgi(d, {"HOOKGUARD_READ_TIMEOUT": "1"})
-    try:
-        start = time.monotonic()
-        out, _ = proc.communicate(timeout=1 + SLACK + 3)
-        seconds = time.monotonic() - start
-        assert proc.returncode == 0, tail(d / "cgi.log")
-        assert b"Status: 400" in out and b"shorter than its Content-Length" in out, out
-        assert 0.9 < seconds < 1 + SLACK, f"answered after {seconds:.2f}s"
-    finally:
-        os.close(stdin)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
+def test_cgi_stalled_body_ends_after_the_read_timeout(place, stalled_cgi):
+    proc = stalled_cgi({"HOOKGUARD_READ_TIMEOUT": "1"})
+    start = time.monotonic()
+    out, _ = proc.communicate(timeout=1 + SLACK + 3)
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, tail(place.log)
+    assert b"Status: 400" in out and b"shorter than its Content-Length" in out, out
+    assert 0.9 < seconds < 1 + SLACK, f"answered after {seconds:.2f}s"
 
 
-def test_cgi_sigterm_ends_a_stalled_request_after_the_grace_period():
-    check_binary()
-    d = short_dir("hg-cgi-")
-    proc, stdin = start_cgi(d, {"HOOKGUARD_READ_TIMEOUT": "60", "HOOKGUARD_GRACE": str(GRACE)})
-    try:
-        def term_handled():  # SIGTERM (15) is blocked: its waiting thread has it
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-            blocked = int(next(l for l in status.splitlines() if l.startswith("SigBlk:")).split()[1], 16)
-            return blocked & (1 << (signal.SIGTERM - 1))
-        assert wait_until(lambda: proc.poll() is not None or term_handled(), 10) and proc.poll() is None, \
-            tail(d / "cgi.log")
-        start = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=GRACE + SLACK + 3)
-        seconds = time.monotonic() - start
-        assert proc.returncode == 1, f"exit status {proc.returncode}\n{tail(d / 'cgi.log')}"
-        assert GRACE - 0.1 < seconds < GRACE + SLACK, f"ended {seconds:.2f}s after SIGTERM"
-        assert "grace period over" in (d / "cgi.log").read_text()
-        assert list((d / "spool" / "new").iterdir()) == []
-    finally:
-        os.close(stdin)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
+def test_cgi_sigterm_ends_a_stalled_request_after_the_grace_period(place, stalled_cgi):
+    proc = stalled_cgi({"HOOKGUARD_READ_TIMEOUT": "60", "HOOKGUARD_GRACE": str(GRACE)})
+
+    def term_handled():  # SIGTERM (15) is blocked: its waiting thread has it
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        blocked = int(next(l for l in status.splitlines() if l.startswith("SigBlk:")).split()[1], 16)
+        return blocked & (1 << (signal.SIGTERM - 1))
+    assert wait_until(lambda: proc.poll() is not None or term_handled(), 10) and proc.poll() is None, \
+        tail(place.log)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=GRACE + SLACK + 3)
+    seconds = time.monotonic() - start
+    assert proc.returncode == 1, f"exit status {proc.returncode}\n{tail(place.log)}"
+    assert GRACE - 0.1 < seconds < GRACE + SLACK, f"ended {seconds:.2f}s after SIGTERM"
+    assert "grace period over" in place.log.read_text()
+    assert list((place.spool / "new").iterdir()) == []
 
 
 # --------------------------------------------------------------------------
 # accept failures
 
 
-def test_accept_failures_are_logged_at_most_once_a_second_and_serving_resumes():
+def test_accept_failures_are_logged_at_most_once_a_second_and_serving_resumes(place):
     import resource
-    check_binary()
-    d = short_dir("hg-emfile-")
-    sock, log, spool = d / "hg.sock", d / "hookguard.log", d / "spool"
-    make_maildir(spool)
+    sock, log, spool = place.sock, place.log, place.spool
     limit = 24  # a few more than hookguard's own descriptors: accept(2) soon fails with EMFILE
 
     def low_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
     with open(log, "ab") as out:
-        proc = subprocess.Popen(
+        proc = place.track(subprocess.Popen(
             [str(HOOKGUARD_BIN), "serve", "--listen", f"unix:{sock}", "--workers", str(WORKERS),
              "--read-timeout", "1", "--no-supervisor"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=d, preexec_fn=low_limit)
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=place.dir, preexec_fn=low_limit))
     held = []
     try:
         wait_hookguard_ready(proc, sock, log)
@@ -534,7 +540,3 @@ def test_accept_failures_are_logged_at_most_once_a_second_and_serving_resumes():
     finally:
         for s in held:
             s.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
