@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import configparser
 import grp
+import http.client
 import json
 import os
 import pwd
@@ -38,8 +39,7 @@ sys.path.insert(0, str(REPO / "Tests" / "integration"))
 
 import signing  # noqa: E402
 from checks import UUID7  # noqa: E402
-from harness import (NGINX, free_port, port_open, stop, tail,  # noqa: E402
-                     unix_socket_accepts, wait_until)
+from harness import NGINX, free_port, port_open, stop, tail, wait_until  # noqa: E402
 
 PACKAGE = "hookguard"
 USER = "hookguard"
@@ -110,7 +110,6 @@ class Installed:
     def __init__(self, deb: Path, work: Path):
         self.deb = deb
         self.work = work
-        self.user_existed = False
         self.files: list[Path] = []  # dpkg -L once installed
         self.existed_before: set[Path] = set()
         self.spool_entries: dict[Path, bytes] = {}  # what must survive `dpkg --remove`
@@ -123,56 +122,61 @@ def package():
                     f"purges its own (dpkg --purge {PACKAGE} first)", pytrace=False)
     work = Path(tempfile.mkdtemp(prefix="hookguard-package-"))
     os.chmod(work, 0o711)  # nginx's workers (www-data) reach the socket under it
-    started = time.monotonic()
-    if os.environ.get("HOOKGUARD_DEB"):
-        deb = Path(os.environ["HOOKGUARD_DEB"])
-    else:
-        r = run(str(REPO / "scripts" / "package"), str(work / "out"), timeout=1800, cwd=REPO)
-        deb = Path(r.stdout.strip().splitlines()[-1])
-        # lintian's findings (warnings and notes; an error failed the build)
-        print("\n" + "\n".join(l for l in r.stderr.splitlines() if re.match(r"[EWIN]: ", l)))
-    assert deb.is_file() and re.fullmatch(r"hookguard_[^_]+_[a-z0-9]+\.deb", deb.name), deb
-    print(f"\npackage {deb.name}: {deb.stat().st_size} bytes, built in "
-          f"{time.monotonic() - started:.1f} s")
-
-    p = Installed(deb, work)
-    p.user_existed = _user_exists(USER)
-    p.existed_before = {Path(x) for x in _paths_in(deb) if Path(x).exists()} \
-        | systemd_state_names()
+    user_existed = _user_exists(USER)
     try:
+        p = Installed(built_package(work), work)
+        p.existed_before = {Path(x) for x in _paths_in(p.deb) if Path(x).exists()} \
+            | systemd_state_names()
         # The README's route: apt installs it and whatever it depends on.
         run("apt-get", "install", "-y", "-q", "--no-install-recommends",
-            "-o", "DPkg::Lock::Timeout=600", str(deb.resolve()), timeout=900,
+            "-o", "DPkg::Lock::Timeout=600", str(p.deb.resolve()), timeout=900,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         p.files = [Path(x) for x in run("dpkg", "-L", PACKAGE).stdout.splitlines() if x != "/."]
         yield p
     finally:
         if known_to_dpkg():
             dpkg("--purge", PACKAGE)
-        if not p.user_existed and _user_exists(USER):
+        if not user_existed and _user_exists(USER):
             run("deluser", "--quiet", "--system", USER, check=False)
             if _group_exists(USER):
                 run("delgroup", "--quiet", "--system", USER, check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 
+def built_package(work: Path) -> Path:
+    """HOOKGUARD_DEB, or what scripts/package builds into work/out."""
+    started = time.monotonic()
+    if os.environ.get("HOOKGUARD_DEB"):
+        deb = Path(os.environ["HOOKGUARD_DEB"])
+    else:
+        r = run(str(REPO / "scripts" / "package"), str(work / "out"), timeout=1800, cwd=REPO)
+        deb = Path(r.stdout.strip().splitlines()[-1])
+        # lintian's findings (warnings and notes; an error fails scripts/package)
+        findings = [l for l in r.stderr.splitlines() if re.match(r"[EWIPX]: ", l)]
+        print(f"\nlintian: {len(findings)} findings", *findings, sep="\n")
+    assert deb.is_file() and re.fullmatch(r"hookguard_[^_]+_[a-z0-9]+\.deb", deb.name), deb
+    print(f"\npackage {deb.name}: {deb.stat().st_size} bytes, built in "
+          f"{time.monotonic() - started:.1f} s")
+    return deb
+
+
 def _paths_in(deb: Path) -> list[str]:
     """Every path in the package, as dpkg would install it."""
     listing = run("sh", "-c", f"dpkg-deb --fsys-tarfile {shlex.quote(str(deb))} | tar -t").stdout
-    return ["/" + x.lstrip("./").rstrip("/") for x in listing.splitlines() if x.strip("./")]
+    return ["/" + x.removeprefix("./").rstrip("/") for x in listing.splitlines() if x.strip("./")]
 
 
 def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
+    return _known(pwd.getpwnam, name)
 
 
 def _group_exists(name: str) -> bool:
+    return _known(grp.getgrnam, name)
+
+
+def _known(lookup, name: str) -> bool:
     try:
-        grp.getgrnam(name)
+        lookup(name)
         return True
     except KeyError:
         return False
@@ -224,6 +228,45 @@ def test_installed_layout(package):
     assert unit_setting(UNITS / "hookguard.service", "Service", "ExecStart") \
         == "/usr/bin/hookguard serve"
     assert Path("/etc/systemd/system/sockets.target.wants/hookguard.socket").is_symlink()
+    units = [str(UNITS / "hookguard.socket"), str(UNITS / "hookguard.service")]
+    r = run("systemd-analyze", "verify", "--man=no", *units, check=False)
+    assert r.returncode == 0, r
+
+
+APACHE_CONF = """
+ServerRoot "{work}"
+ServerName 127.0.0.1
+PidFile "{work}/apache2.pid"
+DefaultRuntimeDir "{work}"
+Mutex file:{work} default
+ErrorLog "{work}/apache-error.log"
+Listen 127.0.0.1:{port}
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule env_module /usr/lib/apache2/modules/mod_env.so
+LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+LoadModule proxy_fcgi_module /usr/lib/apache2/modules/mod_proxy_fcgi.so
+Include "{conf}"
+"""
+
+
+def test_apache_conf_available_parses(package):
+    """/etc/apache2/conf-available/hookguard.conf as a2enconf would enable
+    it (with proxy_fcgi and env, as its header says), its sample Location
+    uncommented: Apache accepts it."""
+    apache = shutil.which("apache2") or "/usr/sbin/apache2"
+    if not Path(apache).exists():
+        pytest.skip("apache2 is not installed")
+    installed_conf = Path("/etc/apache2/conf-available/hookguard.conf")
+    work = Path(tempfile.mkdtemp(prefix="apache-", dir=package.work))
+    enabled = work / "hookguard.conf"
+    enabled.write_text(re.sub(r"(?m)^    # ( *<|    SetEnv|    ProxyPass)", r"    \1",
+                              installed_conf.read_text()))
+    assert "\n    <Location \"/hooks/tito\">" in enabled.read_text(), enabled.read_text()
+    (work / "httpd.conf").write_text(APACHE_CONF.format(work=work, port=free_port(),
+                                                        conf=enabled))
+    r = run(apache, "-t", "-f", str(work / "httpd.conf"), check=False)
+    assert r.returncode == 0 and "Syntax OK" in r.stderr, r
 
 
 def test_binary_needs_no_toolchain(package):
@@ -292,7 +335,6 @@ http {{
 
 
 def post(port: int, body: bytes, headers: dict) -> tuple[int, bytes]:
-    import http.client
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
         conn.request("POST", "/hooks/github", body=body,
