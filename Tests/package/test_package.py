@@ -48,9 +48,12 @@ SPOOL_ROOT = Path("/var/spool/hookguard")
 SECRETS = Path("/etc/hookguard")
 UNITS = Path("/lib/systemd/system")
 SNIPPET = Path("/etc/nginx/snippets/hookguard-fastcgi.conf")
-# Where deb-systemd-helper keeps what it enabled or masked.
-SYSTEMD_STATE = [Path("/etc/systemd/system"), Path("/var/lib/systemd/deb-systemd-helper-enabled"),
-                 Path("/var/lib/systemd/deb-systemd-helper-masked")]
+# Where deb-systemd-helper keeps what it enabled or masked, and a2enconf what it enabled.
+STATE_DIRS = [Path("/etc/systemd/system"), Path("/var/lib/systemd/deb-systemd-helper-enabled"),
+              Path("/var/lib/systemd/deb-systemd-helper-masked"), Path("/etc/apache2/conf-enabled")]
+# a2enconf's record of the administrator's own choice, which purge leaves (as
+# Debian's apache2 helper does for every package): the test's to remove.
+A2ENCONF_RECORD = Path("/var/lib/apache2/conf/enabled_by_admin/hookguard")
 DPKG_LOCK_WAIT = 300  # seconds: other apt or dpkg runs on a shared machine
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="installs a Debian package: root only")
@@ -86,8 +89,8 @@ def known_to_dpkg() -> bool:
     return r.returncode == 0 and r.stdout not in ("", "not-installed")
 
 
-def systemd_state_names() -> set[Path]:
-    return {p for d in SYSTEMD_STATE if d.exists() for p in d.rglob("*hookguard*")}
+def state_names() -> set[Path]:
+    return {p for d in STATE_DIRS if d.exists() for p in d.rglob("*hookguard*")}
 
 
 def unit_setting(path: Path, section: str, key: str) -> str:
@@ -113,6 +116,7 @@ class Installed:
         self.files: list[Path] = []  # dpkg -L once installed
         self.existed_before: set[Path] = set()
         self.spool_entries: dict[Path, bytes] = {}  # what must survive `dpkg --remove`
+        self.a2enconf_record = False  # the test's a2enconf made A2ENCONF_RECORD
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +127,11 @@ def package():
     work = Path(tempfile.mkdtemp(prefix="hookguard-package-"))
     os.chmod(work, 0o711)  # nginx's workers (www-data) reach the socket under it
     user_existed = _user_exists(USER)
+    p = None
     try:
         p = Installed(built_package(work), work)
         p.existed_before = {Path(x) for x in _paths_in(p.deb) if Path(x).exists()} \
-            | systemd_state_names()
+            | state_names()
         # The README's route: apt installs it and whatever it depends on.
         run("apt-get", "install", "-y", "-q", "--no-install-recommends",
             "-o", "DPkg::Lock::Timeout=600", str(p.deb.resolve()), timeout=900,
@@ -136,6 +141,8 @@ def package():
     finally:
         if known_to_dpkg():
             dpkg("--purge", PACKAGE)
+        if p is not None and p.a2enconf_record:
+            A2ENCONF_RECORD.unlink(missing_ok=True)
         if not user_existed and _user_exists(USER):
             run("deluser", "--quiet", "--system", USER, check=False)
             if _group_exists(USER):
@@ -462,6 +469,14 @@ def test_man_page_renders(package):
 
 def test_remove_keeps_the_spool_then_purge_leaves_nothing(package):
     assert package.spool_entries, "no delivery was spooled (the delivery test failed)"
+    # An administrator enabled the Apache configuration: purge disables it, or
+    # its link in conf-enabled/ would point at nothing and stop Apache.
+    enabled_conf = Path("/etc/apache2/conf-enabled/hookguard.conf")
+    a2enconf = shutil.which("a2enconf")
+    if a2enconf and not enabled_conf.is_symlink():
+        package.a2enconf_record = not A2ENCONF_RECORD.exists()
+        run(a2enconf, "-q", "hookguard")
+        assert enabled_conf.is_symlink()
     dpkg("--remove", PACKAGE)
     assert not installed()
     assert not Path("/usr/bin/hookguard").exists()
@@ -471,9 +486,10 @@ def test_remove_keeps_the_spool_then_purge_leaves_nothing(package):
 
     dpkg("--purge", PACKAGE)
     assert not known_to_dpkg()
+    assert not enabled_conf.is_symlink(), "purge left the Apache configuration enabled"
     left = [p for p in package.files if p.exists() and p not in package.existed_before]
     assert not left, f"left behind by the package: {left}"
     assert not SPOOL_ROOT.exists() and not SECRETS.exists()
-    assert systemd_state_names() <= package.existed_before, systemd_state_names()
+    assert state_names() <= package.existed_before, state_names()
     overrides = run("dpkg-statoverride", "--list").stdout
     assert "hookguard" not in overrides, overrides
