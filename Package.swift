@@ -36,9 +36,12 @@ let package = Package(
             pkgConfig: "libnats",
             providers: [.apt(["libnats-dev"])]
         ),
+        // Linux and glibc calls Swift's Glibc module leaves out (syncfs, sync_file_range, mallopt).
+        .target(name: "CLinux"),
         .target(
             name: "HookguardCore",
             dependencies: [
+                "CLinux",
                 "CLibCrypto",
                 "CNats",
                 .product(name: "Logging", package: "swift-log"),

@@ -19,7 +19,10 @@ public final class WebhookHandler: Sendable {
         logger: Logger, workers: WorkerStatus = WorkerStatus(total: 1),
         exposition: @escaping @Sendable () -> [UInt8] = { [] }
     ) {
-        self.init(logger: logger, workers: workers, exposition: exposition, spools: SpoolRegistry())
+        let spools = SpoolRegistry(reportSwept: { spool, removed, error in
+            logger.sweptStaleStaged(spool: spool, removed: removed, error: error)
+        })
+        self.init(logger: logger, workers: workers, exposition: exposition, spools: spools)
     }
 
     /// `spools` decides how spool directories are flushed (tests).
@@ -105,7 +108,10 @@ public final class WebhookHandler: Sendable {
                 config.scheme, keys: keys, params: params, body: body, now: receivedAt.seconds,
                 tolerance: config.tolerance)
         } catch {
-            return .rejected(error, status: config.rejectStatus)
+            switch error {
+            case .refused(let failure): return .rejected(failure, status: config.rejectStatus)
+            case .crypto(let failure): return .cryptoFailed(failure)
+            }
         }
         let senderID = config.scheme.idHeader.flatMap { params[$0] }.flatMap { $0.isEmpty ? nil : $0 }
         context.senderID = senderID
@@ -124,7 +130,8 @@ public final class WebhookHandler: Sendable {
     /// one, else (or when that cannot take it) to the spool; a 200 only once
     /// one of them has it.
     private func forward(_ envelope: Envelope, config: LocationConfig) -> Outcome {
-        let encoded = envelope.encoded()
+        // A forwarder sends the envelope whole; the spool has it written a chunk at a time.
+        let encoded = config.socket != nil || config.nats != nil ? envelope.encoded() : []
         var failure: Outcome.ForwardFailure? = nil
         if let socket = config.socket {
             let started = monotonicNanoseconds()
@@ -158,7 +165,9 @@ public final class WebhookHandler: Sendable {
         }
         let started = monotonicNanoseconds()
         do {
-            try spools.store(encoded, id: envelope.id, in: spool)
+            try spools.store(id: envelope.id, in: spool) { fd, path throws(SystemError) in
+                try envelope.write(to: fd, path: path)
+            }
         } catch {
             DeliveryMetrics.forward(to: "spool", succeeded: false, nanoseconds: monotonicNanoseconds() - started)
             return .spoolUnwritable(error, after: failure)
@@ -186,6 +195,7 @@ public final class WebhookHandler: Sendable {
             switch error {
             case .system(let failure): return .spoolUnwritable(failure, after: nil)
             case .busy: return .duplicateInFlight
+            case .crypto(let failure): return .cryptoFailed(failure)
             }
         }
         defer { record.release() }

@@ -43,17 +43,8 @@ public func syscall<T: BinaryInteger>(
 /// directory is the caller's: the spool shares it between deliveries.
 /// `exclusive`: `staged` must not exist yet (its name is unique).
 func replaceWhole(_ final: String, with contents: [UInt8], stagedAt staged: String, exclusive: Bool = false) throws(SystemError) {
-    let fd = try syscall("open", path: staged) {
-        open(staged, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0o640)
-    }
-    do {
-        try writeAll(fd, contents, path: staged)
-        try syscall("fsync", path: staged) { fsync(fd) }
-        try syscall("close", path: staged) { close(fd) }
-    } catch {
-        close(fd)
-        unlink(staged)
-        throw error
+    try stage(staged, exclusive: exclusive, flush: .durable) { fd, path throws(SystemError) in
+        try writeAll(fd, contents, path: path)
     }
     do {
         try syscall("rename", path: final) { rename(staged, final) }
@@ -61,6 +52,16 @@ func replaceWhole(_ final: String, with contents: [UInt8], stagedAt staged: Stri
         unlink(staged)
         throw error
     }
+}
+
+/// Closes `fd` exactly once. Linux releases the descriptor even when close
+/// fails (EINTR included), so retrying or closing it again could close a
+/// descriptor another thread has just been given. EINTR is no failure here:
+/// callers close after the data is flushed.
+func closeOnce(_ fd: Int32, path: String? = nil) throws(SystemError) {
+    guard close(fd) != 0 else { return }
+    let code = errno
+    if code != EINTR { throw SystemError("close", path: path, errno: code) }
 }
 
 /// The name of a directory entry from `readdir`, read in place: the entry
