@@ -9,6 +9,7 @@ struct Hookguard: ParsableCommand {
             Each web-server location names its sender's scheme, secret and spool with \
             HOOKGUARD_* FastCGI parameters; see the README for the reference.
             """,
+        version: Hookguard.version,
         subcommands: [
             Serve.self,
             Doctor.self,
