@@ -19,11 +19,13 @@ public struct DrainOptions: Sendable {
     public var follow: Bool
     /// Between the SIGTERM and the SIGKILL sent to a command's process group.
     public var killDelay: Duration
+    /// `--to-url`: POST each delivery there instead of running the command.
+    public var forwarding: HTTPForwarding?
 
     public init(
         executable: String, arguments: [String], concurrency: Int = 1, maxAttempts: Int = 8,
         backoff: Backoff = Backoff(base: .seconds(10)), timeout: Duration? = nil, grace: Duration = .seconds(30),
-        follow: Bool = false, killDelay: Duration = .seconds(2)
+        follow: Bool = false, killDelay: Duration = .seconds(2), forwarding: HTTPForwarding? = nil
     ) {
         self.executable = executable
         self.arguments = arguments
@@ -34,6 +36,7 @@ public struct DrainOptions: Sendable {
         self.grace = grace
         self.follow = follow
         self.killDelay = killDelay
+        self.forwarding = forwarding
     }
 }
 
@@ -73,6 +76,8 @@ public final class Drainer {
     private var stopping = false
     private var stopDeadline: ContinuousClock.Instant?
     private var summary = DrainSummary()
+    /// With `options.forwarding`: the HTTP requests in flight, on threads of their own.
+    private var forwarder: HTTPForwarder?
 
     public init(spool: DrainSpool, options: DrainOptions, logger: Logger) {
         self.spool = spool
@@ -99,6 +104,10 @@ public final class Drainer {
         let closed = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE
         try watcher.watch(spool.new, for: IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | closed)
         try watcher.watch(spool.cur, for: IN_MOVED_FROM | IN_DELETE | closed)
+        if let forwarding = options.forwarding {
+            forwarder = try HTTPForwarder(forwarding, workers: options.concurrency, spool: spool, logger: logger)
+        }
+        defer { forwarder?.stop() }
         let repaired = try spool.repairRecords()
         if repaired > 0 { logger.notice("finished steps a crash interrupted", metadata: ["files": "\(repaired)"]) }
         try scan()
@@ -123,6 +132,7 @@ public final class Drainer {
                     pipes.append((job, false))
                 }
             }
+            if let forwarder { fds.append(pollfd(fd: forwarder.fd, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), nextWakeMilliseconds()) < 0 && errno != EINTR {
                 throw SystemError("poll", errno: errno)
             }
@@ -141,6 +151,7 @@ public final class Drainer {
             while let (pid, status) = reapChild() {
                 if let job = jobs.removeValue(forKey: pid) { finish(job, status) }
             }
+            for forwarded in forwarder?.collect() ?? [] { finish(forwarded) }
             handleTimers()
         }
         for fd in heldElsewhere.values { close(fd) }
@@ -153,9 +164,10 @@ public final class Drainer {
     }
 
     private var isFinished: Bool {
-        if stopping { return jobs.isEmpty }
+        let idle = jobs.isEmpty && forwarder?.isIdle ?? true
+        if stopping { return idle }
         if options.follow { return false }
-        return jobs.isEmpty && queue.isEmpty && retryAt.isEmpty && heldElsewhere.isEmpty
+        return idle && queue.isEmpty && retryAt.isEmpty && heldElsewhere.isEmpty
     }
 
     // MARK: finding deliveries
@@ -179,7 +191,8 @@ public final class Drainer {
     }
 
     private func startWhatIsDue() {
-        while jobs.count < options.concurrency, let entry = queue.popFirst() {
+        while jobs.count + (forwarder?.inFlight ?? 0) < options.concurrency, forwarder?.mayStart() ?? true,
+              let entry = queue.popFirst() {
             let held = heldElsewhere.removeValue(forKey: entry)
             do {
                 switch try spool.acquire(entry, reusing: held) {
@@ -218,6 +231,11 @@ public final class Drainer {
         } catch {
             logger.error("cannot read delivery; left in cur/", metadata: ["entry": "\(claim.entry)", "detail": "\(error)"])
             claim.release()
+            return
+        }
+        if let forwarder {
+            forwarder.start(claim, envelope: envelope, attempt: attempt)
+            running.insert(claim.entry)
             return
         }
         let environment = baseEnvironment + [
@@ -277,21 +295,71 @@ public final class Drainer {
                stderr: job.stderrTail.text)
     }
 
+    /// A forwarded delivery's request ended: `finish(_:_:)`'s counterpart for `--to-url`.
+    private func finish(_ forwarded: HTTPForwarder.Finished) {
+        let claim = forwarded.claim
+        running.remove(claim.entry)
+        var metadata: Logger.Metadata = [
+            "id": "\(claim.entry)", "attempt": "\(forwarded.attempt)",
+            "duration_ms": "\(WebhookHandler.milliseconds(UInt64(max(0, (clock.now - forwarded.started).seconds) * 1e9)))",
+        ]
+        var record = AttemptRecord(attempts: forwarded.attempt, lastAttemptAt: Date(), nextAttemptAt: nil,
+                                   outcome: forwarded.outcome)
+        var retryAfter: Duration? = nil
+        switch forwarded.result {
+        case .success(let response):
+            metadata["status"] = "\(response.status)"
+            record.httpStatus = response.status
+            record.responseHead = String(decoding: response.bodyHead, as: UTF8.self)
+            record.timedOut = false
+            retryAfter = response.retryAfter
+        case .failure(let error):
+            record.timedOut = error.kind == .timedOut
+        }
+        switch forwarded.verdict {
+        case .delivered?:
+            do {
+                try claim.complete()
+                summary.delivered += 1
+                logger.info("delivered", metadata: metadata)
+            } catch {
+                logger.error("delivered but the delivery could not be removed; it will be sent again",
+                             metadata: metadata.merging(["detail": "\(error)"]) { $1 })
+            }
+        case nil:
+            claim.release()
+            summary.interrupted += 1
+            logger.warning("request stopped by shutdown; the delivery stays in cur/ for the next run", metadata: metadata)
+        case .refused?:
+            logger.warning("the service refused the delivery", metadata: metadata.merging(["outcome": "\(forwarded.outcome)"]) { $1 })
+            giveUp(claim, record)
+        case .retry?:
+            retryLater(claim, record, atLeast: retryAfter)
+        }
+    }
+
     private func failed(_ claim: Claim, attempt: Int, outcome: String, status: ExitStatus?, timedOut: Bool, stderr: String) {
-        let now = Date()
-        var record = AttemptRecord(attempts: attempt, lastAttemptAt: now, nextAttemptAt: nil, outcome: outcome,
+        var record = AttemptRecord(attempts: attempt, lastAttemptAt: Date(), nextAttemptAt: nil, outcome: outcome,
                                    timedOut: timedOut, stderrTail: stderr)
         switch status {
         case .exited(let code)?: record.exitStatus = Int(code)
         case .signaled(let signal)?: record.signal = Int(signal)
         case nil: break
         }
+        retryLater(claim, record)
+    }
+
+    /// Records a failed attempt and schedules the next one after the backoff
+    /// (or `atLeast`, when longer), or gives up after the last attempt.
+    private func retryLater(_ claim: Claim, _ failed: AttemptRecord, atLeast minimum: Duration? = nil) {
+        var record = failed
+        let (attempt, outcome) = (record.attempts, record.outcome)
         guard attempt < options.maxAttempts else {
             giveUp(claim, record)
             return
         }
-        let delay = options.backoff.delay(afterFailure: attempt)
-        record.nextAttemptAt = now.addingTimeInterval(delay.seconds)
+        let delay = min(max(options.backoff.delay(afterFailure: attempt), minimum ?? .zero), options.backoff.cap)
+        record.nextAttemptAt = record.lastAttemptAt.addingTimeInterval(delay.seconds)
         do {
             try claim.recordFailure(record)
             summary.failedAttempts += 1
@@ -358,6 +426,7 @@ public final class Drainer {
                 job.killAt = nil
             }
         }
+        if let deadline = stopDeadline, deadline <= now { forwarder?.abortTransfers() }
         let date = Date()
         for (entry, due) in retryAt where due <= date {
             retryAt[entry] = nil
@@ -375,6 +444,10 @@ public final class Drainer {
         }
         if let stopDeadline, !jobs.isEmpty, jobs.values.contains(where: { !$0.interrupted }) { consider(stopDeadline - now) }
         if !retryAt.isEmpty, let due = retryAt.values.min() { consider(.seconds(due.timeIntervalSinceNow)) }
+        if let forwarder {
+            if let reopens = forwarder.reopensAt, !queue.isEmpty { consider(reopens - now) }
+            if let stopDeadline, !forwarder.isIdle { consider(max(.zero, stopDeadline - now)) }
+        }
         // A child whose SIGCHLD went astray is still reaped within a second.
         if !jobs.isEmpty { consider(.seconds(1)) }
         guard let wait else { return -1 }
