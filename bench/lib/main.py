@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bodies  # noqa: E402
 import disk  # noqa: E402
+import drain  # noqa: E402
 import report  # noqa: E402
 from load import RSSSampler, run_wrk, settle  # noqa: E402
 from servers import BENCH, SECRET, Servers  # noqa: E402
@@ -209,6 +210,7 @@ def main() -> int:
         bench = Bench(args, servers, body_files)
         rows = bench.rounds()
         memory = bench.memory()
+        drain_rows = drain.measure(args.hookguard, f"http://127.0.0.1:{servers.bench_port}/ceiling", say=say)
     finally:
         servers.stop()
         if args.keep:
@@ -232,6 +234,7 @@ def main() -> int:
         f.write("hookguard RSS (--workers 4): idle {idle_mib:.1f} MiB, after 10,000 requests "
                 "{warm_mib:.1f} MiB, after {requests:,} more {after_mib:.1f} MiB; {check}\n"
                 .format(**memory))
+        f.write("\n" + drain.table(drain_rows) + "\n")
         f.write("\n" + hmac_text)
     report.chart(out / "chart.dat", out / "chart.png",
                  f"hookguard and its peers behind one nginx: wrk, {args.rounds} round(s), {stamp}")
@@ -241,6 +244,7 @@ def main() -> int:
     say(report.bars(summary))
     say(f"hookguard RSS (--workers 4): idle {memory['idle_mib']:.1f} MiB, after {memory['requests']:,} "
         f"more requests {memory['after_mib']:.1f} MiB (growth {memory['after_mib'] - memory['warm_mib']:+.1f} MiB)")
+    say(drain.table(drain_rows))
     say(f"\nresults: {out}  ({time.monotonic() - started:.0f} s)")
     # A peer that answers 2xx for more deliveries than it keeps is a finding, not a failed run.
     failed = [r for r in summary if r["checks"] != "ok" and not r["location"].startswith("/webhook")] \
