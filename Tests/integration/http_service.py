@@ -96,7 +96,10 @@ class Service:
                     conn, _ = super().get_request()
                     return conn, ("unix", 0)
 
-            self.server = Server(str(unix_path), Handler)
+            class UnixHandler(Handler):
+                disable_nagle_algorithm = False  # TCP_NODELAY is TCP's only
+
+            self.server = Server(str(unix_path), UnixHandler)
             self.url = None
         else:
             class Server(http.server.ThreadingHTTPServer):
