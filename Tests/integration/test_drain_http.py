@@ -226,10 +226,12 @@ def test_kill_9_in_the_middle_then_restart_delivers_everything(work):
     drain.send_signal(signal.SIGKILL)
     drain.wait()
     assert len(service.snapshot()) < 300, "killed too late to mean anything"
+    assert list(work.spool.glob("circuit-*.json")), "a killed drain cannot remove its circuit file"
     r = work.run(service.url, "--concurrency", "4")
     assert r.returncode == 0, out(r)
     assert set(service.by_id()) == set(ids)
     assert work.left() == EMPTY
+    assert not list(work.spool.glob("circuit-*.json")), "the next drain removes it"
 
 
 def test_https_with_a_ca_file_and_a_certificate_that_does_not_match(work):

@@ -23,13 +23,17 @@ public struct CircuitStatus: Codable, Sendable, Equatable {
 
     /// Every circuit file in the spool.
     public static func read(_ spool: DrainSpool) -> [CircuitStatus] {
-        let names = (try? listDirectory(spool.root)) ?? []
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .secondsSince1970
-        return names.filter { $0.hasPrefix("circuit-") && $0.hasSuffix(".json") }.sorted().compactMap { name in
-            guard let bytes = try? readWholeFile(spool.root + "/" + name) else { return nil }
+        return files(in: spool).compactMap { path in
+            guard let bytes = try? readWholeFile(path) else { return nil }
             return try? decoder.decode(CircuitStatus.self, from: Data(bytes))
         }
+    }
+
+    static func files(in spool: DrainSpool) -> [String] {
+        let names = (try? listDirectory(spool.root)) ?? []
+        return names.filter { $0.hasPrefix("circuit-") && $0.hasSuffix(".json") }.sorted().map { spool.root + "/" + $0 }
     }
 }
 
@@ -39,7 +43,9 @@ struct CircuitFile {
     let staged: String
     let url: String
 
+    /// Also removes the files of drains that are gone (killed, so they could not).
     init(spool: DrainSpool, url: String) {
+        for stale in CircuitStatus.read(spool) where !stale.isLive { unlink(spool.root + "/circuit-\(stale.pid).json") }
         let pid = getpid()
         path = spool.root + "/circuit-\(pid).json"
         staged = spool.tmp + "/circuit-\(pid).json"
