@@ -70,7 +70,7 @@ struct SpoolStatus: ParsableCommand {
             try container.encode(counts.retrying, forKey: .retrying)
             try container.encode(counts.failed, forKey: .failed)
             try container.encode(oldestAgeSeconds, forKey: .oldestAgeSeconds)  // null when nothing waits
-            try container.encode(circuits, forKey: .circuits)
+            if !circuits.isEmpty { try container.encode(circuits, forKey: .circuits) }  // only while a drain --to-url runs
         }
     }
 
