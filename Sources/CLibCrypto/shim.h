@@ -2,6 +2,7 @@
 #define HOOKGUARD_CLIBCRYPTO_SHIM_H
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/params.h>

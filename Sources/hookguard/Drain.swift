@@ -23,8 +23,13 @@ struct Drain: ParsableCommand {
             saying how the last attempt ended. With --to-url, each delivery is POSTed instead (2xx \
             removes it; 408, 429, 5xx, timeouts and connection errors are retried, honouring \
             Retry-After; other 4xx move it to failed/ at once). Without --follow, drain exits once the spool holds \
-            nothing left to run or wait for. SIGTERM or SIGINT: no new deliveries are claimed, running \
-            commands get --grace to finish, and drain exits 0.
+            nothing left to run or wait for. A delivery drain cannot read (permissions) is left where it \
+            is and logged; --follow tries it again every --rescan-interval, and drain exits 1 if it ends \
+            with such deliveries left. A command must not leave processes holding its fd 3 (the \
+            delivery's lock): drain logs them and keeps its own claim, so the retries keep their \
+            schedule. SIGTERM or SIGINT: no new deliveries are claimed, running commands get --grace \
+            to finish, then SIGTERM, SIGKILL 2s later, and drain exits 0 within --grace + 3s even if \
+            one of them does not die.
             """
     )
 
@@ -58,6 +63,11 @@ struct Drain: ParsableCommand {
         "After SIGTERM or SIGINT, how long running commands may go on before they are stopped (their deliveries stay for the next run).",
         valueName: "duration"))
     var grace = CommandLineDuration(.seconds(30))
+
+    @Option(help: ArgumentHelp(
+        "With --follow, how often the spool is listed again besides the change notifications (deliveries that could not be read are retried then).",
+        valueName: "duration"))
+    var rescanInterval = CommandLineDuration(.seconds(60))
 
     @Flag(help: "First move every delivery in failed/ back to new/ for a fresh set of attempts; without a command, only that.")
     var retryFailed = false
@@ -105,6 +115,7 @@ struct Drain: ParsableCommand {
         guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 1024") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         if let timeout, timeout.duration <= .zero { throw ValidationError("--timeout must be more than 0") }
+        if rescanInterval.duration <= .zero { throw ValidationError("--rescan-interval must be more than 0") }
     }
 
     func run() throws {
@@ -130,7 +141,8 @@ struct Drain: ParsableCommand {
         if let forwarding = try forward.forwarding(timeout: timeout?.duration) {
             let options = DrainOptions(
                 executable: "", arguments: [], concurrency: concurrency, maxAttempts: maxAttempts,
-                backoff: Backoff(base: backoff.duration), grace: grace.duration, follow: follow, forwarding: forwarding)
+                backoff: Backoff(base: backoff.duration), grace: grace.duration, follow: follow,
+                rescanInterval: rescanInterval.duration, forwarding: forwarding)
             return try drain(drainSpool, options: options, logger: logger)
         }
         // --to-nats runs this very binary's nats-publish for each delivery: the
@@ -139,17 +151,21 @@ struct Drain: ParsableCommand {
         let options = DrainOptions(
             executable: resolveExecutable(command[0], path: ProcessInfo.processInfo.environment["PATH"])!,
             arguments: command, concurrency: concurrency, maxAttempts: maxAttempts,
-            backoff: Backoff(base: backoff.duration), timeout: timeout?.duration, grace: grace.duration, follow: follow)
+            backoff: Backoff(base: backoff.duration), timeout: timeout?.duration, grace: grace.duration, follow: follow,
+            rescanInterval: rescanInterval.duration)
         try drain(drainSpool, options: options, logger: logger)
     }
 
     private func drain(_ drainSpool: DrainSpool, options: DrainOptions, logger: Logger) throws {
+        let summary: DrainSummary
         do {
-            _ = try Drainer(spool: drainSpool, options: options, logger: logger).run()
+            summary = try Drainer(spool: drainSpool, options: options, logger: logger).run()
         } catch {
             logger.critical("drain stopped", metadata: ["spool": "\(drainSpool.root)", "detail": "\(error)"])
             throw ExitCode.failure
         }
+        // Deliveries left unread are an operator's to fix: say so in the exit status too.
+        if summary.unreadable > 0 { throw ExitCode.failure }
     }
 
     /// Opened before the drainer starts its threads; the signals the drainer

@@ -55,14 +55,19 @@ struct Verify: ParsableCommand {
         let body = try readBody(file)
         let checkedAt = now ?? Timestamp.now().seconds
 
-        func check(_ body: [UInt8]) throws(SignatureFailure) {
+        func check(_ body: [UInt8]) throws(VerificationError) {
             try SignatureVerifier.verify(scheme, keys: keys, params: params, body: body, now: checkedAt, tolerance: tolerance)
         }
         do {
             try check(body)
         } catch {
-            print("refused (\(error.reasonCode)): \(error)")
-            for hint in hints(error, scheme: scheme, body: body, check: check) { print("  \(hint)") }
+            switch error {
+            case .refused(let failure):
+                print("refused (\(failure.reasonCode)): \(failure)")
+                for hint in hints(failure, scheme: scheme, body: body, check: check) { print("  \(hint)") }
+            case .crypto(let failure):
+                print("not checked (crypto-error): \(failure)")
+            }
             throw ExitCode.failure
         }
         var facts = ["genuine: the signature in \(scheme.signatureHeader.display) matches"]
@@ -72,7 +77,7 @@ struct Verify: ParsableCommand {
 
     /// What an operator would check next, from what else the delivery tells.
     private func hints(
-        _ failure: SignatureFailure, scheme: Scheme, body: [UInt8], check: ([UInt8]) throws(SignatureFailure) -> Void
+        _ failure: SignatureFailure, scheme: Scheme, body: [UInt8], check: ([UInt8]) throws(VerificationError) -> Void
     ) -> [String] {
         switch failure {
         case .missing:

@@ -69,7 +69,7 @@ import Testing
         let hostile = "../../../etc/passwd\u{0}/x y"
         guard case .first(let record) = try claim(hostile) else { Issue.record("not first"); return }
         try record.commit(DeliveryID.next(milliseconds: now.milliseconds))
-        #expect(recordFiles() == [DuplicateRecords.recordName(senderID: hostile, scheme: "github")])
+        #expect(try recordFiles() == [DuplicateRecords.recordName(senderID: hostile, scheme: "github")])
         #expect(recordFiles().allSatisfy { $0.utf8.count == 64 && $0.allSatisfy(\.isHexDigit) })
     }
 
@@ -120,13 +120,13 @@ import Testing
         }
         let base = DuplicateRecords.directory(ofSpool: dir) + "/"
         for name in ["old-1", "old-2"] {
-            let path = base + DuplicateRecords.recordName(senderID: name, scheme: "github")
+            let path = try base + DuplicateRecords.recordName(senderID: name, scheme: "github")
             try FileManager.default.setAttributes(
                 [.modificationDate: Date(timeIntervalSince1970: TimeInterval(now.seconds - 7200))], ofItemAtPath: path)
         }
         #expect(recordFiles().count == 3)
         // A fresh DuplicateRecords sweeps on its first claim; this one's never swept before.
         guard case .first = try claim("new", window: 3600, in: DuplicateRecords()) else { Issue.record("not first"); return }
-        #expect(Set(recordFiles()) == Set(["fresh", "new"].map { DuplicateRecords.recordName(senderID: $0, scheme: "github") }))
+        #expect(try Set(recordFiles()) == Set(["fresh", "new"].map { try DuplicateRecords.recordName(senderID: $0, scheme: "github") }))
     }
 }

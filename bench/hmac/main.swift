@@ -23,7 +23,7 @@ func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
     var elapsed = 0.0
     body.withUnsafeBytes { message in
         repeat {
-            sink ^= MessageAuthentication.code(.sha256, key: key, message: message)[0]
+            sink ^= try! MessageAuthentication.code(.sha256, key: key, message: message)[0]
             runs += 1
             elapsed = now() - start
         } while elapsed < seconds
@@ -58,7 +58,7 @@ func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
     var sink: UInt8 = 0
     let start = now()
     small.withUnsafeBytes { message in
-        for _ in 0..<runs { sink ^= MessageAuthentication.code(.sha256, key: key, message: message)[0] }
+        for _ in 0..<runs { sink ^= try! MessageAuthentication.code(.sha256, key: key, message: message)[0] }
     }
     let elapsed = now() - start
     if sink == 0x5a && runs < 0 { print(sink) }

@@ -49,8 +49,9 @@ public func fuzzSignatures(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
         try SignatureVerifier.verify(scheme, keys: [unknownKey], params: params, body: body, now: now, tolerance: tolerance)
         require(false, "\(scheme.name): accepted under a key drawn at random: \(params.values)")
     } catch {
-        _ = error.description
-        _ = error.reasonCode
+        guard case .refused(let failure) = error else { require(false, "\(error)"); return 0 }
+        _ = failure.description
+        _ = failure.reasonCode
     }
 
     let secrets = Secret.parseFile(secretFile)

@@ -40,8 +40,8 @@ public final class DuplicateRecords: Sendable {
     public static func directory(ofSpool spool: String) -> String { spool + "/dedupe" }
 
     /// The record's file name for a sender's id under a scheme.
-    public static func recordName(senderID: String, scheme: String) -> String {
-        MessageAuthentication.sha256(Array(scheme.utf8) + [0] + Array(senderID.utf8)).hexString
+    public static func recordName(senderID: String, scheme: String) throws(CryptoFailure) -> String {
+        try MessageAuthentication.sha256(Array(scheme.utf8) + [0] + Array(senderID.utf8)).hexString
     }
 
     /// Takes the record for `senderID`: either the first delivery's id, or
@@ -60,7 +60,12 @@ public final class DuplicateRecords: Sendable {
         }
         sweepIfDue(directory, window: window, now: now)
 
-        let path = directory + "/" + Self.recordName(senderID: senderID, scheme: scheme)
+        let path: String
+        do {
+            path = directory + "/" + (try Self.recordName(senderID: senderID, scheme: scheme))
+        } catch {
+            throw .crypto(error)
+        }
         let deadline = monotonicNanoseconds() + UInt64(lockWaitMilliseconds) * 1_000_000
         var remadeDirectory = false
         while true {
@@ -147,6 +152,8 @@ public enum DuplicateRecordError: Error, Sendable {
     case system(SystemError)
     /// Another copy held the record for longer than the wait.
     case busy
+    /// The record's name (a SHA-256) could not be computed.
+    case crypto(CryptoFailure)
 }
 
 /// A locked record: the lock holds until `release()`, or until the record

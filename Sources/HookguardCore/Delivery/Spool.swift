@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import Synchronization
 
 /// A maildir-like spool: an entry is written to `tmp/`, flushed, renamed into
@@ -51,21 +52,34 @@ public final class Spool: Sendable {
 /// Spools by path, each prepared once and again after it was removed. The
 /// same `Spool` serves every request for a path, so their directory flushes
 /// are shared.
+///
+/// A spool's `tmp/` is swept of stale leftovers (`Spool.removeStaleStaged`)
+/// when this process first stores into it and then at most every
+/// `sweepIntervalSeconds`, by the store that finds the sweep due; what is
+/// removed goes to `reportSwept`.
 public final class SpoolRegistry: Sendable {
     private struct Entry {
         var spool: Spool
         var prepared: Bool
+        var lastSweep: Int?
     }
+
+    /// What a sweep of `tmp/` removed: the spool and the file names.
+    public typealias SweepReport = @Sendable (_ spool: String, _ removed: [String], _ error: SystemError?) -> Void
+
+    public static let sweepIntervalSeconds = 3600
 
     private let spools = Mutex<[String: Entry]>([:])
     private let flushDirectory: DirectorySync.Flush
+    private let reportSwept: SweepReport
 
-    public convenience init() {
-        self.init(flushDirectory: fsyncDirectory)
+    public convenience init(reportSwept: @escaping SweepReport = { _, _, _ in }) {
+        self.init(flushDirectory: fsyncDirectory, reportSwept: reportSwept)
     }
 
-    init(flushDirectory: @escaping DirectorySync.Flush) {
+    init(flushDirectory: @escaping DirectorySync.Flush, reportSwept: @escaping SweepReport = { _, _, _ in }) {
         self.flushDirectory = flushDirectory
+        self.reportSwept = reportSwept
     }
 
     /// Every spool a delivery was stored in since start.
@@ -83,6 +97,7 @@ public final class SpoolRegistry: Sendable {
             try spool.prepare()
             markPrepared(root, true)
         }
+        sweepIfDue(spool)
         do {
             return try spool.store(contents, id: id)
         } catch where error.errno == ENOENT {
@@ -96,6 +111,48 @@ public final class SpoolRegistry: Sendable {
 
     private func markPrepared(_ root: String, _ prepared: Bool) {
         spools.withLock { $0[root]?.prepared = prepared }
+    }
+
+    private func sweepIfDue(_ spool: Spool, now: Timestamp = .now()) {
+        let due = spools.withLock { spools -> Bool in
+            if let last = spools[spool.root]?.lastSweep, now.seconds - last < Self.sweepIntervalSeconds,
+                now.seconds >= last
+            {
+                return false
+            }
+            spools[spool.root]?.lastSweep = now.seconds
+            return true
+        }
+        guard due else { return }
+        do {
+            let removed = try spool.removeStaleStaged(now: now)
+            if !removed.isEmpty { reportSwept(spool.root, removed, nil) }
+        } catch {
+            reportSwept(spool.root, [], error)
+        }
+    }
+}
+
+extension Spool {
+    /// maildir's rule: a file left in `tmp/` for 36 hours is no write in
+    /// progress (a store writes, flushes and renames within its request).
+    public static let staleStagedSeconds = 36 * 3600
+
+    /// Removes the regular files in `tmp/` last modified at least
+    /// `staleStagedSeconds` before `now`: envelopes a crash or a spool moved
+    /// away mid-store left behind. A file still being written was modified
+    /// moments ago, so it is never one of them. Returns the names removed.
+    public func removeStaleStaged(now: Timestamp = .now()) throws(SystemError) -> [String] {
+        var removed: [String] = []
+        for name in try listDirectory(tmp) {
+            let path = tmp + "/" + name
+            var st = stat()
+            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+                now.seconds - st.st_mtim.tv_sec >= Self.staleStagedSeconds
+            else { continue }
+            if unlink(path) == 0 { removed.append(name) }
+        }
+        return removed
     }
 }
 
@@ -144,5 +201,20 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SystemError) {
             bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
         }
         offset += written
+    }
+}
+
+extension Logger {
+    /// The one log line for a sweep of `tmp/` (serve and drain alike): what
+    /// was removed, at most 20 names, or why the sweep failed.
+    func sweptStaleStaged(spool: String, removed: [String], error: SystemError?) {
+        if let error {
+            self.error("cannot sweep the spool's tmp/", metadata: ["spool": "\(spool)", "detail": "\(error)"])
+            return
+        }
+        warning("removed stale files from the spool's tmp/", metadata: [
+            "spool": "\(spool)", "files": "\(removed.count)", "names": "\(removed.prefix(20).joined(separator: ","))",
+            "older_than_hours": "\(Spool.staleStagedSeconds / 3600)",
+        ])
     }
 }

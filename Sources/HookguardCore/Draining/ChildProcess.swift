@@ -28,40 +28,50 @@ public struct ChildProcess {
             throw error
         }
 
+        // The posix_spawn family returns an error number rather than setting errno.
+        func check(_ call: String, _ status: Int32) throws(SystemError) {
+            if status != 0 { throw SystemError(call, path: executable, errno: status) }
+        }
         var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // In this order, so that a source that happens to be 0, 2 or 3 is copied before it is replaced.
-        posix_spawn_file_actions_adddup2(&actions, input.read, 0)
-        posix_spawn_file_actions_adddup2(&actions, errors.write, 2)
-        posix_spawn_file_actions_adddup2(&actions, inherit, 3)
-
         var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGPIPE, SIGTERM, SIGINT, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-
         var pid: pid_t = 0
-        let status = withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in
-                posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        do {
+            try check("posix_spawn_file_actions_init", posix_spawn_file_actions_init(&actions))
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            // In this order, so that a source that happens to be 0, 2 or 3 is copied before it is replaced.
+            // A copy that could not be arranged would start the command without its lock on fd 3.
+            try check("posix_spawn_file_actions_adddup2", posix_spawn_file_actions_adddup2(&actions, input.read, 0))
+            try check("posix_spawn_file_actions_adddup2", posix_spawn_file_actions_adddup2(&actions, errors.write, 2))
+            try check("posix_spawn_file_actions_adddup2", posix_spawn_file_actions_adddup2(&actions, inherit, 3))
+
+            try check("posix_spawnattr_init", posix_spawnattr_init(&attributes))
+            defer { posix_spawnattr_destroy(&attributes) }
+            try check("posix_spawnattr_setflags", posix_spawnattr_setflags(
+                &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)))
+            try check("posix_spawnattr_setpgroup", posix_spawnattr_setpgroup(&attributes, 0))
+            var none = sigset_t()
+            sigemptyset(&none)
+            try check("posix_spawnattr_setsigmask", posix_spawnattr_setsigmask(&attributes, &none))
+            var defaults = sigset_t()
+            sigemptyset(&defaults)
+            for signal in [SIGPIPE, SIGTERM, SIGINT, SIGCHLD] { sigaddset(&defaults, signal) }
+            try check("posix_spawnattr_setsigdefault", posix_spawnattr_setsigdefault(&attributes, &defaults))
+
+            let status = withCStrings(arguments) { argv in
+                withCStrings(environment) { envp in
+                    posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+                }
             }
+            try check("posix_spawn", status)
+        } catch {
+            close(input.read)
+            close(errors.write)
+            close(input.write)
+            close(errors.read)
+            throw error
         }
         close(input.read)
         close(errors.write)
-        guard status == 0 else {
-            close(input.write)
-            close(errors.read)
-            throw SystemError("posix_spawn", path: executable, errno: status)
-        }
         return ChildProcess(pid: pid, stdin: input.write, stderr: errors.read)
     }
 
@@ -126,10 +136,22 @@ public func resolveExecutable(_ command: String, path: String?) -> String? {
 func makePipe(nonBlocking: PipeEnd) throws(SystemError) -> (read: Int32, write: Int32) {
     var fds: [Int32] = [0, 0]
     try syscall("pipe") { pipe(&fds) }
-    for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
     let own = nonBlocking == .read ? fds[0] : fds[1]
-    _ = fcntl(own, F_SETFL, fcntl(own, F_GETFL) | O_NONBLOCK)
+    do {
+        for fd in fds { try syscall("fcntl(F_SETFD)") { fcntl(fd, F_SETFD, FD_CLOEXEC) } }
+        // Drain's end must not block: its one thread would wait on a command for ever.
+        try setNonBlocking(own)
+    } catch {
+        close(fds[0])
+        close(fds[1])
+        throw error
+    }
     return (fds[0], fds[1])
+}
+
+func setNonBlocking(_ fd: Int32) throws(SystemError) {
+    let flags = try syscall("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
+    try syscall("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
 }
 
 enum PipeEnd { case read, write }

@@ -54,6 +54,21 @@ public final class Claim {
         try spool.writeRecord(record, for: entry)
     }
 
+    /// An attempt failed, but a process the command left behind still holds
+    /// the delivery's lock (its fd 3): the record is replaced and the claim
+    /// handed on whole, lock and descriptor, for the next attempt. Letting it
+    /// go would leave the delivery to that process's lifetime.
+    public func recordFailureKeepingHold(_ record: AttemptRecord) throws(SystemError) -> Claim {
+        do {
+            try spool.writeRecord(record, for: entry)
+        } catch {
+            release()
+            throw error
+        }
+        held = false
+        return Claim(entry: entry, spool: spool, fd: fd, record: record, reclaimed: true)
+    }
+
     /// The last attempt failed: the record is written in `cur/` first (a crash
     /// after it leaves a delivery that is moved without running again), then
     /// the envelope moves to `failed/`, then the record follows it (a crash
@@ -100,7 +115,11 @@ extension DrainSpool {
             fd = opened
         }
         var own = stat()
-        fstat(fd, &own)
+        guard fstat(fd, &own) == 0 else {
+            let code = errno
+            close(fd)
+            throw SystemError("fstat", path: envelopePath(entry, in: .cur), errno: code)
+        }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
             guard code == EWOULDBLOCK || code == EINTR else {

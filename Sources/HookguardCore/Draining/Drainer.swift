@@ -19,13 +19,17 @@ public struct DrainOptions: Sendable {
     public var follow: Bool
     /// Between the SIGTERM and the SIGKILL sent to a command's process group.
     public var killDelay: Duration
+    /// With `follow`, how often the spool is listed again besides inotify's
+    /// events: a delivery that could not be read (permissions) is retried then.
+    public var rescanInterval: Duration
     /// `--to-url`: POST each delivery there instead of running the command.
     public var forwarding: HTTPForwarding?
 
     public init(
         executable: String, arguments: [String], concurrency: Int = 1, maxAttempts: Int = 8,
         backoff: Backoff = Backoff(base: .seconds(10)), timeout: Duration? = nil, grace: Duration = .seconds(30),
-        follow: Bool = false, killDelay: Duration = .seconds(2), forwarding: HTTPForwarding? = nil
+        follow: Bool = false, killDelay: Duration = .seconds(2), rescanInterval: Duration = .seconds(60),
+        forwarding: HTTPForwarding? = nil
     ) {
         self.executable = executable
         self.arguments = arguments
@@ -36,6 +40,7 @@ public struct DrainOptions: Sendable {
         self.grace = grace
         self.follow = follow
         self.killDelay = killDelay
+        self.rescanInterval = rescanInterval
         self.forwarding = forwarding
     }
 }
@@ -46,6 +51,8 @@ public struct DrainSummary: Sendable, Equatable {
     public var failedAttempts = 0
     public var movedToFailed = 0
     public var interrupted = 0
+    /// Deliveries left where they were because drain could not read them.
+    public var unreadable = 0
 
     public init() {}
 }
@@ -73,6 +80,17 @@ public final class Drainer {
     private var heldElsewhere: [EntryName: Int32] = [:]
     private var jobs: [Int32: RunningCommand] = [:]
     private var running: Set<EntryName> = []
+    /// Claims kept across a failed attempt because a process the command left
+    /// running holds the delivery's lock too (see `failed`).
+    private var keptClaims: [EntryName: Claim] = [:]
+    /// Deliveries that could not be opened or read, with why; tried again at each rescan.
+    private var unreadable: [EntryName: String] = [:]
+    /// When each entry held elsewhere was first found held, until it is
+    /// reported (once, after `rescanInterval`: another drain's command
+    /// holding it for a moment is no news).
+    private var heldSince: [EntryName: ContinuousClock.Instant] = [:]
+    private var reportedHeld: Set<EntryName> = []
+    private var nextRescan: ContinuousClock.Instant?
     private var stopping = false
     private var stopDeadline: ContinuousClock.Instant?
     private var summary = DrainSummary()
@@ -110,7 +128,9 @@ public final class Drainer {
         defer { forwarder?.stop() }
         let repaired = try spool.repairRecords()
         if repaired > 0 { logger.notice("finished steps a crash interrupted", metadata: ["files": "\(repaired)"]) }
+        sweepStaleStaged()
         try scan()
+        if options.follow { nextRescan = clock.now + options.rescanInterval }
         logger.notice("draining", metadata: [
             "spool": "\(spool.root)", "follow": "\(options.follow)", "concurrency": "\(options.concurrency)",
             "waiting": "\(queue.count)",
@@ -153,19 +173,44 @@ public final class Drainer {
             }
             for forwarded in forwarder?.collect() ?? [] { finish(forwarded) }
             handleTimers()
+            if let due = nextRescan, due <= clock.now, !stopping {
+                sweepStaleStaged()
+                try scan()
+                nextRescan = clock.now + options.rescanInterval
+            }
+        }
+        if !jobs.isEmpty {
+            logger.error("commands still running after SIGKILL; exiting without them (their deliveries stay in cur/)",
+                         metadata: ["pids": "\(jobs.keys.sorted().map(String.init).joined(separator: ","))"])
         }
         for fd in heldElsewhere.values { close(fd) }
         heldElsewhere.removeAll()
+        releaseKeptClaims()
+        summary.unreadable = unreadable.count
+        if !unreadable.isEmpty {
+            logger.error("left deliveries it could not read", metadata: [
+                "spool": "\(spool.root)", "deliveries": "\(unreadable.count)",
+                "ids": "\(unreadable.keys.sorted().prefix(20).map(\.stem).joined(separator: ","))",
+            ])
+        }
         logger.notice("stopped", metadata: [
             "spool": "\(spool.root)", "delivered": "\(summary.delivered)", "failed_attempts": "\(summary.failedAttempts)",
             "moved_to_failed": "\(summary.movedToFailed)", "interrupted": "\(summary.interrupted)",
+            "unreadable": "\(summary.unreadable)",
         ])
         return summary
     }
 
+    /// After SIGTERM: the grace, then SIGTERM to what still runs, SIGKILL
+    /// `killDelay` later, and one more second for it to be reaped; then drain
+    /// exits whatever is left (a process stuck in the kernel ignores SIGKILL).
+    private var hardStopDeadline: ContinuousClock.Instant? {
+        stopDeadline.map { $0 + options.killDelay + .seconds(1) }
+    }
+
     private var isFinished: Bool {
         let idle = jobs.isEmpty && forwarder?.isIdle ?? true
-        if stopping { return idle }
+        if stopping { return idle || hardStopDeadline.map { $0 <= clock.now } == true }
         if options.follow { return false }
         return idle && queue.isEmpty && retryAt.isEmpty && heldElsewhere.isEmpty
     }
@@ -193,16 +238,74 @@ public final class Drainer {
     private func startWhatIsDue() {
         while jobs.count + (forwarder?.inFlight ?? 0) < options.concurrency, forwarder?.mayStart() ?? true,
               let entry = queue.popFirst() {
+            if let kept = keptClaims.removeValue(forKey: entry) {
+                start(kept)
+                continue
+            }
             let held = heldElsewhere.removeValue(forKey: entry)
             do {
                 switch try spool.acquire(entry, reusing: held) {
-                case .gone: continue
-                case .busy(let fd): heldElsewhere[entry] = fd
-                case .claimed(let claim): start(claim)
+                case .gone:
+                    unreadable[entry] = nil
+                    forgetHeld(entry)
+                case .busy(let fd):
+                    unreadable[entry] = nil  // another process could open it: theirs to run
+                    heldElsewhere[entry] = fd
+                    if heldSince[entry] == nil { heldSince[entry] = clock.now }
+                case .claimed(let claim):
+                    forgetHeld(entry)
+                    start(claim)
                 }
             } catch {
-                logger.error("cannot claim delivery; left where it is", metadata: ["entry": "\(entry)", "detail": "\(error)"])
+                couldNotRead(entry, error)
             }
+        }
+    }
+
+    /// Says once which processes hold an entry drain has waited for since
+    /// `rescanInterval`: another drain's command, or a process a command left
+    /// running with its fd 3.
+    private func reportLongHeld(now: ContinuousClock.Instant) {
+        for (entry, since) in heldSince where now - since >= options.rescanInterval && !reportedHeld.contains(entry) {
+            guard let fd = heldElsewhere[entry] else { continue }
+            reportedHeld.insert(entry)
+            let holders = processesHolding(fd)
+            logger.notice("delivery held by another process; it runs once that process closes it", metadata: [
+                "id": "\(entry)", "held_for": "\((now - since).shortDescription)",
+                "holders": "\(holders.isEmpty ? "other drains" : holders.map(String.init).joined(separator: ","))",
+            ])
+        }
+    }
+
+    private func forgetHeld(_ entry: EntryName) {
+        heldSince[entry] = nil
+        reportedHeld.remove(entry)
+    }
+
+    /// A delivery drain may not open or read (permissions): left where it is,
+    /// tried again at each rescan (`--follow`); drain exits non-zero if it
+    /// is still unread when drain ends.
+    private func couldNotRead(_ entry: EntryName, _ error: any Error) {
+        let detail = "\(error)"
+        guard unreadable.updateValue(detail, forKey: entry) != detail else { return }
+        logger.error("cannot read delivery; left where it is", metadata: [
+            "id": "\(entry)", "detail": "\(detail)",
+            "retry": "\(options.follow ? "at the next rescan, within \(options.rescanInterval.shortDescription)" : "on the next run")",
+        ])
+    }
+
+    private func releaseKeptClaims() {
+        for claim in keptClaims.values { claim.release() }
+        keptClaims.removeAll()
+    }
+
+    /// Removes what a crash or a moved spool left in `tmp/` (see `Spool.removeStaleStaged`).
+    private func sweepStaleStaged() {
+        do {
+            let removed = try Spool(root: spool.root).removeStaleStaged()
+            if !removed.isEmpty { logger.sweptStaleStaged(spool: spool.root, removed: removed, error: nil) }
+        } catch {
+            logger.sweptStaleStaged(spool: spool.root, removed: [], error: error)
         }
     }
 
@@ -229,10 +332,11 @@ public final class Drainer {
                                         outcome: "envelope unreadable: \(error)"))
             return
         } catch {
-            logger.error("cannot read delivery; left in cur/", metadata: ["entry": "\(claim.entry)", "detail": "\(error)"])
             claim.release()
+            couldNotRead(claim.entry, error)
             return
         }
+        unreadable[claim.entry] = nil
         if let forwarder {
             forwarder.start(claim, envelope: envelope, attempt: attempt)
             running.insert(claim.entry)
@@ -346,12 +450,12 @@ public final class Drainer {
         case .signaled(let signal)?: record.signal = Int(signal)
         case nil: break
         }
-        retryLater(claim, record)
+        retryLater(claim, record, commandRan: status != nil)
     }
 
     /// Records a failed attempt and schedules the next one after the backoff
     /// (or `atLeast`, when longer), or gives up after the last attempt.
-    private func retryLater(_ claim: Claim, _ failed: AttemptRecord, atLeast minimum: Duration? = nil) {
+    private func retryLater(_ claim: Claim, _ failed: AttemptRecord, atLeast minimum: Duration? = nil, commandRan: Bool = false) {
         var record = failed
         let (attempt, outcome) = (record.attempts, record.outcome)
         guard attempt < options.maxAttempts else {
@@ -360,8 +464,18 @@ public final class Drainer {
         }
         let delay = min(max(options.backoff.delay(afterFailure: attempt), minimum ?? .zero), options.backoff.cap)
         record.nextAttemptAt = record.lastAttemptAt.addingTimeInterval(delay.seconds)
+        // A command that ran may have left a process (a setsid child) holding
+        // fd 3, and with it the delivery's lock, for as long as it lives.
+        let holders = commandRan && !stopping ? processesHolding(claim.fd) : []
         do {
-            try claim.recordFailure(record)
+            if holders.isEmpty {
+                try claim.recordFailure(record)
+            } else {
+                keptClaims[claim.entry] = try claim.recordFailureKeepingHold(record)
+                logger.warning("the command left processes holding the delivery (its fd 3); drain keeps its claim and retries on schedule", metadata: [
+                    "id": "\(claim.entry)", "holders": "\(holders.map(String.init).joined(separator: ","))",
+                ])
+            }
             summary.failedAttempts += 1
             if !stopping { retryAt[claim.entry] = record.nextAttemptAt }
             logger.warning("attempt failed; will retry", metadata: [
@@ -402,6 +516,10 @@ public final class Drainer {
         retryAt.removeAll()
         for fd in heldElsewhere.values { close(fd) }
         heldElsewhere.removeAll()
+        releaseKeptClaims()
+        heldSince.removeAll()
+        reportedHeld.removeAll()
+        nextRescan = nil
         logger.notice("\(name): claiming no more deliveries", metadata: [
             "running": "\(jobs.count)", "grace": "\(options.grace.shortDescription)",
         ])
@@ -426,6 +544,7 @@ public final class Drainer {
                 job.killAt = nil
             }
         }
+        reportLongHeld(now: now)
         if let deadline = stopDeadline, deadline <= now { forwarder?.abortTransfers() }
         let date = Date()
         for (entry, due) in retryAt where due <= date {
@@ -443,6 +562,11 @@ public final class Drainer {
             if let killAt = job.killAt { consider(killAt - now) }
         }
         if let stopDeadline, !jobs.isEmpty, jobs.values.contains(where: { !$0.interrupted }) { consider(stopDeadline - now) }
+        if let hardStopDeadline, !jobs.isEmpty { consider(hardStopDeadline - now) }
+        if let nextRescan { consider(nextRescan - now) }
+        for (entry, since) in heldSince where !reportedHeld.contains(entry) && heldElsewhere[entry] != nil {
+            consider(since + options.rescanInterval - now)
+        }
         if !retryAt.isEmpty, let due = retryAt.values.min() { consider(.seconds(due.timeIntervalSinceNow)) }
         if let forwarder {
             if let reopens = forwarder.reopensAt, !queue.isEmpty { consider(reopens - now) }

@@ -12,10 +12,18 @@ final class SignalPipe {
         var set = sigset_t()
         sigemptyset(&set)
         for signal in signals { sigaddset(&set, signal) }
-        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let blocked = pthread_sigmask(SIG_BLOCK, &set, nil)
+        // Unblocked, a SIGTERM would end drain at once instead of starting its grace.
+        guard blocked == 0 else { throw SystemError("pthread_sigmask", errno: blocked) }
         let ends = try makePipe(nonBlocking: .read)
         // A full pipe already says "look": a write that would block is dropped.
-        _ = fcntl(ends.write, F_SETFL, fcntl(ends.write, F_GETFL) | O_NONBLOCK)
+        do {
+            try setNonBlocking(ends.write)
+        } catch {
+            close(ends.read)
+            close(ends.write)
+            throw error
+        }
         fd = ends.read
         let writeEnd = ends.write
         let waited = set

@@ -12,6 +12,8 @@ public enum Outcome: Sendable {
     case badRequest(String)
     case body(BodyError)
     case rejected(SignatureFailure, status: Int)
+    /// libcrypto failed while checking the signature: neither refused nor accepted.
+    case cryptoFailed(CryptoFailure)
     case spoolUnwritable(SystemError, after: ForwardFailure?)
     /// The socket reader or JetStream could not take it, and there is no spool to fall back to.
     case forwardFailed(ForwardFailure)
@@ -62,6 +64,9 @@ public enum Outcome: Sendable {
             .text(400, "Body longer than its Content-Length.")
         case .rejected(let failure, let status):
             .text(status, "Signature refused: \(failure).")
+        case .cryptoFailed:
+            .text(503, "The signature could not be checked; retry later.",
+                  headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
         case .spoolUnwritable, .forwardFailed:
             .text(503, "Delivery could not be stored; retry later.",
                   headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
@@ -83,6 +88,7 @@ public enum Outcome: Sendable {
         case .body(.incomplete): "body-incomplete"
         case .body(.overlong): "body-overlong"
         case .rejected(let failure, _): failure.reasonCode
+        case .cryptoFailed: "crypto-error"
         case .spoolUnwritable: "spool-unwritable"
         case .forwardFailed(.socket): "socket-unavailable"
         case .forwardFailed(.nats): "nats-unavailable"
@@ -107,6 +113,7 @@ public enum Outcome: Sendable {
             "client sent \(received) of \(expected.map(String.init) ?? "an unknown number of") bytes"
         case .body(.overlong(let expected)): "body continues past Content-Length \(expected)"
         case .rejected(let failure, _): failure.description
+        case .cryptoFailed(let failure): failure.description
         case .spoolUnwritable(let error, let socketFailure):
             socketFailure.map { "\($0); then the spool: \(error)" } ?? error.description
         case .forwardFailed(let failure): "\(failure); no HOOKGUARD_SPOOL to fall back to"
@@ -117,7 +124,7 @@ public enum Outcome: Sendable {
         switch self {
         case .accepted, .duplicate: "accepted"
         case .rejected, .body, .methodNotAllowed, .badRequest: "refused"
-        case .configInvalid, .spoolUnwritable, .forwardFailed, .duplicateInFlight: "failed"
+        case .configInvalid, .spoolUnwritable, .forwardFailed, .duplicateInFlight, .cryptoFailed: "failed"
         }
     }
 }

@@ -19,7 +19,10 @@ public final class WebhookHandler: Sendable {
         logger: Logger, workers: WorkerStatus = WorkerStatus(total: 1),
         exposition: @escaping @Sendable () -> [UInt8] = { [] }
     ) {
-        self.init(logger: logger, workers: workers, exposition: exposition, spools: SpoolRegistry())
+        let spools = SpoolRegistry(reportSwept: { spool, removed, error in
+            logger.sweptStaleStaged(spool: spool, removed: removed, error: error)
+        })
+        self.init(logger: logger, workers: workers, exposition: exposition, spools: spools)
     }
 
     /// `spools` decides how spool directories are flushed (tests).
@@ -105,7 +108,10 @@ public final class WebhookHandler: Sendable {
                 config.scheme, keys: keys, params: params, body: body, now: receivedAt.seconds,
                 tolerance: config.tolerance)
         } catch {
-            return .rejected(error, status: config.rejectStatus)
+            switch error {
+            case .refused(let failure): return .rejected(failure, status: config.rejectStatus)
+            case .crypto(let failure): return .cryptoFailed(failure)
+            }
         }
         let senderID = config.scheme.idHeader.flatMap { params[$0] }.flatMap { $0.isEmpty ? nil : $0 }
         context.senderID = senderID
@@ -186,6 +192,7 @@ public final class WebhookHandler: Sendable {
             switch error {
             case .system(let failure): return .spoolUnwritable(failure, after: nil)
             case .busy: return .duplicateInFlight
+            case .crypto(let failure): return .cryptoFailed(failure)
             }
         }
         defer { record.release() }

@@ -21,16 +21,24 @@ public enum SignatureSigner {
 
     /// The signature header's value: prefix and encoded MAC (or the token),
     /// after the timestamp entry for schemes that carry it in the same header.
+    /// Signing serves tools and tests, not the request path: a libcrypto
+    /// failure stops the process rather than yield a wrong signature.
     static func signatureValue(_ scheme: Scheme, key: Secret, message: [UInt8], timestamp: String?) -> String {
+        func mac() -> [UInt8] {
+            do {
+                return try MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message)
+            } catch {
+                fatalError("cannot sign: \(error)")
+            }
+        }
         let encoded: String
         switch scheme.encoding {
         case .token:
             encoded = String(decoding: key.bytes, as: UTF8.self)
         case .hex:
-            encoded = MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message).hexString
+            encoded = mac().hexString
         case .base64, .hexOrBase64:
-            encoded = Data(MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message))
-                .base64EncodedString()
+            encoded = Data(mac()).base64EncodedString()
         }
         let signature = scheme.prefix + encoded
         if case .field(let field) = scheme.timestamp, let timestamp, let separator = scheme.separator {

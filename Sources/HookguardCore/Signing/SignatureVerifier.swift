@@ -33,6 +33,20 @@ public enum SignatureFailure: Error, Sendable, Equatable, CustomStringConvertibl
     }
 }
 
+/// Why a request was not verified: its signature was refused, or libcrypto
+/// failed before any comparison could be made (never taken as a match).
+public enum VerificationError: Error, Sendable, Equatable, CustomStringConvertible {
+    case refused(SignatureFailure)
+    case crypto(CryptoFailure)
+
+    public var description: String {
+        switch self {
+        case .refused(let failure): failure.description
+        case .crypto(let failure): failure.description
+        }
+    }
+}
+
 public enum SignatureVerifier {
     /// Seconds a signed timestamp may differ from now, either way (Stripe's,
     /// Slack's and Standard Webhooks' own default).
@@ -46,30 +60,43 @@ public enum SignatureVerifier {
     public static func verify(
         _ scheme: Scheme, keys: [Secret], params: RequestParams, body: [UInt8],
         now: Int, tolerance: Int = defaultTolerance
-    ) throws(SignatureFailure) {
-        let received = try ReceivedSignature(scheme, params)
-        var matched = false
-        if scheme.encoding == .token {
-            for key in keys {
-                for token in received.signatures {
-                    matched = MessageAuthentication.tokenEquals(token, key.bytes) || matched
-                }
-            }
-        } else {
-            let message = scheme.signedMessage(body: body, timestamp: received.timestamp?.text, id: received.id)
-            for key in keys {
-                let expected = MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message)
-                for signature in received.signatures {
-                    matched = MessageAuthentication.constantTimeEquals(expected, signature) || matched
-                }
-            }
+    ) throws(VerificationError) {
+        let received: ReceivedSignature
+        do {
+            received = try ReceivedSignature(scheme, params)
+        } catch {
+            throw .refused(error)
         }
-        guard matched else { throw .mismatch(header: scheme.signatureHeader.display) }
+        var matched = false
+        do {
+            if scheme.encoding == .token {
+                for key in keys {
+                    for token in received.signatures {
+                        matched = try MessageAuthentication.tokenEquals(token, key.bytes) || matched
+                    }
+                }
+            } else {
+                let message = scheme.signedMessage(body: body, timestamp: received.timestamp?.text, id: received.id)
+                for key in keys {
+                    let expected = try MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message)
+                    for signature in received.signatures {
+                        matched = MessageAuthentication.constantTimeEquals(expected, signature) || matched
+                    }
+                }
+            }
+        } catch {
+            throw .crypto(error)
+        }
+        guard matched else { throw .refused(.mismatch(header: scheme.signatureHeader.display)) }
 
         if let timestamp = received.timestamp {
             let age = now - timestamp.seconds
-            if age > tolerance { throw .stale(header: timestamp.header, seconds: age, tolerance: tolerance) }
-            if -age > tolerance { throw .future(header: timestamp.header, seconds: -age, tolerance: tolerance) }
+            if age > tolerance {
+                throw .refused(.stale(header: timestamp.header, seconds: age, tolerance: tolerance))
+            }
+            if -age > tolerance {
+                throw .refused(.future(header: timestamp.header, seconds: -age, tolerance: tolerance))
+            }
         }
     }
 }

@@ -49,18 +49,28 @@ func replaceWhole(_ final: String, with contents: [UInt8], stagedAt staged: Stri
     do {
         try writeAll(fd, contents, path: staged)
         try syscall("fsync", path: staged) { fsync(fd) }
-        try syscall("close", path: staged) { close(fd) }
     } catch {
         close(fd)
         unlink(staged)
         throw error
     }
     do {
+        try closeOnce(fd, path: staged)
         try syscall("rename", path: final) { rename(staged, final) }
     } catch {
         unlink(staged)
         throw error
     }
+}
+
+/// Closes `fd` exactly once. Linux releases the descriptor even when close
+/// fails (EINTR included), so retrying or closing it again could close a
+/// descriptor another thread has just been given. EINTR is no failure here:
+/// callers close after the data is flushed.
+func closeOnce(_ fd: Int32, path: String? = nil) throws(SystemError) {
+    guard close(fd) != 0 else { return }
+    let code = errno
+    if code != EINTR { throw SystemError("close", path: path, errno: code) }
 }
 
 /// The name of a directory entry from `readdir`, read in place: the entry
