@@ -79,7 +79,7 @@ struct Drain: ParsableCommand {
 
     @OptionGroup(title: "JetStream (with --to-nats)") var nats: NATSOptions
 
-    @OptionGroup(title: "HTTP (with --to-url; --timeout is then each request's, 30s unless given)") var forward: ForwardOptions
+    @OptionGroup(title: "HTTP (with --to-url)") var forward: ForwardOptions
 
     @Option(help: ArgumentHelp(
         "Also serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (loopback only).", valueName: "host:port"))

@@ -5,7 +5,7 @@ import HookguardCore
 /// `drain --to-url` and the options that shape its requests.
 struct ForwardOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "Instead of a command, POST each delivery's body, byte-exact, with its sender's headers to this http:// or https:// URL (or unix:/path/to.sock:/uri).",
+        "Instead of a command, POST each delivery's body, byte-exact, with its sender's headers to this http:// or https:// URL (or unix:/path/to.sock:/uri); --timeout is then each request's (default 30s).",
         valueName: "url"))
     var toUrl: String?
 
