@@ -41,9 +41,12 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        // Linux and glibc calls Swift's Glibc module leaves out (syncfs, sync_file_range, mallopt).
+        .target(name: "CLinux"),
         .target(
             name: "HookguardCore",
             dependencies: [
+                "CLinux",
                 "CLibCrypto",
                 "CNats",
                 "CCurl",

@@ -1,6 +1,7 @@
 /* A trivial reader for hookguard's socket forwarding: accepts any number of
  * connections, reads newline-delimited envelopes and throws them away,
- * counting complete lines. One thread, epoll. On SIGUSR1 it writes the count
+ * counting complete lines and acknowledging each with "ok\n" (hookguard waits
+ * for that by default). One thread, epoll. On SIGUSR1 it writes the count
  * so far to COUNT_FILE (bench/run reads it before and after a row).
  * Built by bench/run:  cc -O2 -o socket-reader socket-reader.c
  *
@@ -73,7 +74,11 @@ int main(int argc, char **argv) {
             } else {
                 ssize_t got;
                 while ((got = read(fd, buffer, sizeof buffer)) > 0) {
-                    for (char *p = buffer; (p = memchr(p, '\n', buffer + got - p)) != NULL; p++) lines++;
+                    for (char *p = buffer; (p = memchr(p, '\n', buffer + got - p)) != NULL; p++) {
+                        lines++;
+                        /* A sender waits for this before its next line: the socket buffer has room. */
+                        if (send(fd, "ok\n", 3, MSG_NOSIGNAL) != 3) break;
+                    }
                 }
                 if (got == 0 || (got < 0 && errno != EAGAIN)) close(fd);
             }

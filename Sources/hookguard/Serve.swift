@@ -150,6 +150,7 @@ struct Serve: ParsableCommand {
             "user": "\(getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? String(geteuid()))",
         ])
         let serveHere = { () -> Int32 in
+            LargeBuffers.unmapWhenFreed()
             let workerStatus = WorkerStatus(total: workers)
             let handler = WebhookHandler(logger: logger, workers: workerStatus, exposition: exposition)
             let metricsEndpoint = metricsListener.map { MetricsEndpoint(listener: $0, text: handler.metricsText, logger: logger) }

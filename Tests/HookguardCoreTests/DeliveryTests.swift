@@ -56,6 +56,47 @@ import Testing
         #expect(Data(base64Encoded: try #require(fallback["body_base64"] as? String)).map { [UInt8]($0) } == bad)
     }
 
+    /// The envelope as `Envelope.write(to:path:)` leaves it in a file.
+    func written(_ envelope: Envelope) throws -> [UInt8] {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/entry.json"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        try envelope.write(to: fd, path: path)
+        return [UInt8](try #require(FileManager.default.contents(atPath: path)))
+    }
+
+    @Test func writtenInChunksIsTheEncodedEnvelope() throws {
+        // Larger than the spill size, with escapes and multi-byte sequences across its edges.
+        let piece = Array("a\"é€𝄞\\\n\u{1}xyz".utf8)
+        let text = Array((0..<20_000).map { _ in piece }.joined())
+        #expect(text.count > 3 * JSONWriter.spillAt)
+        // Not UTF-8: base64 in chunks (48 KiB of input each), padded only at the end.
+        let binary = (0..<200_001).map { UInt8(truncatingIfNeeded: $0 &* 7919) } + [0xff]
+        for body in [text, binary, [], Array("{}".utf8)] {
+            let envelope = envelope(body: body)
+            let bytes = try written(envelope)
+            #expect(bytes == envelope.encoded())
+            let json = try decode(bytes)
+            if let text = json["body"] as? String {
+                #expect(Array(text.utf8) == body)
+            } else {
+                let base64 = try #require(json["body_base64"] as? String)
+                #expect(Data(base64Encoded: base64).map { [UInt8]($0) } == body)
+            }
+        }
+    }
+
+    @Test func aFailedWriteIsThrown() throws {
+        // A descriptor open for reading only: the first write fails with EBADF.
+        let fd = open("/dev/null", O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        #expect(throws: SystemError.self) { try envelope(body: Array(repeating: 0x61, count: 100)).write(to: fd, path: "/dev/null") }
+    }
+
     @Test func paramsKeepRecordsAndCombineARepeatedName() {
         var params = RequestParams()
         for record in ["REQUEST_METHOD=POST", "HTTP_X_B=2", "HTTP_X_A=1", "NOEQUALS", "HTTP_X_B=3", "CONTENT_TYPE=application/json", "EMPTY="] {

@@ -38,3 +38,25 @@ def wait_for_fast_creates(directory: Path, threshold_us: float, timeout: float, 
             return latency
         say(f"file creates slow (median {latency:.0f} µs > {threshold_us:.0f} µs): waiting")
         time.sleep(5)
+
+
+def block_stat(path: Path) -> Path | None:
+    """/sys's stat file of the block device holding `path` (the whole disk's
+    when `path` is on a partition whose stat lacks the flush fields)."""
+    st = os.stat(path)
+    device = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+    for candidate in (device / "stat", device.resolve().parent / "stat"):
+        try:
+            if len(candidate.read_text().split()) >= 17:
+                return candidate
+        except OSError:
+            continue
+    return None
+
+
+def flushes(stat: Path | None) -> int | None:
+    """Flush requests the device has completed (field 16 of its stat file,
+    kernel 5.5 and later); None where the device does not say."""
+    if stat is None:
+        return None
+    return int(stat.read_text().split()[15])

@@ -33,6 +33,7 @@ LOCATIONS = [
     ("/php", "php-fpm", "spool:php"),
     ("/webhook", "webhook", "commands"),
     ("/hookguard", "hookguard", "spool:hookguard"),
+    ("/floor-socket", "floor-socket", "reader"),
     ("/hookguard-socket", "hookguard", "reader"),
     ("/hookguard-forged", "hookguard", "spool:forged"),
 ]
@@ -51,6 +52,7 @@ class Bench:
         self.signatures = {b: bodies.sign(SECRET, p.read_bytes()) for b, p in body_files.items()}
         # Forged: well-formed and of the right length, signed with another secret.
         self.forged = {b: bodies.sign("not-" + SECRET, p.read_bytes()) for b, p in body_files.items()}
+        self.block_stat = disk.block_stat(servers.prefix)
 
     def shape(self, body: str) -> tuple[float, int, float]:
         """Seconds of sending, connections, grace seconds for answers in flight."""
@@ -74,6 +76,7 @@ class Bench:
         forged = location.endswith("forged")
         signature = (self.forged if forged else self.signatures)[body]
         before = self.kept(keeps)
+        flushes_before = disk.flushes(self.block_stat)
         started = time.monotonic()
         with RSSSampler(lambda: self.servers.rss_kib(server)) as rss:
             result = run_wrk(self.servers.bench_port, location, self.body_files[body], signature,
@@ -86,6 +89,8 @@ class Bench:
         elif keeps is not None and after is None:
             after = self.kept(keeps)
         kept = None if keeps is None else after - before
+        flushes_after = disk.flushes(self.block_stat)
+        flushes = None if flushes_before is None else flushes_after - flushes_before
         problems = []
         if result.sent != result.answered:
             problems.append(f"{result.sent - result.answered} of {result.sent} sent unanswered")
@@ -100,10 +105,14 @@ class Bench:
             "p50_ms": result.p50_us / 1000, "p99_ms": result.p99_us / 1000,
             "answered": result.answered, "non2xx": result.non2xx, "sent": result.sent,
             "kept": kept, "rss_mib": rss.peak / 1024, "check": "; ".join(problems) or "ok",
+            # Device flushes per delivery kept: the whole disk's, so other writers on it count too.
+            "flush_per_2xx": flushes / result.ok if flushes is not None and result.ok and keeps and
+            keeps.startswith("spool") else None,
         }
         say(f"  {body:>6} {location:<18} {result.rate:9.0f} req/s  p50 {row['p50_ms']:7.2f} ms  "
             f"p99 {row['p99_ms']:7.2f} ms  non-2xx {result.non2xx:<6} RSS {row['rss_mib']:6.1f} MiB"
-            f"  {row['check']}")
+            + (f"  flushes/2xx {row['flush_per_2xx']:.3f}" if row["flush_per_2xx"] is not None else "")
+            + f"  {row['check']}")
         rows = [row]
         if keeps == "commands" and kept:
             span = last_grew - started
@@ -151,6 +160,28 @@ class Bench:
             f"{total:,} more {after / 1024:.1f} MiB (growth {(after - warm) / 1024:+.1f} MiB)  {check}")
         return {"idle_mib": idle / 1024, "warm_mib": warm / 1024, "after_mib": after / 1024,
                 "requests": result.answered, "check": check}
+
+
+    def burst(self) -> dict | None:
+        """16 concurrent 5 MiB deliveries to the durable spool from a fresh
+        hookguard: its peak RSS (VmHWM, every process of it) and its RSS 10 s later."""
+        if "5MiB" not in self.body_files:
+            return None
+        say("== hookguard RSS: 16 concurrent 5 MiB deliveries to /hookguard, then 10 s idle")
+        self.servers.stop_one("hookguard")
+        self.servers.start_hookguard(self.args.workers)
+        time.sleep(1)
+        idle = self.servers.rss_kib("hookguard")
+        before = self.kept("spool:hookguard")
+        result = run_wrk(self.servers.bench_port, "/hookguard", self.body_files["5MiB"],
+                         self.signatures["5MiB"], 60, 16, 30, limit=16)
+        peak = self.servers.rss_kib("hookguard", "VmHWM")
+        time.sleep(10)
+        after = self.servers.rss_kib("hookguard")
+        kept = self.kept("spool:hookguard") - before
+        check = "ok" if result.ok == kept == 16 else f"sent {result.sent}, 2xx {result.ok}, stored {kept}"
+        say(f"  idle {idle / 1024:.1f} MiB; peak {peak / 1024:.1f} MiB; 10 s after {after / 1024:.1f} MiB  {check}")
+        return {"idle_mib": idle / 1024, "peak_mib": peak / 1024, "after_mib": after / 1024, "check": check}
 
 
 def hmac_benchmark(binary: Path) -> str:
@@ -210,6 +241,7 @@ def main() -> int:
         bench = Bench(args, servers, body_files)
         rows = bench.rounds()
         memory = bench.memory()
+        burst = bench.burst()
         drain_rows = drain.measure(args.hookguard, f"http://127.0.0.1:{servers.bench_port}/ceiling", say=say)
     finally:
         servers.stop()
@@ -230,10 +262,13 @@ def main() -> int:
         shown = [a for i, a in enumerate(sys.argv[1:]) if not a.startswith("--h") and not sys.argv[i].startswith("--h")]
         f.write(f"bench/run {' '.join(shown)}  ({stamp}, {machine}, hookguard {workers} workers)\n\n")
         f.write(table + "\n\n")
-        f.write(report.bars(summary) + "\n\n")
+        f.write(report.bars(summary, burst) + "\n\n")
         f.write("hookguard RSS (--workers 4): idle {idle_mib:.1f} MiB, after 10,000 requests "
                 "{warm_mib:.1f} MiB, after {requests:,} more {after_mib:.1f} MiB; {check}\n"
                 .format(**memory))
+        if burst:
+            f.write("hookguard RSS, 16 concurrent 5 MiB deliveries: idle {idle_mib:.1f} MiB, peak "
+                    "{peak_mib:.1f} MiB, 10 s after {after_mib:.1f} MiB; {check}\n".format(**burst))
         f.write("\n" + drain.table(drain_rows) + "\n")
         f.write("\n" + hmac_text)
     report.chart(out / "chart.dat", out / "chart.png",
@@ -241,14 +276,14 @@ def main() -> int:
     say("")
     say(table)
     say("")
-    say(report.bars(summary))
+    say(report.bars(summary, burst))
     say(f"hookguard RSS (--workers 4): idle {memory['idle_mib']:.1f} MiB, after {memory['requests']:,} "
         f"more requests {memory['after_mib']:.1f} MiB (growth {memory['after_mib'] - memory['warm_mib']:+.1f} MiB)")
     say(drain.table(drain_rows))
     say(f"\nresults: {out}  ({time.monotonic() - started:.0f} s)")
     # A peer that answers 2xx for more deliveries than it keeps is a finding, not a failed run.
     failed = [r for r in summary if r["checks"] != "ok" and not r["location"].startswith("/webhook")] \
-        or memory["check"] != "ok"
+        or memory["check"] != "ok" or (burst is not None and burst["check"] != "ok")
     return 1 if failed else 0
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from servers import BENCH
 
 ROUND_COLUMNS = ["round", "body", "location", "req_per_s", "p50_ms", "p99_ms", "answered",
-                 "non2xx", "sent", "kept", "rss_mib", "x_floor", "x_php", "check"]
+                 "non2xx", "sent", "kept", "rss_mib", "flush_per_2xx", "x_floor", "x_php", "check"]
 MEDIAN_COLUMNS = ["body", "location", "req_per_s", "p50_ms", "p99_ms", "non2xx", "answered",
-                  "rss_mib", "x_floor", "x_php", "checks"]
+                  "rss_mib", "flush_per_2xx", "x_floor", "x_php", "checks"]
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -41,7 +41,8 @@ def medians(rows: list[dict]) -> list[dict]:
             "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"),
             "non2xx": sum(r["non2xx"] or 0 for r in group),
             "answered": sum(r["answered"] or 0 for r in group),
-            "rss_mib": max(r["rss_mib"] for r in group), "x_floor": med("x_floor"),
+            "rss_mib": max(r["rss_mib"] for r in group), "flush_per_2xx": med("flush_per_2xx"),
+            "x_floor": med("x_floor"),
             "x_php": med("x_php"),
             "checks": "ok" if all(r["check"] == "ok" for r in group)
             else "; ".join(r["check"] for r in group if r["check"] != "ok"),
@@ -65,11 +66,11 @@ def write_tsv(path: Path, columns: list[str], rows: list[dict]) -> None:
 
 
 def table(rows: list[dict], rounds: int) -> str:
-    head = ["body", "location", "req/s", "p50 ms", "p99 ms", "non-2xx", "RSS MiB", "× /floor",
-            "× /php", "check"]
+    head = ["body", "location", "req/s", "p50 ms", "p99 ms", "non-2xx", "RSS MiB", "flushes/2xx",
+            "× /floor", "× /php", "check"]
     lines = [[r["body"], r["location"], cell(r["req_per_s"], 0), cell(r["p50_ms"]),
-              cell(r["p99_ms"]), cell(r["non2xx"]), cell(r["rss_mib"], 1), cell(r["x_floor"]),
-              cell(r["x_php"]), r["checks"]] for r in rows]
+              cell(r["p99_ms"]), cell(r["non2xx"]), cell(r["rss_mib"], 1), cell(r["flush_per_2xx"], 3),
+              cell(r["x_floor"]), cell(r["x_php"]), r["checks"]] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *lines)]
     fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     text = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -96,24 +97,36 @@ def write_chart_data(path: Path, rows: list[dict], body_order: list[str]) -> Non
     path.write_text("\n\n\n".join(blocks) + "\n")
 
 
-def bars(rows: list[dict]) -> str:
-    """The issue's bars, each as the ratio this run measured."""
+def bars(rows: list[dict], burst: dict | None = None) -> str:
+    """The issues' bars, each as the ratio this run measured."""
     rate = {(r["body"], r["location"]): r for r in rows}
 
     def ratio(body, location, column):
         r = rate.get((body, location))
         return cell(r[column]) + "×" if r and r[column] is not None else "-"
 
-    def over_webhook(body):
-        ours, theirs = rate.get((body, "/hookguard-socket")), rate.get((body, "/webhook (commands run)"))
-        if not ours or not theirs or not theirs["req_per_s"]:
+    def over(body, ours, theirs):
+        a, b = rate.get((body, ours)), rate.get((body, theirs))
+        if not a or not b or not a["req_per_s"] or not b["req_per_s"]:
             return "-"
-        return f"{ours['req_per_s'] / theirs['req_per_s']:.1f}×"
+        return f"{a['req_per_s'] / b['req_per_s']:.2f}×"
 
-    return "\n".join([
-        f"durable spool 1.5 KB:  {ratio('1.5KB', '/hookguard', 'x_php')} /php   (bar ≥ 4×)",
-        f"durable spool 64 KiB:  {ratio('64KiB', '/hookguard', 'x_php')} /php   (bar ≥ 4×)",
-        f"socket 1.5 KB:         {ratio('1.5KB', '/hookguard-socket', 'x_floor')} /floor (bar ≥ 0.90×), "
-        f"{over_webhook('1.5KB')} /webhook's commands (bar ≥ 10×)",
+    def flushes(body, location):
+        r = rate.get((body, location))
+        return cell(r["flush_per_2xx"], 3) if r and r["flush_per_2xx"] is not None else "-"
+
+    lines = []
+    for body, label in (("1.5KB", "1.5 KB"), ("64KiB", "64 KiB")):
+        lines.append(f"durable spool {label:<7} {ratio(body, '/hookguard', 'x_php')} /php (bar ≥ 3×), "
+                     f"{over(body, '/hookguard', '/hookguard-forged')} /hookguard-forged (bar ≥ 0.8×), "
+                     f"{flushes(body, '/hookguard')} device flushes per delivery (bar ≤ 0.2; "
+                     f"/php {flushes(body, '/php')})")
+    lines += [
+        f"socket 1.5 KB:         {over('1.5KB', '/hookguard-socket', '/floor-socket')} /floor-socket (bar ≥ 0.9×), "
+        f"{over('1.5KB', '/hookguard-socket', '/webhook (commands run)')} /webhook's commands (bar ≥ 10×)",
         f"forged 1.5 KB:         {ratio('1.5KB', '/hookguard-forged', 'x_floor')} /floor (bar ≥ 0.90×)",
-    ])
+    ]
+    if burst:
+        lines.append(f"16 × 5 MiB at once:    peak RSS {burst['peak_mib']:.1f} MiB (bar ≤ 140), "
+                     f"10 s after {burst['after_mib']:.1f} MiB (bar ≤ 40)")
+    return "\n".join(lines)

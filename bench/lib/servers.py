@@ -65,15 +65,16 @@ def accepts_tcp(port: int) -> bool:
         return False
 
 
-def tree_rss_kib(pid: int) -> int:
-    """VmRSS of a process and all its descendants, in KiB."""
+def tree_rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """VmRSS (or another /proc status field in kB, such as VmHWM, the peak)
+    of a process and all its descendants, in KiB."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field + ":"):
                         total += int(line.split()[1])
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as f:
@@ -190,6 +191,10 @@ pm.max_spare_servers = 3
         self._start("socket-reader", [str(self.bin / "socket-reader"), str(run / "reader.sock"),
                                       str(self.reader_count)])
         self._ready("socket-reader", lambda: accepts_unix(run / "reader.sock"))
+        # The floor of socket forwarding: the same hop, plus each body as a line to the same reader.
+        self._start("floor-socket", [str(self.bin / "floor"), str(run / "floor-socket.sock"), threads,
+                                     str(run / "reader.sock")])
+        self._ready("floor-socket", lambda: accepts_unix(run / "floor-socket.sock"))
         fpm = sorted(glob.glob("/usr/sbin/php-fpm*"))[-1]
         argv = [fpm, "-F", "-y", str(self.prefix / "php" / "php-fpm.conf"), "-p", str(self.prefix / "php")]
         if os.getuid() == 0:
@@ -237,9 +242,9 @@ pm.max_spare_servers = 3
         for name in ["nginx", *[n for n in list(self.procs) if n != "nginx"]]:
             self.stop_one(name)
 
-    def rss_kib(self, server: str) -> int:
+    def rss_kib(self, server: str, field: str = "VmRSS") -> int:
         proc = self.procs.get(server)
-        return tree_rss_kib(proc.pid) if proc and proc.poll() is None else 0
+        return tree_rss_kib(proc.pid, field) if proc and proc.poll() is None else 0
 
     def reader_lines(self) -> int:
         """Lines the socket reader has received so far."""

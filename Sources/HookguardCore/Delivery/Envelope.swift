@@ -27,11 +27,25 @@ public struct Envelope: Sendable {
         self.body = body
     }
 
-    /// The JSON text and a final newline, written straight into one byte
-    /// buffer: the same bytes make a spool file and a socket line (JSON
-    /// escapes every newline inside, so the object is one line).
+    /// The JSON text and a final newline, in one byte buffer: the same bytes
+    /// make a spool file and a socket line (JSON escapes every newline
+    /// inside, so the object is one line).
     public func encoded() -> [UInt8] {
         var json = JSONWriter(capacity: body.count + 512 + headers.count * 64)
+        encode(into: &json)
+        return json.bytes
+    }
+
+    /// The same bytes as `encoded()`, written to `fd` a chunk at a time, so a
+    /// large body is never copied whole: the body itself is the one copy a
+    /// delivery holds.
+    public func write(to fd: Int32, path: String) throws(SystemError) {
+        var json = JSONWriter(writingTo: fd, path: path)
+        encode(into: &json)
+        try json.finish()
+    }
+
+    private func encode(into json: inout JSONWriter) {
         json.beginObject()
         json.field("id", id.text)
         json.field("received_at", receivedAt.rfc3339)
@@ -43,19 +57,17 @@ public struct Envelope: Sendable {
         json.beginObject()
         for header in headers { json.field(header.name, header.value) }
         json.endObject()
-        // One pass over the body: escaped and checked for UTF-8 at once; when it
-        // is not UTF-8 the "body" field is taken back and body_base64 written.
-        let mark = json.mark
-        json.key("body")
-        let isUTF8 = body.withUnsafeBufferPointer { json.string(validatingUTF8: $0) }
-        if !isUTF8 {
-            json.rollBack(to: mark)
-            json.key("body_base64")
-            json.string(Data(body).base64EncodedString())
+        body.withUnsafeBufferPointer { body in
+            if JSONWriter.isValidUTF8(body) {
+                json.key("body")
+                json.string(utf8: body)
+            } else {
+                json.key("body_base64")
+                json.base64(body)
+            }
         }
         json.endObject()
         json.newline()
-        return json.bytes
     }
 }
 
@@ -63,10 +75,44 @@ public struct Envelope: Sendable {
 struct JSONWriter {
     private(set) var bytes: [UInt8]
     private var needsComma = false
+    /// A file the text goes to whenever `bytes` passes `spillAt`; without
+    /// one, `bytes` holds the whole text.
+    private let output: (fd: Int32, path: String)?
+    private var failure: SystemError?
+    static let spillAt = 64 * 1024
 
     init(capacity: Int) {
         bytes = []
         bytes.reserveCapacity(capacity)
+        output = nil
+    }
+
+    init(writingTo fd: Int32, path: String) {
+        bytes = []
+        bytes.reserveCapacity(Self.spillAt + 4096)
+        output = (fd, path)
+    }
+
+    /// Writes what is left to the output file; throws the first write error.
+    mutating func finish() throws(SystemError) {
+        spill()
+        if let failure { throw failure }
+    }
+
+    private mutating func spillWhenFull() {
+        if output != nil && bytes.count >= Self.spillAt { spill() }
+    }
+
+    private mutating func spill() {
+        guard let output else { return }
+        if failure == nil {
+            do {
+                try writeAll(output.fd, bytes, path: output.path)
+            } catch {
+                failure = error
+            }
+        }
+        bytes.removeAll(keepingCapacity: true)
     }
 
     mutating func beginObject() {
@@ -100,74 +146,53 @@ struct JSONWriter {
         if needsComma { bytes.append(UInt8(ascii: ",")) }
     }
 
-    /// Where the next field would start, to take it back with `rollBack(to:)`.
-    var mark: (count: Int, needsComma: Bool) { (bytes.count, needsComma) }
-
-    mutating func rollBack(to mark: (count: Int, needsComma: Bool)) {
-        bytes.removeSubrange(mark.count...)
-        needsComma = mark.needsComma
-    }
-
     /// `utf8` must be valid UTF-8; multi-byte sequences pass through unescaped.
-    mutating func string(utf8: some Sequence<UInt8>) {
-        if utf8.withContiguousStorageIfAvailable({ string(escaping: $0, validating: false) }) == nil {
-            let copy = Array(utf8)
-            copy.withUnsafeBufferPointer { _ = string(escaping: $0, validating: false) }
-        }
+    mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
+        string(escaping: utf8)
     }
 
     mutating func string(_ text: String) {
         var text = text
-        text.withUTF8 { _ = string(escaping: $0, validating: false) }
+        text.withUTF8 { string(escaping: $0) }
     }
 
-    /// Writes `utf8` as a JSON string if it is valid UTF-8 and returns true;
-    /// returns false (leaving a partial string to roll back) if it is not.
-    mutating func string(validatingUTF8 utf8: UnsafeBufferPointer<UInt8>) -> Bool {
-        string(escaping: utf8, validating: true)
-    }
-
-    /// The JSON string of `utf8`: escaped into a small scratch buffer through
-    /// a pointer (no capacity check per byte), appended a chunk at a time.
-    /// With `validating`, runs of bytes from 0x80 up go through the standard
-    /// library's UTF-8 parser, and invalid UTF-8 returns false.
-    private mutating func string(escaping utf8: UnsafeBufferPointer<UInt8>, validating: Bool) -> Bool {
-        bytes.reserveCapacity(bytes.count + utf8.count + 2)
+    /// `raw` in base64, as a JSON string (base64 needs no escaping),
+    /// encoded a chunk at a time.
+    mutating func base64(_ raw: UnsafeBufferPointer<UInt8>) {
         bytes.append(UInt8(ascii: "\""))
-        let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk -> Bool in
+        let chunk = 48 * 1024  // a multiple of 3: no padding inside the text
+        var start = 0
+        while start < raw.count {
+            let end = min(start + chunk, raw.count)
+            bytes.append(contentsOf: Data(UnsafeBufferPointer(rebasing: raw[start..<end])).base64EncodedString().utf8)
+            spillWhenFull()
+            start = end
+        }
+        bytes.append(UInt8(ascii: "\""))
+        needsComma = true
+    }
+
+    /// The JSON string of `utf8` (valid UTF-8): escaped into a small scratch
+    /// buffer through a pointer (no capacity check per byte), appended a
+    /// chunk at a time.
+    private mutating func string(escaping utf8: UnsafeBufferPointer<UInt8>) {
+        if output == nil { bytes.reserveCapacity(bytes.count + utf8.count + 2) }
+        bytes.append(UInt8(ascii: "\""))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk in
             let out = chunk.baseAddress!
             let limit = chunk.count - 6
-            let input = utf8.baseAddress!
-            let end = utf8.count
             var used = 0
-            var index = 0
-            return JSONWriter.byteClass.withUnsafeBufferPointer { classOf -> Bool in
-                while index < end {
+            JSONWriter.byteClass.withUnsafeBufferPointer { classOf in
+                for byte in utf8 {
                     if used > limit {
                         bytes.append(contentsOf: UnsafeBufferPointer(start: out, count: used))
+                        spillWhenFull()
                         used = 0
                     }
-                    let byte = input[index]
                     let kind = classOf[Int(byte)]
-                    index += 1
                     if kind == JSONWriter.plain {
                         out[used] = byte
                         used += 1
-                    } else if kind == JSONWriter.multiByte {
-                        guard validating else {
-                            out[used] = byte
-                            used += 1
-                            continue
-                        }
-                        var last = index
-                        while last < end && input[last] >= 0x80 { last += 1 }
-                        guard Self.isValidUTF8(UnsafeBufferPointer(start: input + index - 1, count: last - index + 1)) else {
-                            return false
-                        }
-                        bytes.append(contentsOf: UnsafeBufferPointer(start: out, count: used))
-                        bytes.append(contentsOf: UnsafeBufferPointer(start: input + index - 1, count: last - index + 1))
-                        used = 0
-                        index = last
                     } else if kind == JSONWriter.control {
                         let low = byte & 0x0f
                         out[used] = UInt8(ascii: "\\")
@@ -183,22 +208,18 @@ struct JSONWriter {
                         used += 2
                     }
                 }
-                bytes.append(contentsOf: UnsafeBufferPointer(start: out, count: used))
-                return true
             }
+            bytes.append(contentsOf: UnsafeBufferPointer(start: out, count: used))
         }
-        guard valid else { return false }
         bytes.append(UInt8(ascii: "\""))
         needsComma = true
-        return true
     }
 
-    /// What each byte becomes in a JSON string: itself (`plain`), the start
-    /// of a multi-byte sequence, a `\\u00XX` escape (`control`), or a
+    /// What each byte becomes in a JSON string: itself (`plain`, UTF-8's
+    /// multi-byte sequences included), a `\\u00XX` escape (`control`), or a
     /// backslash and the letter stored here.
     private static let plain: UInt8 = 0
-    private static let multiByte: UInt8 = 1
-    private static let control: UInt8 = 2
+    private static let control: UInt8 = 1
     private static let byteClass: [UInt8] = (0...255).map { (byte: Int) -> UInt8 in
         switch byte {
         case 0x22: UInt8(ascii: "\"")
@@ -207,22 +228,34 @@ struct JSONWriter {
         case 0x0d: UInt8(ascii: "r")
         case 0x09: UInt8(ascii: "t")
         case 0x00..<0x20: control
-        case 0x80...: multiByte
         default: plain
         }
     }
 
-    /// A run of bytes that are all 0x80 or above holds whole UTF-8 sequences
-    /// when the text is valid (ASCII never appears inside a sequence).
-    static func isValidUTF8(_ run: UnsafeBufferPointer<UInt8>) -> Bool {
-        var iterator = run.makeIterator()
-        var parser = Unicode.UTF8.ForwardParser()
-        while true {
-            switch parser.parseScalar(from: &iterator) {
-            case .valid: continue
-            case .emptyInput: return true
-            case .error: return false
+    /// Whether `bytes` is valid UTF-8. ASCII is passed over a byte at a time;
+    /// each run of bytes from 0x80 up goes through the standard library's
+    /// parser (ASCII never appears inside a sequence, so the runs of a valid
+    /// text hold whole sequences), without copying the bytes.
+    static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        while index < bytes.count {
+            guard bytes[index] >= 0x80 else {
+                index += 1
+                continue
             }
+            var end = index + 1
+            while end < bytes.count && bytes[end] >= 0x80 { end += 1 }
+            var iterator = UnsafeBufferPointer(rebasing: bytes[index..<end]).makeIterator()
+            var parser = Unicode.UTF8.ForwardParser()
+            parsing: while true {
+                switch parser.parseScalar(from: &iterator) {
+                case .valid: continue
+                case .emptyInput: break parsing
+                case .error: return false
+                }
+            }
+            index = end
         }
+        return true
     }
 }

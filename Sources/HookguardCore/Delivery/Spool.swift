@@ -1,27 +1,31 @@
+import CLinux
 import Glibc
 import Logging
 import Synchronization
 
-/// A maildir-like spool: an entry is written to `tmp/`, flushed, renamed into
-/// `new/` and the directory flushed, so a reader of `new/` sees whole entries
-/// only and an entry in `new/` survives a crash. Readers claim entries by
-/// renaming them into `cur/`.
+/// A maildir-like spool: an entry is written to `tmp/`, made durable, renamed
+/// into `new/` and the rename made durable, so a reader of `new/` sees whole
+/// entries only and an entry in `new/` survives a crash. Readers claim entries
+/// by renaming them into `cur/`.
 ///
-/// Stores run concurrently: each worker writes and flushes its own file (the
-/// disk merges flushes in flight together), and the directory flushes are
-/// shared by every rename made before each began (`DirectorySync`).
+/// Stores run concurrently and share their device flushes: each worker writes
+/// its file and waits for its data to reach the device (`sync_file_range`, no
+/// cache flush), then joins a batch (`SpoolCommit`): one `syncfs` of the
+/// spool's filesystem makes every file of a batch durable, they are renamed
+/// into `new/`, and the next batch's `syncfs` (or, when none is waiting, an
+/// `fsync` of `new/`) makes the renames durable.
 public final class Spool: Sendable {
     public let root: String
-    private let newDirectory: DirectorySync
+    private let commits: SpoolCommit
 
     public convenience init(root: String) {
-        self.init(root: root, flushDirectory: fsyncDirectory)
+        self.init(root: root, flushes: .disk)
     }
 
-    /// `flushDirectory` makes `new/`'s entries durable; tests replace it.
-    init(root: String, flushDirectory: @escaping DirectorySync.Flush) {
+    /// `flushes` makes files and `new/`'s entries durable; tests replace it.
+    init(root: String, flushes: SpoolFlushes) {
         self.root = root
-        self.newDirectory = DirectorySync(path: root + "/new", flush: flushDirectory)
+        self.commits = SpoolCommit(tmp: root + "/tmp", new: root + "/new", flushes: flushes)
     }
 
     public var tmp: String { root + "/tmp" }
@@ -34,24 +38,70 @@ public final class Spool: Sendable {
         for dir in [tmp, new, cur] { try makeDirectories(dir) }
     }
 
-    /// Writes `contents` as `new/<id>.json` and returns only once the entry
-    /// is on disk: its file flushed, renamed, and `new/` flushed after the
-    /// rename. On failure nothing is left behind in `tmp/`; an entry whose
-    /// rename was made but whose directory flush failed stays in `new/`.
+    /// Writes `contents` as `new/<id>.json`; see `store(id:writing:)`.
     @discardableResult
     public func store(_ contents: [UInt8], id: DeliveryID) throws(SystemError) -> String {
+        try store(id: id) { fd, path throws(SystemError) in try writeAll(fd, contents, path: path) }
+    }
+
+    /// Stores `new/<id>.json` with what `write` writes to the staged file
+    /// (descriptor and path), and returns only once the entry is on disk: its
+    /// data flushed before its rename, and the rename flushed. On failure
+    /// nothing is left behind in `tmp/`; an entry whose rename was made but
+    /// whose flush failed stays in `new/`.
+    @discardableResult
+    public func store(
+        id: DeliveryID, writing write: (Int32, String) throws(SystemError) -> Void
+    ) throws(SystemError) -> String {
         let name = id.text + ".json"
-        let staged = tmp + "/" + name
-        let final = new + "/" + name
-        try replaceWhole(final, with: contents, stagedAt: staged, exclusive: true)
-        try newDirectory.sync()
-        return final
+        let entry = SpoolCommit.Entry(staged: tmp + "/" + name, final: new + "/" + name)
+        try stage(entry.staged, exclusive: true, flush: .writtenOut, write: write)
+        try commits.commit(entry)
+        return entry.final
+    }
+
+    /// Stores waiting for the batch that has not started (tests).
+    var entriesForming: Int { commits.entriesForming }
+}
+
+/// How `stage` makes a staged file's data safe before it is closed.
+enum StagedFlush {
+    /// `fsync`: data and metadata durable, one device flush of its own.
+    case durable
+    /// `sync_file_range`: the data written to the device and any write error
+    /// reported, no cache flush; a later flush of the filesystem makes it durable.
+    case writtenOut
+}
+
+/// Creates `path` (mode 0640; `exclusive`: it must not exist yet), lets
+/// `write` fill it, flushes it as `flush` says and closes it. On failure the
+/// file is removed and its descriptor closed exactly once.
+func stage(
+    _ path: String, exclusive: Bool, flush: StagedFlush, write: (Int32, String) throws(SystemError) -> Void
+) throws(SystemError) {
+    let fd = try syscall("open", path: path) {
+        open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0o640)
+    }
+    do throws(SystemError) {
+        do throws(SystemError) {
+            try write(fd, path)
+            switch flush {
+            case .durable: try syscall("fsync", path: path) { fsync(fd) }
+            case .writtenOut: try syscall("sync_file_range", path: path) { hookguard_write_file_data(fd) }
+            }
+        } catch {
+            close(fd)
+            throw error
+        }
+        try closeOnce(fd, path: path)
+    } catch {
+        unlink(path)
+        throw error
     }
 }
 
 /// Spools by path, each prepared once and again after it was removed. The
-/// same `Spool` serves every request for a path, so their directory flushes
-/// are shared.
+/// same `Spool` serves every request for a path, so their flushes are shared.
 ///
 /// A spool's `tmp/` is swept of stale leftovers (`Spool.removeStaleStaged`)
 /// when this process first stores into it and then at most every
@@ -70,15 +120,15 @@ public final class SpoolRegistry: Sendable {
     public static let sweepIntervalSeconds = 3600
 
     private let spools = Mutex<[String: Entry]>([:])
-    private let flushDirectory: DirectorySync.Flush
+    private let flushes: SpoolFlushes
     private let reportSwept: SweepReport
 
     public convenience init(reportSwept: @escaping SweepReport = { _, _, _ in }) {
-        self.init(flushDirectory: fsyncDirectory, reportSwept: reportSwept)
+        self.init(flushes: .disk, reportSwept: reportSwept)
     }
 
-    init(flushDirectory: @escaping DirectorySync.Flush, reportSwept: @escaping SweepReport = { _, _, _ in }) {
-        self.flushDirectory = flushDirectory
+    init(flushes: SpoolFlushes, reportSwept: @escaping SweepReport = { _, _, _ in }) {
+        self.flushes = flushes
         self.reportSwept = reportSwept
     }
 
@@ -87,9 +137,19 @@ public final class SpoolRegistry: Sendable {
 
     @discardableResult
     public func store(_ contents: [UInt8], id: DeliveryID, in root: String) throws(SystemError) -> String {
+        try store(id: id, in: root) { fd, path throws(SystemError) in try writeAll(fd, contents, path: path) }
+    }
+
+    /// Stores what `write` writes as the spool's entry `id` (see
+    /// `Spool.store(id:writing:)`); `write` runs again if the spool had been
+    /// removed and is made anew.
+    @discardableResult
+    public func store(
+        id: DeliveryID, in root: String, writing write: (Int32, String) throws(SystemError) -> Void
+    ) throws(SystemError) -> String {
         let (spool, prepared) = spools.withLock { spools -> (Spool, Bool) in
             if let entry = spools[root] { return (entry.spool, entry.prepared) }
-            let spool = Spool(root: root, flushDirectory: flushDirectory)
+            let spool = Spool(root: root, flushes: flushes)
             spools[root] = Entry(spool: spool, prepared: false)
             return (spool, false)
         }
@@ -99,13 +159,13 @@ public final class SpoolRegistry: Sendable {
         }
         sweepIfDue(spool)
         do {
-            return try spool.store(contents, id: id)
+            return try spool.store(id: id, writing: write)
         } catch where error.errno == ENOENT {
             // The spool was removed under us: make it again, once.
             markPrepared(root, false)
             try spool.prepare()
             markPrepared(root, true)
-            return try spool.store(contents, id: id)
+            return try spool.store(id: id, writing: write)
         }
     }
 

@@ -130,7 +130,8 @@ public final class WebhookHandler: Sendable {
     /// one, else (or when that cannot take it) to the spool; a 200 only once
     /// one of them has it.
     private func forward(_ envelope: Envelope, config: LocationConfig) -> Outcome {
-        let encoded = envelope.encoded()
+        // A forwarder sends the envelope whole; the spool has it written a chunk at a time.
+        let encoded = config.socket != nil || config.nats != nil ? envelope.encoded() : []
         var failure: Outcome.ForwardFailure? = nil
         if let socket = config.socket {
             let started = monotonicNanoseconds()
@@ -164,7 +165,9 @@ public final class WebhookHandler: Sendable {
         }
         let started = monotonicNanoseconds()
         do {
-            try spools.store(encoded, id: envelope.id, in: spool)
+            try spools.store(id: envelope.id, in: spool) { fd, path throws(SystemError) in
+                try envelope.write(to: fd, path: path)
+            }
         } catch {
             DeliveryMetrics.forward(to: "spool", succeeded: false, nanoseconds: monotonicNanoseconds() - started)
             return .spoolUnwritable(error, after: failure)

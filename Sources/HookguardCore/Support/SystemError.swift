@@ -43,19 +43,10 @@ public func syscall<T: BinaryInteger>(
 /// directory is the caller's: the spool shares it between deliveries.
 /// `exclusive`: `staged` must not exist yet (its name is unique).
 func replaceWhole(_ final: String, with contents: [UInt8], stagedAt staged: String, exclusive: Bool = false) throws(SystemError) {
-    let fd = try syscall("open", path: staged) {
-        open(staged, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0o640)
+    try stage(staged, exclusive: exclusive, flush: .durable) { fd, path throws(SystemError) in
+        try writeAll(fd, contents, path: path)
     }
     do {
-        try writeAll(fd, contents, path: staged)
-        try syscall("fsync", path: staged) { fsync(fd) }
-    } catch {
-        close(fd)
-        unlink(staged)
-        throw error
-    }
-    do {
-        try closeOnce(fd, path: staged)
         try syscall("rename", path: final) { rename(staged, final) }
     } catch {
         unlink(staged)

@@ -1,0 +1,19 @@
+#ifndef HOOKGUARD_CLINUX_H
+#define HOOKGUARD_CLINUX_H
+
+// Linux calls that Swift's Glibc module does not declare (they need
+// _GNU_SOURCE, which it is built without). Each returns what the call returns,
+// with errno set.
+
+// syncfs(2): flush every dirty file of the filesystem holding fd, then the device cache.
+int hookguard_syncfs(int fd);
+
+// sync_file_range(2) over the whole file with WAIT_BEFORE | WRITE | WAIT_AFTER:
+// its data is written to the device (no cache flush, no metadata).
+int hookguard_write_file_data(int fd);
+
+// mallopt(M_MMAP_THRESHOLD, bytes): blocks from `bytes` up get mappings of
+// their own, unmapped when freed (and the threshold stops adapting).
+int hookguard_set_mmap_threshold(int bytes);
+
+#endif

@@ -1,0 +1,14 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <malloc.h>
+#include <unistd.h>
+#include "CLinux.h"
+
+int hookguard_syncfs(int fd) { return syncfs(fd); }
+
+int hookguard_write_file_data(int fd) {
+    return sync_file_range(fd, 0, 0,
+                           SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+}
+
+int hookguard_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
