@@ -74,7 +74,7 @@ struct ForwardOptions: ParsableArguments {
             headers: ForwardedHeaders(keep: keepHeaders.isEmpty ? nil : Set(keepHeaders), drop: Set(dropHeaders),
                                       extra: try extraHeaders()),
             signing: try signing(), retryClientErrors: retryClientErrors,
-            breaker: CircuitBreaker.Settings(failures: circuitFailures, pause: circuitPause.duration))
+            breaker: URLCircuitBreaker.Settings(failures: circuitFailures, pause: circuitPause.duration))
     }
 
     private func extraHeaders() throws -> [(name: String, value: String)] {

@@ -42,7 +42,7 @@ extension Hookguard {
         // A web server that stops reading must give EPIPE, not kill the answer's log line.
         signal(SIGPIPE, SIG_IGN)
         var body = FileDescriptorBody(fd: STDIN_FILENO)
-        let response = WebhookHandler(logger: logger).handle(RequestParams(environment), body: &body)
+        let response = WebhookHandler(logger: logger, connections: .request).handle(RequestParams(environment), body: &body)
         do {
             try CGIResponseWriter.write(response, to: STDOUT_FILENO)
         } catch {

@@ -74,7 +74,7 @@ struct PublishToNATS: ParsableCommand {
             id: stored.id, scheme: stored.scheme, event: stored.event, deliveryID: stored.deliveryID,
             destination: destination)
         do {
-            let ack = try JetStreamPublisher().publish(bytes, as: message, to: destination)
+            let ack = try JetStreamPublisher(lifetime: .request).publish(bytes, as: message, to: destination)
             print("\(stored.id) stream \(ack.stream) sequence \(ack.sequence)\(ack.duplicate ? " (already there)" : "")")
         } catch {
             let message = Array("hookguard nats-publish: \(error)\n".utf8)

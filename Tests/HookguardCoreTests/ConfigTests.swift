@@ -49,6 +49,10 @@ import Testing
         (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_ACK": "maybe"], Parameter.socketAck),
         (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "0"], Parameter.socketTimeout),
         (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "soon"], Parameter.socketTimeout),
+        (["HOOKGUARD_BREAKER_FAILURES": "2"], Parameter.breakerFailures),  // spool only: nothing to cut off
+        (["HOOKGUARD_SOCKET": "/r.sock", "HOOKGUARD_BREAKER_FAILURES": "0"], Parameter.breakerFailures),
+        (["HOOKGUARD_SOCKET": "/r.sock", "HOOKGUARD_BREAKER_BACKOFF_MS": "soon"], Parameter.breakerBackoff),
+        (["HOOKGUARD_SOCKET": "/r.sock", "HOOKGUARD_BREAKER_MAX_IN_FLIGHT": "-1"], Parameter.breakerMaxInFlight),
         (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X_Bad Header"], Parameter.signatureHeader),
         (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_ALGORITHM": "md5"], Parameter.algorithm),
         (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_ENCODING": "base32"], Parameter.encoding),
@@ -84,7 +88,19 @@ import Testing
         let both = try self.config(["HOOKGUARD_SOCKET": "/run/reader.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "250"])
         #expect(both.spool == "/var/spool/hookguard/tito")
         #expect(both.socket?.timeoutMilliseconds == 250)
-        #expect(both.socket?.acknowledged == false)
+        #expect(both.socket?.acknowledged == true, "acknowledged unless the location opts out")
+        let unacknowledged = try self.config(["HOOKGUARD_SOCKET": "/run/reader.sock", "HOOKGUARD_SOCKET_ACK": "0"])
+        #expect(unacknowledged.socket?.acknowledged == false)
+    }
+
+    @Test func breakerParameters() throws {
+        let defaults = try config(["HOOKGUARD_SOCKET": "/run/reader.sock"])
+        #expect(defaults.breaker == BreakerPolicy(failures: 3, backoffMilliseconds: 5000, maxInFlight: nil))
+        let set = try config([
+            "HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "h",
+            "HOOKGUARD_BREAKER_FAILURES": "1", "HOOKGUARD_BREAKER_BACKOFF_MS": "250", "HOOKGUARD_BREAKER_MAX_IN_FLIGHT": "2",
+        ])
+        #expect(set.breaker == BreakerPolicy(failures: 1, backoffMilliseconds: 250, maxInFlight: 2))
     }
 
     @Test func literalSecretAloneIsEnough() throws {

@@ -1,12 +1,12 @@
 import Testing
 @testable import HookguardCore
 
-@Suite struct CircuitBreakerTests {
+@Suite struct URLCircuitBreakerTests {
     let start = ContinuousClock.now
-    let settings = CircuitBreaker.Settings(failures: 3, pause: .seconds(2), maxPause: .seconds(5))
+    let settings = URLCircuitBreaker.Settings(failures: 3, pause: .seconds(2), maxPause: .seconds(5))
 
     @Test func opensAfterFailuresInARowAndNotBefore() {
-        var breaker = CircuitBreaker(settings)
+        var breaker = URLCircuitBreaker(settings)
         let changed1 = breaker.recordFailure(now: start)
         #expect(!changed1)
         let changed2 = breaker.recordFailure(now: start)
@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func aSuccessInBetweenResetsTheCount() {
-        var breaker = CircuitBreaker(settings)
+        var breaker = URLCircuitBreaker(settings)
         breaker.recordFailure(now: start)
         breaker.recordFailure(now: start)
         breaker.recordSuccess()
@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test func oneProbeAfterThePauseThenClosedOnSuccess() {
-        var breaker = CircuitBreaker(settings)
+        var breaker = URLCircuitBreaker(settings)
         for _ in 0..<3 { breaker.recordFailure(now: start) }
         let later = start + .seconds(2)
         #expect(breaker.allowsRequest(now: later))
@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func aFailedProbeOpensAgainForTwiceAsLongUpToTheCap() {
-        var breaker = CircuitBreaker(settings)
+        var breaker = URLCircuitBreaker(settings)
         for _ in 0..<3 { breaker.recordFailure(now: start) }
         var now = start
         for expected in [4, 5, 5] as [Int64] {
@@ -58,7 +58,7 @@ import Testing
     }
 
     @Test func lateFailuresWhileOpenDoNotExtendThePause() {
-        var breaker = CircuitBreaker(settings)
+        var breaker = URLCircuitBreaker(settings)
         for _ in 0..<3 { breaker.recordFailure(now: start) }
         let changed6 = breaker.recordFailure(now: start + .seconds(1))
         #expect(!changed6)

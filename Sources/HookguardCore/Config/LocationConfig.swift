@@ -26,6 +26,9 @@ public enum Parameter: String, Sendable, CaseIterable {
     case natsCredentials = "HOOKGUARD_NATS_CREDS"
     case natsTokenFile = "HOOKGUARD_NATS_TOKEN_FILE"
     case natsTimeout = "HOOKGUARD_NATS_TIMEOUT_MS"
+    case breakerFailures = "HOOKGUARD_BREAKER_FAILURES"
+    case breakerBackoff = "HOOKGUARD_BREAKER_BACKOFF_MS"
+    case breakerMaxInFlight = "HOOKGUARD_BREAKER_MAX_IN_FLIGHT"
 }
 
 /// A reader's Unix socket that verified deliveries are handed to.
@@ -33,12 +36,13 @@ public struct SocketDestination: Sendable, Equatable {
     public static let defaultTimeoutMilliseconds = 2000
 
     public var path: String
-    /// Wait for the reader's `ok` line before answering 200.
+    /// Wait for the reader's `ok` line before answering 200 (the default;
+    /// without it a 200 only means the kernel took the line).
     public var acknowledged: Bool
     /// Bounds connect, write and acknowledgement together.
     public var timeoutMilliseconds: Int
 
-    public init(path: String, acknowledged: Bool = false, timeoutMilliseconds: Int = SocketDestination.defaultTimeoutMilliseconds) {
+    public init(path: String, acknowledged: Bool = true, timeoutMilliseconds: Int = SocketDestination.defaultTimeoutMilliseconds) {
         self.path = path
         self.acknowledged = acknowledged
         self.timeoutMilliseconds = timeoutMilliseconds
@@ -72,6 +76,8 @@ public struct LocationConfig: Sendable {
     public var spool: String?
     public var socket: SocketDestination?
     public var nats: NATSDestination?
+    /// When the socket or JetStream is cut off instead of waited on.
+    public var breaker: BreakerPolicy
     public var maxBody: Int
     public var rejectStatus: Int
     /// Seconds a signed timestamp may be from now, either way.
@@ -82,7 +88,8 @@ public struct LocationConfig: Sendable {
 
     public init(
         scheme: Scheme, secretFile: String? = nil, literalSecret: Secret? = nil, spool: String?,
-        socket: SocketDestination? = nil, nats: NATSDestination? = nil, maxBody: Int = LocationConfig.defaultMaxBody,
+        socket: SocketDestination? = nil, nats: NATSDestination? = nil, breaker: BreakerPolicy = BreakerPolicy(),
+        maxBody: Int = LocationConfig.defaultMaxBody,
         rejectStatus: Int = LocationConfig.defaultRejectStatus,
         tolerance: Int = SignatureVerifier.defaultTolerance, dedupeWindow: Int? = nil
     ) {
@@ -92,6 +99,7 @@ public struct LocationConfig: Sendable {
         self.spool = spool
         self.socket = socket
         self.nats = nats
+        self.breaker = breaker
         self.maxBody = maxBody
         self.rejectStatus = rejectStatus
         self.tolerance = tolerance
@@ -123,6 +131,7 @@ public struct LocationConfig: Sendable {
         guard spool != nil || socket != nil || nats != nil else {
             throw ConfigError(.spool, "no destination: set HOOKGUARD_SPOOL, HOOKGUARD_SOCKET or HOOKGUARD_NATS_URL")
         }
+        breaker = try Self.breakerPolicy(value, forwarding: socket != nil || nats != nil)
 
         maxBody = Self.defaultMaxBody
         if let text = value(.maxBody) {
@@ -229,6 +238,32 @@ public struct LocationConfig: Sendable {
             destination.timeoutMilliseconds = milliseconds
         }
         return destination
+    }
+
+    private static func breakerPolicy(
+        _ value: (Parameter) -> String?, forwarding: Bool
+    ) throws(ConfigError) -> BreakerPolicy {
+        var policy = BreakerPolicy()
+        let parameters = [Parameter.breakerFailures, .breakerBackoff, .breakerMaxInFlight]
+        guard forwarding else {
+            for parameter in parameters where value(parameter) != nil {
+                throw ConfigError(parameter, "set without HOOKGUARD_SOCKET or HOOKGUARD_NATS_URL")
+            }
+            return policy
+        }
+        func number(_ parameter: Parameter, _ range: ClosedRange<Int>, _ what: String) throws(ConfigError) -> Int? {
+            guard let text = value(parameter) else { return nil }
+            guard let number = Int(text), range.contains(number) else {
+                throw ConfigError(parameter, "\"\(text)\" is not \(what) from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return number
+        }
+        if let failures = try number(.breakerFailures, 1...1000, "a number of failures") { policy.failures = failures }
+        if let backoff = try number(.breakerBackoff, 1...3_600_000, "a number of milliseconds") {
+            policy.backoffMilliseconds = backoff
+        }
+        policy.maxInFlight = try number(.breakerMaxInFlight, 1...4096, "a number of requests")
+        return policy
     }
 
     private static func socketDestination(_ value: (Parameter) -> String?) throws(ConfigError) -> SocketDestination? {

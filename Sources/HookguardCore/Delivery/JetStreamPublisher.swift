@@ -85,98 +85,223 @@ public struct PublishAcknowledgement: Sendable, Equatable {
     public var duplicate: Bool
 }
 
-/// Publishes to JetStream over one connection per server and credentials,
-/// shared by every worker; libnats reconnects it on its own. The only user of CNats.
+/// Publishes to JetStream over one connection per server, credentials and
+/// timeout (its deadlines derive from it), shared by every worker. The only
+/// user of CNats.
+///
+/// No call here waits without a bound, and the pool's lock is never held
+/// across one: the first request for a server connects (bounded by its
+/// timeout) while the others find it connecting and fall back at once; a
+/// connection that is down is reconnected by libnats in the background and
+/// refuses publishes until its callbacks say it is back.
 public final class JetStreamPublisher: Sendable {
-    private struct Key: Hashable {
-        var url: String, credentialsFile: String?, tokenFile: String?
+    /// How long a connection lives.
+    public enum Lifetime: Sendable {
+        /// Kept for the process and reconnected in the background (`serve`).
+        case process
+        /// One bounded attempt, no background reconnection (plain CGI, `nats-publish`).
+        case request
     }
 
-    private let connections = Mutex<[Key: JetStreamConnection]>([:])
+    private struct Key: Hashable {
+        var url: String, credentialsFile: String?, tokenFile: String?, timeoutMilliseconds: Int
+    }
 
-    public init() {}
+    private enum Slot {
+        case connecting
+        case ready(JetStreamConnection)
+    }
 
-    /// Returns once JetStream stored the message (or recognised its id as one it has).
+    private let lifetime: Lifetime
+    private let connections = Mutex<[Key: Slot]>([:])
+
+    public init(lifetime: Lifetime = .process) {
+        self.lifetime = lifetime
+    }
+
+    /// Returns once JetStream stored the message (or recognised its id as one
+    /// it has), within the destination's timeout: connecting (for the first
+    /// request), writing and the acknowledgement share it.
     public func publish(
         _ data: [UInt8], as message: JetStreamMessage, to destination: NATSDestination
     ) throws(NATSForwardError) -> PublishAcknowledgement {
-        let connection = try self.connection(for: destination)
-        return try connection.publish(
-            data, as: message, timeoutMilliseconds: destination.timeoutMilliseconds, url: destination.url)
+        let deadline = Deadline(milliseconds: destination.timeoutMilliseconds)
+        let key = Key(
+            url: destination.url, credentialsFile: destination.credentialsFile, tokenFile: destination.tokenFile,
+            timeoutMilliseconds: destination.timeoutMilliseconds)
+        let connection = try self.connection(key, for: destination)
+        do {
+            return try connection.publish(data, as: message, deadline: deadline, url: destination.url)
+        } catch where connection.link == .closed {
+            // libnats gave up on it: the next request connects afresh.
+            connections.withLock { pool in
+                if case .ready(let kept) = pool[key], kept === connection { pool[key] = nil }
+            }
+            throw error
+        }
     }
 
-    private func connection(for destination: NATSDestination) throws(NATSForwardError) -> JetStreamConnection {
-        let key = Key(url: destination.url, credentialsFile: destination.credentialsFile, tokenFile: destination.tokenFile)
-        let result = connections.withLock { pool -> Result<JetStreamConnection, NATSForwardError> in
-            if let existing = pool[key] { return .success(existing) }
-            let made = Result { () throws(NATSForwardError) in try JetStreamConnection(destination) }
-            if case .success(let connection) = made { pool[key] = connection }
-            return made
+    private func connection(_ key: Key, for destination: NATSDestination) throws(NATSForwardError) -> JetStreamConnection {
+        let found = connections.withLock { pool -> Result<JetStreamConnection?, NATSForwardError> in
+            switch pool[key] {
+            case .ready(let connection): return .success(connection)
+            case .connecting:
+                return .failure(NATSForwardError(url: destination.url, detail: "not connected yet (another request is connecting)"))
+            case nil:
+                pool[key] = .connecting
+                return .success(nil)
+            }
         }
-        return try result.get()
+        if let connection = try found.get() { return connection }
+        // This request connects, outside the lock.
+        do {
+            let made = try JetStreamConnection(destination, lifetime: lifetime)
+            connections.withLock { $0[key] = .ready(made) }
+            return made
+        } catch {
+            connections.withLock { $0[key] = nil }
+            throw error
+        }
     }
+}
+
+/// What libnats' callbacks last said about a connection.
+enum LinkState: Int, Sendable {
+    case connecting, connected, disconnected, closed
+}
+
+/// The link state of every live connection, by the number each connection's
+/// callbacks receive as their closure: a callback that arrives after its
+/// connection is gone finds nothing and changes nothing.
+private enum Links {
+    static let states = Mutex<[Int: LinkState]>([:])
+    static let numbers = Atomic<Int>(1)
+
+    static func register() -> Int {
+        let number = numbers.add(1, ordering: .relaxed).oldValue
+        states.withLock { $0[number] = .connecting }
+        return number
+    }
+
+    static func state(_ number: Int) -> LinkState { states.withLock { $0[number] ?? .closed } }
+
+    static func set(_ closure: UnsafeMutableRawPointer?, _ state: LinkState) {
+        let number = Int(bitPattern: closure)
+        states.withLock { all in
+            if all[number] != nil { all[number] = state }
+        }
+    }
+
+    static func remove(_ number: Int) { _ = states.withLock { $0.removeValue(forKey: number) } }
 }
 
 /// One libnats connection and its JetStream context. Unchecked Sendable:
 /// libnats documents both as safe to share between threads, and this class
-/// only reads its two pointers after init.
+/// only reads its pointers and number after init.
 final class JetStreamConnection: @unchecked Sendable {
     private let connection: OpaquePointer
     private let context: OpaquePointer
+    private let number: Int
+    /// A third of the destination's timeout: what one connection attempt, one
+    /// write (and the wait for another worker's write) may each take, so that
+    /// with the acknowledgement a delivery stays within the timeout.
+    private let stepMilliseconds: Int
 
-    init(_ destination: NATSDestination) throws(NATSForwardError) {
+    /// Connects once, within the destination's timeout. For `.process`, a
+    /// failed attempt still returns: libnats keeps trying in the background.
+    init(_ destination: NATSDestination, lifetime: JetStreamPublisher.Lifetime) throws(NATSForwardError) {
         let url = destination.url
         func check(_ status: natsStatus, _ what: String) throws(NATSForwardError) {
             guard status == NATS_OK else { throw NATSForwardError(url: url, detail: "\(what): \(Self.text(status))") }
         }
+        let number = Links.register()
+        let step = max(1, destination.timeoutMilliseconds / 3)
         var options: OpaquePointer? = nil
-        try check(natsOptions_Create(&options), "options")
-        defer { natsOptions_Destroy(options) }
-        try check(natsOptions_SetURL(options, url), "url")
-        try check(natsOptions_SetTimeout(options, Int64(destination.timeoutMilliseconds)), "timeout")
-        // Keep trying for ever, in the background: deliveries fall back meanwhile.
-        try check(natsOptions_SetMaxReconnect(options, -1), "reconnect")
-        try check(natsOptions_SetReconnectWait(options, 250), "reconnect wait")
-        try check(natsOptions_SetRetryOnFailedConnect(options, true, nil, nil), "retry")
-        if let file = destination.credentialsFile {
-            try check(natsOptions_SetUserCredentialsFromFiles(options, file, nil), "credentials file \(file)")
-        }
-        if let file = destination.tokenFile {
-            let token: String
-            do {
-                token = String(decoding: try readFile(file), as: UTF8.self).trimmingASCIIWhitespace().description
-            } catch {
-                throw NATSForwardError(url: url, detail: "token file \(file): \(error.reason)")
+        do throws(NATSForwardError) {
+            try check(natsOptions_Create(&options), "options")
+            defer { natsOptions_Destroy(options) }
+            let closure = UnsafeMutableRawPointer(bitPattern: number)
+            try check(natsOptions_SetURL(options, url), "url")
+            // Bounds each connect attempt: TCP connect, INFO, CONNECT and PONG together.
+            try check(natsOptions_SetTimeout(options, Int64(step)), "timeout")
+            // Non-blocking writes: a server that stops reading fails the write, never hangs it.
+            try check(natsOptions_SetWriteDeadline(options, Int64(step)), "write deadline")
+            // A publish waiting for its acknowledgement learns of a lost connection at once.
+            try check(natsOptions_SetFailRequestsOnDisconnect(options, true), "fail requests on disconnect")
+            try check(natsOptions_SetDisconnectedCB(options, { _, closure in Links.set(closure, .disconnected) }, closure), "callback")
+            try check(natsOptions_SetReconnectedCB(options, { _, closure in Links.set(closure, .connected) }, closure), "callback")
+            try check(natsOptions_SetClosedCB(options, { _, closure in Links.set(closure, .closed) }, closure), "callback")
+            switch lifetime {
+            case .process:
+                // Keep trying for ever, in the background: deliveries fall back meanwhile.
+                try check(natsOptions_SetMaxReconnect(options, -1), "reconnect")
+                try check(natsOptions_SetReconnectWait(options, 250), "reconnect wait")
+                // With a connected callback, a failed first attempt returns at once
+                // (NATS_NOT_YET_CONNECTED) and the retries happen on libnats' thread.
+                try check(natsOptions_SetRetryOnFailedConnect(
+                    options, true, { _, closure in Links.set(closure, .connected) }, closure), "retry")
+            case .request:
+                try check(natsOptions_SetAllowReconnect(options, false), "reconnect")
             }
-            try check(natsOptions_SetToken(options, token), "token")
+            if let file = destination.credentialsFile {
+                try check(natsOptions_SetUserCredentialsFromFiles(options, file, nil), "credentials file \(file)")
+            }
+            if let file = destination.tokenFile {
+                let token: String
+                do {
+                    token = String(decoding: try readFile(file), as: UTF8.self).trimmingASCIIWhitespace().description
+                } catch {
+                    throw NATSForwardError(url: url, detail: "token file \(file): \(error.reason)")
+                }
+                try check(natsOptions_SetToken(options, token), "token")
+            }
+            var made: OpaquePointer? = nil
+            let status = natsConnection_Connect(&made, options)
+            guard status == NATS_OK || status == NATS_NOT_YET_CONNECTED, let made else {
+                throw NATSForwardError(url: url, detail: "connect: \(Self.text(status)) \(Self.lastError())")
+            }
+            if status == NATS_OK { Links.set(closure, .connected) }
+            var js: OpaquePointer? = nil
+            guard natsConnection_JetStream(&js, made, nil) == NATS_OK, let js else {
+                natsConnection_Destroy(made)
+                throw NATSForwardError(url: url, detail: "JetStream context: \(Self.lastError())")
+            }
+            connection = made
+            context = js
+            self.number = number
+            stepMilliseconds = step
+        } catch {
+            Links.remove(number)
+            throw error
         }
-        var made: OpaquePointer? = nil
-        let status = natsConnection_Connect(&made, options)
-        guard status == NATS_OK || status == NATS_NOT_YET_CONNECTED, let made else {
-            throw NATSForwardError(url: url, detail: "connect: \(Self.text(status))")
-        }
-        var js: OpaquePointer? = nil
-        guard natsConnection_JetStream(&js, made, nil) == NATS_OK, let js else {
-            natsConnection_Destroy(made)
-            throw NATSForwardError(url: url, detail: "JetStream context: \(Self.lastError())")
-        }
-        connection = made
-        context = js
     }
 
     deinit {
         jsCtx_Destroy(context)
         natsConnection_Destroy(connection)
+        Links.remove(number)
     }
 
+    var link: LinkState { Links.state(number) }
+
     func publish(
-        _ data: [UInt8], as outgoing: JetStreamMessage, timeoutMilliseconds: Int, url: String
+        _ data: [UInt8], as outgoing: JetStreamMessage, deadline: Deadline, url: String
     ) throws(NATSForwardError) -> PublishAcknowledgement {
         let subject = outgoing.subject
-        // While libnats reconnects, a publish would only wait out its timeout.
-        guard natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED else {
-            throw NATSForwardError(url: url, detail: "not connected (reconnecting in the background)")
+        // While libnats reconnects it holds the connection's lock across each
+        // attempt: never wait on it, fall back at once.
+        switch link {
+        case .connected: break
+        case .connecting, .disconnected:
+            throw NATSForwardError(url: url, detail: "not connected (connecting in the background)")
+        case .closed:
+            throw NATSForwardError(url: url, detail: "connection closed")
         }
+        guard let remaining = deadline.remainingMilliseconds, remaining > 2 * stepMilliseconds else {
+            throw NATSForwardError(url: url, detail: "no time left to publish after connecting")
+        }
+        // The write, and the wait for another worker's, take up to a step each.
+        let timeoutMilliseconds = remaining - 2 * stepMilliseconds
         var message: OpaquePointer? = nil
         let created = data.withUnsafeBytes { bytes in
             natsMsg_Create(&message, subject, nil, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count))

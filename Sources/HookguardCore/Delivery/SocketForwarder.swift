@@ -5,6 +5,8 @@ import Synchronization
 public struct SocketForwardError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case connect, write, acknowledge, refused, timeout
+        /// Not tried: its circuit breaker is open, or too many requests wait on it.
+        case cutOff
     }
 
     public let kind: Kind
@@ -72,26 +74,6 @@ public final class SocketForwarder: Sendable {
             return true
         }
         if !kept { connection.close() }
-    }
-}
-
-/// A point in monotonic time that bounds connect, write and acknowledge together.
-struct Deadline {
-    let nanoseconds: UInt64
-
-    init(milliseconds: Int) {
-        nanoseconds = monotonicNanoseconds() + UInt64(max(0, milliseconds)) * 1_000_000
-    }
-
-    /// What is left, as a socket timeout; nil once the deadline has passed.
-    var remaining: timeval? {
-        let now = monotonicNanoseconds()
-        guard now < nanoseconds else { return nil }
-        let left = nanoseconds - now
-        var remaining = timeval()
-        remaining.tv_sec = Int(left / 1_000_000_000)
-        remaining.tv_usec = Int(left % 1_000_000_000 / 1000)
-        return remaining
     }
 }
 

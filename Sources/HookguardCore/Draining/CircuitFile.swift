@@ -53,7 +53,7 @@ struct CircuitFile {
     }
 
     /// Best effort: the file is for people; a failure to write it changes nothing else.
-    func write(_ breaker: CircuitBreaker, now: ContinuousClock.Instant) {
+    func write(_ breaker: URLCircuitBreaker, now: ContinuousClock.Instant) {
         let status = CircuitStatus(
             url: url, state: breaker.stateName, consecutiveFailures: breaker.consecutiveFailures,
             reopensAt: breaker.reopensAt.map { Date().addingTimeInterval(max(0, ($0 - now).seconds)) }, pid: getpid())

@@ -49,7 +49,7 @@ final class HTTPForwarder {
     private var threads: [WorkerThread] = []
     private var pending: [Int: (claim: Claim, attempt: Int, started: ContinuousClock.Instant)] = [:]
     private var nextNumber = 0
-    private(set) var breaker: CircuitBreaker
+    private(set) var breaker: URLCircuitBreaker
     private let circuitFile: CircuitFile
     private let clock = ContinuousClock()
     private let logger: Logger
@@ -57,7 +57,7 @@ final class HTTPForwarder {
     init(_ forwarding: HTTPForwarding, workers: Int, spool: DrainSpool, logger: Logger) throws(SystemError) {
         self.forwarding = forwarding
         self.logger = logger
-        breaker = CircuitBreaker(forwarding.breaker)
+        breaker = URLCircuitBreaker(forwarding.breaker)
         circuitFile = CircuitFile(spool: spool, url: forwarding.endpoint.description)
         let done = try makePipe(nonBlocking: .read)
         _ = fcntl(done.write, F_SETFL, fcntl(done.write, F_GETFL) | O_NONBLOCK)
@@ -145,7 +145,7 @@ final class HTTPForwarder {
         circuitFile.remove()
     }
 
-    private func logBreaker(from before: CircuitBreaker) {
+    private func logBreaker(from before: URLCircuitBreaker) {
         let url = "\(forwarding.endpoint)"
         switch breaker.state {
         case .open:

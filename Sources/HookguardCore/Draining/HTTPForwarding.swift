@@ -7,12 +7,12 @@ public struct HTTPForwarding: Sendable {
     public var signing: (scheme: Scheme, secret: Secret)?
     /// Retry 4xx answers (other than 408 and 429) instead of giving up at once.
     public var retryClientErrors: Bool
-    public var breaker: CircuitBreaker.Settings
+    public var breaker: URLCircuitBreaker.Settings
 
     public init(
         endpoint: HTTPEndpoint, connection: HTTPConnection.Options, headers: ForwardedHeaders = ForwardedHeaders(),
         signing: (scheme: Scheme, secret: Secret)? = nil, retryClientErrors: Bool = false,
-        breaker: CircuitBreaker.Settings = CircuitBreaker.Settings()
+        breaker: URLCircuitBreaker.Settings = URLCircuitBreaker.Settings()
     ) {
         self.endpoint = endpoint
         self.connection = connection

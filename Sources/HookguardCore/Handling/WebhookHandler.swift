@@ -10,28 +10,33 @@ public final class WebhookHandler: Sendable {
     private let secretFiles = SecretFileCache()
     private let spools: SpoolRegistry
     private let socketForwarder = SocketForwarder()
-    private let publisher = JetStreamPublisher()
+    private let publisher: JetStreamPublisher
+    private let breakers: DestinationBreakers
     private let duplicates = DuplicateRecords()
     private let status: StatusResponder
 
-    /// `exposition` renders the metrics registry in Prometheus text format.
+    /// `exposition` renders the metrics registry in Prometheus text format;
+    /// `connections` is `.request` where the process answers one request (CGI).
     public convenience init(
         logger: Logger, workers: WorkerStatus = WorkerStatus(total: 1),
-        exposition: @escaping @Sendable () -> [UInt8] = { [] }
+        exposition: @escaping @Sendable () -> [UInt8] = { [] }, connections: JetStreamPublisher.Lifetime = .process
     ) {
         let spools = SpoolRegistry(reportSwept: { spool, removed, error in
             logger.sweptStaleStaged(spool: spool, removed: removed, error: error)
         })
-        self.init(logger: logger, workers: workers, exposition: exposition, spools: spools)
+        self.init(logger: logger, workers: workers, exposition: exposition, spools: spools, connections: connections)
     }
 
     /// `spools` decides how spool directories are flushed (tests).
     init(
         logger: Logger, workers: WorkerStatus = WorkerStatus(total: 1),
-        exposition: @escaping @Sendable () -> [UInt8] = { [] }, spools: SpoolRegistry
+        exposition: @escaping @Sendable () -> [UInt8] = { [] }, spools: SpoolRegistry,
+        connections: JetStreamPublisher.Lifetime = .process
     ) {
         self.logger = logger
         self.spools = spools
+        self.publisher = JetStreamPublisher(lifetime: connections)
+        self.breakers = DestinationBreakers(workers: workers.total, logger: logger)
         self.status = StatusResponder(workers: workers, spools: spools, exposition: exposition)
     }
 
@@ -127,37 +132,39 @@ public final class WebhookHandler: Sendable {
     }
 
     /// To the location's forwarder (socket reader or JetStream) when it names
-    /// one, else (or when that cannot take it) to the spool; a 200 only once
-    /// one of them has it.
+    /// one and it is up, else (or when that cannot take it) to the spool; a
+    /// 200 only once one of them has it.
     private func forward(_ envelope: Envelope, config: LocationConfig) -> Outcome {
         // A forwarder sends the envelope whole; the spool has it written a chunk at a time.
         let encoded = config.socket != nil || config.nats != nil ? envelope.encoded() : []
         var failure: Outcome.ForwardFailure? = nil
         if let socket = config.socket {
-            let started = monotonicNanoseconds()
-            do {
+            let result = handOver(
+                to: "unix:\(socket.path)", kind: "socket", policy: config.breaker,
+                cutOff: { SocketForwardError(kind: .cutOff, path: socket.path, detail: $0.description) }
+            ) { () throws(SocketForwardError) in
                 try socketForwarder.send(
                     encoded, to: socket.path, acknowledged: socket.acknowledged,
                     timeoutMilliseconds: socket.timeoutMilliseconds)
-                DeliveryMetrics.forward(to: "socket", succeeded: true, nanoseconds: monotonicNanoseconds() - started)
-                return .accepted(envelope.id, .socket)
-            } catch {
-                DeliveryMetrics.forward(to: "socket", succeeded: false, nanoseconds: monotonicNanoseconds() - started)
-                failure = .socket(error)
+            }
+            switch result {
+            case .success: return .accepted(envelope.id, .socket)
+            case .failure(let error): failure = .socket(error)
             }
         }
         if let nats = config.nats {
-            let started = monotonicNanoseconds()
-            do {
-                let message = JetStreamMessage(
-                    id: envelope.id.text, scheme: envelope.scheme, event: envelope.event,
-                    deliveryID: envelope.deliveryID, destination: nats)
-                let ack = try publisher.publish(encoded, as: message, to: nats)
-                DeliveryMetrics.forward(to: "nats", succeeded: true, nanoseconds: monotonicNanoseconds() - started)
-                return .accepted(envelope.id, .nats(ack))
-            } catch {
-                DeliveryMetrics.forward(to: "nats", succeeded: false, nanoseconds: monotonicNanoseconds() - started)
-                failure = .nats(error)
+            let message = JetStreamMessage(
+                id: envelope.id.text, scheme: envelope.scheme, event: envelope.event,
+                deliveryID: envelope.deliveryID, destination: nats)
+            let result = handOver(
+                to: nats.url, kind: "nats", policy: config.breaker,
+                cutOff: { NATSForwardError(url: nats.url, detail: $0.description) }
+            ) { () throws(NATSForwardError) in
+                try publisher.publish(encoded, as: message, to: nats)
+            }
+            switch result {
+            case .success(let ack): return .accepted(envelope.id, .nats(ack))
+            case .failure(let error): failure = .nats(error)
             }
         }
         guard let spool = config.spool else {
@@ -174,6 +181,27 @@ public final class WebhookHandler: Sendable {
         }
         DeliveryMetrics.forward(to: "spool", succeeded: true, nanoseconds: monotonicNanoseconds() - started)
         return .accepted(envelope.id, failure.map { .spoolAfter($0) } ?? .spool)
+    }
+
+    /// Runs `hand` if `destination`'s breaker lets it through (else the
+    /// `cutOff` error, at once), timing it for the metrics and telling the
+    /// breaker how it went.
+    private func handOver<Success, Failure: Error & CustomStringConvertible>(
+        to destination: String, kind: String, policy: BreakerPolicy,
+        cutOff: (CircuitBreaker.Refusal) -> Failure, _ hand: () throws(Failure) -> Success
+    ) -> Result<Success, Failure> {
+        let pass: CircuitBreaker.Pass
+        switch breakers.admit(destination, policy: policy) {
+        case .success(let admitted): pass = admitted
+        case .failure(let refusal): return .failure(cutOff(refusal))
+        }
+        let started = monotonicNanoseconds()
+        let result = Result { () throws(Failure) in try hand() }
+        var failure: String? = nil
+        if case .failure(let error) = result { failure = error.description }
+        DeliveryMetrics.forward(to: kind, succeeded: failure == nil, nanoseconds: monotonicNanoseconds() - started)
+        breakers.finish(destination, pass, policy: policy, failure: failure)
+        return result
     }
 
     /// Runs `deliver` unless the location remembers deliveries

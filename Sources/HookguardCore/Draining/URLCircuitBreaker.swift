@@ -2,8 +2,9 @@
 /// failures in a row it opens (no request goes out) for `pause`; then one
 /// probe goes out; its success closes the breaker, its failure opens it again
 /// for twice as long (at most `maxPause`). A value: the caller owns it and
-/// feeds it results on one thread.
-public struct CircuitBreaker: Sendable, Equatable {
+/// feeds it results on one thread. `drain --to-url`'s, one per URL; serve's
+/// destinations have `CircuitBreaker` (Delivery/), a fixed back-off and an in-flight limit.
+public struct URLCircuitBreaker: Sendable, Equatable {
     public struct Settings: Sendable, Equatable {
         public var failures: Int
         public var pause: Duration

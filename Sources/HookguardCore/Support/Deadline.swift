@@ -1,0 +1,30 @@
+import Glibc
+
+/// A point in monotonic time that bounds every step of one hand-over
+/// (connect, write, acknowledgement) together.
+struct Deadline {
+    let nanoseconds: UInt64
+
+    init(milliseconds: Int) {
+        nanoseconds = monotonicNanoseconds() + UInt64(max(0, milliseconds)) * 1_000_000
+    }
+
+    /// What is left, as a socket timeout; nil once the deadline has passed.
+    var remaining: timeval? {
+        guard let left = remainingNanoseconds else { return nil }
+        var remaining = timeval()
+        remaining.tv_sec = Int(left / 1_000_000_000)
+        remaining.tv_usec = Int(left % 1_000_000_000 / 1000)
+        return remaining
+    }
+
+    /// What is left in whole milliseconds, at least 1; nil once the deadline has passed.
+    var remainingMilliseconds: Int? {
+        remainingNanoseconds.map { max(1, Int($0 / 1_000_000)) }
+    }
+
+    private var remainingNanoseconds: UInt64? {
+        let now = monotonicNanoseconds()
+        return now < nanoseconds ? nanoseconds - now : nil
+    }
+}
