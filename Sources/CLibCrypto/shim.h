@@ -6,6 +6,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/params.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 /* An HMAC context keyed with `key` under the digest named `digest` ("SHA256"),
  * ready for EVP_MAC_CTX_dup; NULL on failure. OSSL_PARAM's constructors are

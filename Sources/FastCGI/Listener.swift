@@ -95,27 +95,22 @@ public struct Listener: Sendable, CustomStringConvertible {
         }
         try removeStaleSocket(path, addr: addr)
 
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system(SystemError("socket", errno: errno)) }
+        let fd = try call("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         do throws(OpenError) {
-            try withSockaddr(addr) { ptr, len throws(OpenError) in
-                guard bind(fd, ptr, len) == 0 else { throw .system(SystemError("bind", path: path, errno: errno)) }
+            _ = try withSockaddr(addr) { ptr, len throws(OpenError) in
+                try call("bind", path: path) { bind(fd, ptr, len) }
             }
             // Permissions are set before listen(), so no client connects through wider ones.
-            guard chmod(path, mode_t(options.socketMode)) == 0 else {
-                throw .system(SystemError("chmod", path: path, errno: errno))
-            }
+            try call("chmod", path: path) { chmod(path, mode_t(options.socketMode)) }
             var group = gid_t.max
             if let name = options.socketGroup {
                 guard let entry = getgrnam(name) else { throw .unknownGroup(name) }
                 group = entry.pointee.gr_gid
             }
             if group != gid_t.max || options.socketOwner != nil {
-                guard chown(path, options.socketOwner ?? uid_t.max, group) == 0 else {
-                    throw .system(SystemError("chown", path: path, errno: errno))
-                }
+                try call("chown", path: path) { chown(path, options.socketOwner ?? uid_t.max, group) }
             }
-            guard listen(fd, options.backlog) == 0 else { throw .system(SystemError("listen", path: path, errno: errno)) }
+            try call("listen", path: path) { listen(fd, options.backlog) }
         } catch {
             Glibc.close(fd)
             unlink(path)
@@ -130,7 +125,8 @@ public struct Listener: Sendable, CustomStringConvertible {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw .notASocket(path) }
-        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // Without a probe, a live server's socket would look stale.
+        let probe = try call("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         defer { Glibc.close(probe) }
         let connected = withSockaddr(addr) { ptr, len in connect(probe, ptr, len) == 0 }
         if connected { throw .inUse(path) }
@@ -151,19 +147,17 @@ public struct Listener: Sendable, CustomStringConvertible {
         let address = ListenAddress.tcp(host: host, port: port)
         if !options.allowRemote && !isLoopback(info.pointee.ai_addr) { throw .remoteRefused(address.description) }
 
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system(SystemError("socket", errno: errno)) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
-            let error = SystemError("bind", path: address.description, errno: errno)
+        let fd = try call("socket") { socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        do throws(OpenError) {
+            var one: Int32 = 1
+            try call("setsockopt(SO_REUSEADDR)", path: address.description) {
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+            try call("bind", path: address.description) { bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) }
+            try call("listen", path: address.description) { listen(fd, options.backlog) }
+        } catch {
             Glibc.close(fd)
-            throw .system(error)
-        }
-        guard listen(fd, options.backlog) == 0 else {
-            let error = SystemError("listen", path: address.description, errno: errno)
-            Glibc.close(fd)
-            throw .system(error)
+            throw error
         }
         return Listener(fd: fd, address: address)
     }
@@ -194,10 +188,11 @@ public struct Listener: Sendable, CustomStringConvertible {
 
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
+        _ = try withUnsafeMutablePointer(to: &storage) { pointer throws(OpenError) in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(OpenError) in
+                try call("getsockname", path: name) { getsockname(fd, address, &length) }
+            }
         }
-        guard named else { throw .system(SystemError("getsockname", path: name, errno: errno)) }
         let boundTo = withUnsafeMutablePointer(to: &storage) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { describe($0, length: length) }
         }
@@ -209,7 +204,8 @@ public struct Listener: Sendable, CustomStringConvertible {
             if !loopback { throw .remoteRefused("\(boundTo) (\(name))") }
         }
         // No program hookguard might start should inherit the listening socket.
-        _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
+        let descriptorFlags = try call("fcntl(F_GETFD)", path: name) { fcntl(fd, F_GETFD) }
+        try call("fcntl(F_SETFD)", path: name) { fcntl(fd, F_SETFD, descriptorFlags | FD_CLOEXEC) }
         return Listener(fd: fd, address: .inherited(fd: fd), boundTo: boundTo)
     }
 
@@ -270,4 +266,14 @@ private func withSockaddr<R, E: Error>(
         }
     }
     return try result.get()
+}
+
+/// `syscall` for the listener's calls: a failure is an `OpenError`.
+@discardableResult
+private func call<T: BinaryInteger>(_ name: String, path: String? = nil, _ body: () -> T) throws(Listener.OpenError) -> T {
+    do {
+        return try syscall(name, path: path, body)
+    } catch {
+        throw .system(error)
+    }
 }

@@ -28,20 +28,27 @@ extension Hookguard {
         if let fd = mode.inheritedDescriptor {
             // No arguments, so no --allow-remote: an inherited TCP socket must be loopback.
             let listener = try Serve.openListener(.inherited(fd: fd), options: .init(), logger: logger)
-            defer { listener.close() }
-            Serve.serve(on: listener, workers: options.workers, logger: logger, logSink: logSink)
+            let status = Serve.serve(
+                on: listener, workers: options.workers, timeouts: options.timeouts, logger: logger, logSink: logSink)
+            listener.close()
+            // Abandoned workers may still be running: end here, not through exit()'s handlers.
+            if status != 0 { _exit(status) }
         } else {
-            try answerCGIRequest(environment: environment, logger: logger)
+            try answerCGIRequest(environment: environment, timeouts: options.timeouts, logger: logger)
         }
     }
 
     /// One request: its parameters are the environment, its body standard
     /// input; the answer goes to standard output. Exits 0 once the answer is
     /// written, whatever it says.
-    private func answerCGIRequest(environment: [String: String], logger: Logger) throws {
+    /// The body's reads wait at most `timeouts.read` each; SIGTERM or SIGINT
+    /// leave the request `timeouts.grace` seconds to finish, then end the
+    /// process with status 1.
+    private func answerCGIRequest(environment: [String: String], timeouts: FastCGIServer.Timeouts, logger: Logger) throws {
         // A web server that stops reading must give EPIPE, not kill the answer's log line.
         signal(SIGPIPE, SIG_IGN)
-        var body = FileDescriptorBody(fd: STDIN_FILENO)
+        Self.endAfterGraceOnTerm(grace: timeouts.grace, logger: logger)
+        var body = FileDescriptorBody(fd: STDIN_FILENO, timeout: timeouts.read)
         let response = WebhookHandler(logger: logger, connections: .request).handle(RequestParams(environment), body: &body)
         do {
             try CGIResponseWriter.write(response, to: STDOUT_FILENO)
@@ -49,5 +56,36 @@ extension Hookguard {
             logger.error("answer not written", metadata: ["status": "\(response.status)", "detail": "\(error)"])
             throw ExitCode.failure
         }
+    }
+
+    /// Blocks SIGTERM and SIGINT for every thread (before any other starts)
+    /// and waits for them on a thread of their own: the request then has
+    /// `grace` seconds left before the process ends, unanswered.
+    private static func endAfterGraceOnTerm(grace: Double, logger: Logger) {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for signal in [SIGTERM, SIGINT] { sigaddset(&signals, signal) }
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        _ = WorkerThread {
+            var received: Int32 = 0
+            var waitFor = signals
+            sigwait(&waitFor, &received)
+            logger.notice("stopping: the request has the grace period left", metadata: [
+                "signal": "\(received)", "grace": "\(grace)",
+            ])
+            var seconds = UInt32(grace)
+            while seconds > 0 { seconds = sleep(seconds) }  // what an interruption left
+            usleep(UInt32((grace - grace.rounded(.down)) * 1_000_000))
+            logger.warning("grace period over; stopping with the request unanswered", metadata: ["grace": "\(grace)"])
+            _exit(1)
+        }
+    }
+}
+
+extension EnvironmentOptions {
+    /// The server's timeouts, with its defaults for what the environment leaves unset.
+    var timeouts: FastCGIServer.Timeouts {
+        let defaults = FastCGIServer.Timeouts.defaults
+        return .init(read: readTimeout ?? defaults.read, idle: idleTimeout ?? defaults.idle, grace: grace ?? defaults.grace)
     }
 }

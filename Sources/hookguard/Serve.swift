@@ -12,7 +12,8 @@ struct Serve: ParsableCommand {
             Without --listen, serves on the listening socket it was started with: \
             systemd's (LISTEN_FDS, on fd 3) or one on standard input (spawn-fcgi, \
             mod_fcgid, StandardInput=socket). Runs until SIGTERM, SIGINT or SIGUSR1, \
-            then finishes the requests in flight and exits 0, removing a Unix socket \
+            then stops accepting, lets the requests in flight finish for --grace seconds \
+            and exits 0 (1 if the grace period ran out first), removing a Unix socket \
             file it created (never one it was given).
             """
     )
@@ -44,6 +45,23 @@ struct Serve: ParsableCommand {
     /// the spool's group commit shares (bench/run: 4 → 16 workers doubled the
     /// durable rate on 2 cores). Bigger machines keep 2 per core.
     static let defaultWorkers = max(16, 2 * ProcessInfo.processInfo.activeProcessorCount)
+
+    @Option(help: ArgumentHelp(
+        "Longest wait, in seconds, for a new connection's first record, for each read of a request's parameters or body, and for each write of its answer; the connection is then closed.",
+        valueName: "seconds"))
+    var readTimeout: Double = FastCGIServer.Timeouts.defaults.read
+
+    @Option(help: ArgumentHelp(
+        "Longest wait, in seconds, for the next request on a connection the web server keeps open (fastcgi_keep_conn); it is then closed.",
+        valueName: "seconds"))
+    var idleTimeout: Double = FastCGIServer.Timeouts.defaults.idle
+
+    @Option(help: ArgumentHelp(
+        "After SIGTERM, seconds the requests in flight have to finish before hookguard exits anyway (status 1).",
+        valueName: "seconds"))
+    var grace: Double = FastCGIServer.Timeouts.defaults.grace
+
+    var timeouts: FastCGIServer.Timeouts { .init(read: readTimeout, idle: idleTimeout, grace: grace) }
 
     @Option(help: ArgumentHelp(
         "Also serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (loopback unless --allow-remote).",
@@ -79,6 +97,10 @@ struct Serve: ParsableCommand {
         guard (1...1024).contains(workers) else {
             throw ValidationError("--workers must be between 1 and 1024")
         }
+        for (name, value) in [("--read-timeout", readTimeout), ("--idle-timeout", idleTimeout)] {
+            guard value >= 0.001, value <= 86400 else { throw ValidationError("\(name) must be between 0.001 and 86400 seconds") }
+        }
+        guard grace >= 0, grace <= 86400 else { throw ValidationError("--grace must be between 0 and 86400 seconds") }
         if let metricsListen {
             guard case .tcp = try? ListenAddress(parsing: metricsListen) else {
                 throw ValidationError("--metrics-listen \"\(metricsListen)\" is not HOST:PORT, e.g. 127.0.0.1:9464")
@@ -112,9 +134,15 @@ struct Serve: ParsableCommand {
                 throw ExitCode.failure
             }
         }
-        Self.serve(
-            on: listener, metricsListener: metricsListener, workers: workers, logger: logger, logSink: logSink,
-            supervised: !noSupervisor)
+        let status = Self.serve(
+            on: listener, metricsListener: metricsListener, workers: workers, timeouts: timeouts, logger: logger,
+            logSink: logSink, supervised: !noSupervisor)
+        if status != 0 {
+            // Abandoned workers may still be running: end here, not through exit()'s handlers.
+            listener.close()
+            metricsListener?.close()
+            _exit(status)
+        }
     }
 
     /// The descriptor of the listening socket hookguard was started with, if any.
@@ -139,14 +167,17 @@ struct Serve: ParsableCommand {
     }
 
     /// Answers FastCGI requests on `listener` until told to stop: in a child
-    /// process that `Supervisor` restarts should it die, unless `supervised` is false.
+    /// process that `Supervisor` restarts should it die, unless `supervised`
+    /// is false. Returns the exit status: 0 when every request in flight
+    /// finished, 1 when the grace period ran out first.
     static func serve(
-        on listener: Listener, metricsListener: Listener? = nil, workers: Int, logger: Logger, logSink: LogSink,
-        supervised: Bool = true
-    ) {
+        on listener: Listener, metricsListener: Listener? = nil, workers: Int,
+        timeouts: FastCGIServer.Timeouts = .defaults, logger: Logger, logSink: LogSink, supervised: Bool = true
+    ) -> Int32 {
         let exposition = bootstrapMetrics()
         logger.notice("serving", metadata: [
             "listen": "\(listener)", "workers": "\(workers)",
+            "read_timeout": "\(timeouts.read)", "idle_timeout": "\(timeouts.idle)", "grace": "\(timeouts.grace)",
             "user": "\(getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? String(geteuid()))",
         ])
         let serveHere = { () -> Int32 in
@@ -154,29 +185,54 @@ struct Serve: ParsableCommand {
             let workerStatus = WorkerStatus(total: workers)
             let handler = WebhookHandler(logger: logger, workers: workerStatus, exposition: exposition)
             let metricsEndpoint = metricsListener.map { MetricsEndpoint(listener: $0, text: handler.metricsText, logger: logger) }
-            FastCGIServer(listener: listener, workers: workers).run(onHangup: { logSink.reopen() }) { exchange in
-                workerStatus.working {
-                    let response = handler.handle(exchange.params, body: &exchange.body)
-                    exchange.respond(response)
+            let server = FastCGIServer(listener: listener, workers: workers, timeouts: timeouts) { event in
+                switch event {
+                case .acceptFailed(let error, let count):
+                    logger.error("cannot accept connections", metadata: ["detail": "\(error)", "count": "\(count)"])
+                case .graceExpired(let inFlight):
+                    logger.warning("grace period over; stopping with requests unanswered", metadata: [
+                        "grace": "\(timeouts.grace)", "in_flight": "\(inFlight)",
+                    ])
                 }
             }
+            let stop: FastCGIServer.Stop
+            do {
+                stop = try server.run(onHangup: { logSink.reopen() }) { exchange in
+                    workerStatus.working {
+                        let response = handler.handle(exchange.params, body: &exchange.body)
+                        exchange.respond(response)
+                    }
+                }
+            } catch {
+                logger.critical("cannot serve", metadata: ["detail": "\(error)"])
+                return 1
+            }
+            // Abandoned workers still run: the metrics endpoint goes with the process.
+            guard stop == .finished else { return 1 }
             metricsEndpoint?.stop()
             return 0
         }
+        let status: Int32
         if supervised {
-            Supervisor.run(
+            status = Supervisor.run(
+                grace: timeouts.grace,
                 report: { event in
                     switch event {
                     case .started(let pid): logger.debug("workers started", metadata: ["pid": "\(pid)"])
                     case .died(let pid, let status):
                         logger.critical("workers died; restarting them", metadata: ["pid": "\(pid)", "detail": "\(status)"])
+                    case .forkFailed(let error, let retryIn):
+                        logger.critical("cannot start workers; retrying", metadata: ["detail": "\(error)", "retry_in": "\(retryIn)s"])
                     case .stopping: logger.debug("stopping workers")
+                    case .killed(let pid):
+                        logger.error("workers outlived the grace period; killed", metadata: ["pid": "\(pid)"])
                     }
                 },
                 onHangup: { logSink.reopen() }, child: serveHere)
         } else {
-            _ = serveHere()
+            status = serveHere()
         }
-        logger.notice("stopped", metadata: ["listen": "\(listener)"])
+        logger.notice("stopped", metadata: ["listen": "\(listener)", "status": "\(status)"])
+        return status
     }
 }

@@ -23,6 +23,11 @@ struct Sign: ParsableCommand {
     @Option(help: ArgumentHelp("Unix time to sign (default: now).", valueName: "seconds"))
     var timestamp: Int?
 
+    @Option(help: ArgumentHelp(
+        "Public-key schemes (discord, sendgrid, custom ed25519/ecdsa-p256; standard-webhooks v1a): the sender's private key, PEM.",
+        valueName: "file"))
+    var privateKeyFile: String?
+
     @Option(help: ArgumentHelp("The sender's delivery id (default: a fresh UUID).", valueName: "id"))
     var id: String?
 
@@ -38,15 +43,30 @@ struct Sign: ParsableCommand {
 
     func run() throws {
         let scheme = try options.resolvedScheme()
-        guard let secret = try options.secrets().first else { throw ValidationError("no secret given") }
         let now = Timestamp.now()
         let deliveryID = scheme.idHeader == nil ? nil : (id ?? DeliveryID.next(milliseconds: now.milliseconds).text)
+        let url = try options.signedURL(for: scheme)
         let lines: [(name: String, value: String)]
-        do {
-            lines = try SignatureSigner.headers(
-                scheme, secret: secret, body: readBody(file), timestamp: timestamp ?? now.seconds, id: deliveryID)
-        } catch let error as Scheme.KeyError {
-            throw ValidationError("\(options.secretFile != nil ? "--secret-file" : "--secret"): \(error.problem)")
+        if scheme.publicKey != nil || (scheme.asymmetricPrefix != nil && privateKeyFile != nil) {
+            guard let privateKeyFile, let pem = FileManager.default.contents(atPath: privateKeyFile) else {
+                throw ValidationError("--private-key-file: \(scheme.name) is signed with the sender's private key (a readable PEM file)")
+            }
+            do {
+                lines = try SignatureSigner.headers(
+                    scheme, privateKeyPEM: [UInt8](pem), body: readBody(file), timestamp: timestamp ?? now.seconds,
+                    id: deliveryID, url: url)
+            } catch let error as Scheme.KeyError {
+                throw ValidationError("--private-key-file: \(error.problem)")
+            }
+        } else {
+            guard let secret = try options.secrets().first else { throw ValidationError("no secret given") }
+            do {
+                lines = try SignatureSigner.headers(
+                    scheme, secret: secret, body: readBody(file), timestamp: timestamp ?? now.seconds, id: deliveryID,
+                    url: url)
+            } catch let error as Scheme.KeyError {
+                throw ValidationError("\(options.secretFile != nil ? "--secret-file" : "--secret"): \(error.problem)")
+            }
         }
         print(lines.map { "\($0.name): \($0.value)" }.joined(separator: "\n"))
     }

@@ -20,9 +20,9 @@ struct Verify: ParsableCommand {
     var headers: [String] = []
 
     @Option(help: ArgumentHelp(
-        "Seconds a signed timestamp may be from now (default: \(SignatureVerifier.defaultTolerance)).",
+        "Seconds a signed timestamp may be from now (default: the scheme's, as HOOKGUARD_TOLERANCE).",
         valueName: "seconds"))
-    var tolerance: Int = SignatureVerifier.defaultTolerance
+    var tolerance: Int?
 
     @Option(help: ArgumentHelp("Unix time to check against (default: now).", valueName: "seconds"))
     var now: Int?
@@ -31,7 +31,7 @@ struct Verify: ParsableCommand {
     var file: String?
 
     func validate() throws {
-        guard tolerance >= 0 else { throw ValidationError("--tolerance must be a number of seconds") }
+        if let tolerance, tolerance < 0 { throw ValidationError("--tolerance must be a number of seconds") }
         for line in headers where !line.contains(":") {
             throw ValidationError("--header \"\(line)\" is not 'Name: value'")
         }
@@ -41,9 +41,11 @@ struct Verify: ParsableCommand {
         let scheme = try options.resolvedScheme()
         let keys: [Secret]
         do {
-            keys = try options.secrets().map { secret throws(Scheme.KeyError) in try scheme.key(from: secret) }
-        } catch let error as Scheme.KeyError {
-            print("refused (secret-unusable): \(error.problem)")
+            let located = try options.keys(for: scheme)
+            for unusable in located.unusable { print("skipped: --secret-file \(unusable)") }
+            keys = located.keys
+        } catch let error as ConfigError {
+            print("refused (secret-unusable): \(options.flagMessage(error))")
             throw ExitCode.failure
         }
         var params = RequestParams()
@@ -54,9 +56,12 @@ struct Verify: ParsableCommand {
         }
         let body = try readBody(file)
         let checkedAt = now ?? Timestamp.now().seconds
+        let tolerance = self.tolerance ?? scheme.tolerance
+        let url = try options.signedURL(for: scheme)
 
         func check(_ body: [UInt8]) throws(VerificationError) {
-            try SignatureVerifier.verify(scheme, keys: keys, params: params, body: body, now: checkedAt, tolerance: tolerance)
+            try SignatureVerifier.verify(
+                scheme, keys: keys, params: params, body: body, now: checkedAt, tolerance: tolerance, url: url)
         }
         do {
             try check(body)
@@ -64,7 +69,7 @@ struct Verify: ParsableCommand {
             switch error {
             case .refused(let failure):
                 print("refused (\(failure.reasonCode)): \(failure)")
-                for hint in hints(failure, scheme: scheme, body: body, check: check) { print("  \(hint)") }
+                for hint in hints(failure, scheme: scheme, body: body, tolerance: tolerance, check: check) { print("  \(hint)") }
             case .crypto(let failure):
                 print("not checked (crypto-error): \(failure)")
             }
@@ -77,7 +82,8 @@ struct Verify: ParsableCommand {
 
     /// What an operator would check next, from what else the delivery tells.
     private func hints(
-        _ failure: SignatureFailure, scheme: Scheme, body: [UInt8], check: ([UInt8]) throws(VerificationError) -> Void
+        _ failure: SignatureFailure, scheme: Scheme, body: [UInt8], tolerance: Int,
+        check: ([UInt8]) throws(VerificationError) -> Void
     ) -> [String] {
         switch failure {
         case .missing:

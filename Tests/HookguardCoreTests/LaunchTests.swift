@@ -77,6 +77,25 @@ import Testing
         #expect(options.logLevel == .info)
     }
 
+    @Test func secondsFromTheEnvironment() throws {
+        let options = try EnvironmentOptions(
+            environment: ["HOOKGUARD_READ_TIMEOUT": "0.5", "HOOKGUARD_IDLE_TIMEOUT": "30", "HOOKGUARD_GRACE": ""],
+            defaultWorkers: 2)
+        #expect(options.readTimeout == 0.5)
+        #expect(options.idleTimeout == 30)
+        #expect(options.grace == nil)
+    }
+
+    @Test(arguments: ["0", "-1", "soon", "86401"])
+    func badSecondsAreNamed(value: String) {
+        do {
+            _ = try EnvironmentOptions(environment: ["HOOKGUARD_GRACE": value], defaultWorkers: 2)
+            Issue.record("HOOKGUARD_GRACE=\(value) was accepted")
+        } catch {
+            #expect(error.description.contains("HOOKGUARD_GRACE=\"\(value)\""))
+        }
+    }
+
     @Test func valuesFromTheEnvironment() throws {
         let options = try EnvironmentOptions(
             environment: ["HOOKGUARD_WORKERS": "1", "HOOKGUARD_LOG_LEVEL": "DEBUG"], defaultWorkers: 6)
@@ -225,6 +244,22 @@ final class OnThread<T: Sendable>: Sendable {
         var body = FileDescriptorBody(fd: pipe.read)
         #expect(try RequestBody.read(from: &body, contentLength: nil, limit: 1 << 20) == bytes)
         writer.wait()
+    }
+
+    @Test func aStalledWriterEndsTheBodyAfterTheTimeout() throws {
+        let pipe = try Pipe()
+        defer {
+            close(pipe.read)
+            close(pipe.write)
+        }
+        try writeAll(pipe.write, Array("half".utf8), path: "test pipe")
+        var body = FileDescriptorBody(fd: pipe.read, timeout: 0.2)
+        let start = ContinuousClock.now
+        #expect(throws: BodyError.incomplete(expected: 8, received: 4)) {
+            try RequestBody.read(from: &body, contentLength: 8, limit: 1024)
+        }
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(190) && waited < .seconds(5), "waited \(waited)")
     }
 
     @Test func aBadDescriptorFails() {

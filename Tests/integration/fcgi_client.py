@@ -131,3 +131,21 @@ def _exchange(sock: socket.socket, params: dict[str, str], body: bytes, flags: i
             headers[k.strip().lower()] = v.strip()
     status = int(headers.get("status", "200").split()[0])
     return FcgiResponse(status, headers, body_out, stderr, app_status)
+
+
+# -- pieces of a request, for clients that stop half-way (test_transport.py)
+
+def begin_request(flags: int = 0, request_id: int = 1) -> bytes:
+    """A BEGIN_REQUEST record for the responder role."""
+    return _record(FCGI_BEGIN_REQUEST, request_id, struct.pack(">HB5x", FCGI_RESPONDER, flags))
+
+
+def params_stream(params: dict[str, str], request_id: int = 1) -> bytes:
+    """The whole PARAMS stream, ended by its empty record."""
+    return _stream(FCGI_PARAMS, request_id, encode_params(params))
+
+
+def record_header(rtype: int, length: int, request_id: int = 1) -> bytes:
+    """Only the header of a record announcing `length` content bytes: a client
+    that sends it and part of the content has stalled inside that record."""
+    return struct.pack(">BBHHBx", FCGI_VERSION_1, rtype, request_id, length, 0)

@@ -33,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+import public_keys  # noqa: E402
+import senders  # noqa: E402
 import signing  # noqa: E402
 
 HOOKGUARD_BIN = Path(os.environ.get("HOOKGUARD_BIN") or REPO / ".build" / "debug" / "hookguard")
@@ -41,6 +43,10 @@ EXTRA_CONF = HERE / "nginx-extra.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 LITERAL_SECRET = "literal-secret-5b9d2e"  # also in nginx-extra.conf
+# The secret of issue 16: its base64 lost the trailing "=" (the libraries pad it back).
+UNPADDED_WHSEC = "whsec_OGg6NYbF+IVj+TSFkQWmsxdykKqIwY8yPHV+flc8l/A"
+UNUSABLE_WHSEC = "whsec_this*is*not*base64"
+VERIFY_TOKEN = "meta-verify-token-7c1e"  # Meta's hub.verify_token for /t/preset/meta
 WORKERS = 8
 
 
@@ -206,6 +212,12 @@ class Prefix:
         self.nginx_error = path / "error.log"
         self.nginx_conf = path / "conf" / "nginx.conf"
         self.secrets = {name: signing.new_secret(name) for name in signing.ALL_NAMES}
+        self.catalog_secrets = {name: (senders.new_secret(name), senders.new_secret(name)) for name in senders.SENDERS}
+        self.key_pairs = {name: (public_keys.KeyPair(name), public_keys.KeyPair(name)) for name in public_keys.HEADERS}
+        self.v1a_shared = signing.new_secret("standard-webhooks")
+        self.v1a_pair = public_keys.V1aKey()
+        self.url_secrets = {name: (f"{name}-old-{os.urandom(8).hex()}", f"{name}-new-{os.urandom(8).hex()}")
+                            for name in ("twilio", "square", "hubspot", "mailgun")}
 
     def render(self) -> None:
         subprocess.run([str(RENDER), str(self.path), str(self.port), str(EXTRA_CONF)],
@@ -215,6 +227,19 @@ class Prefix:
             # comments and blank lines around the one secret, as deployed
             write_file(sec / f"{name}.secret", f"# {name} secret\n\n{secret}\n")
         write_file(sec / "comments-only.secret", "# nothing here yet\n\n# still nothing\n")
+        # issue 16: every catalog preset at /t/preset/<name>, with two secrets (a rotation)
+        for name, pair in self.catalog_secrets.items():
+            write_file(sec / f"preset-{name}.secret", f"# {name}: old, then new\n{pair[0]}\n{pair[1]}\n")
+        write_file(sec / "preset-slack.secret", f"{self.secrets['slack']}\n")
+        write_file(sec / "v1a.secret", f"{self.v1a_shared}\n{self.v1a_pair.whpk}\n")
+        write_file(sec / "verify-token", f"{VERIFY_TOKEN}\n")
+        for name, pair in self.url_secrets.items():
+            write_file(sec / f"preset-{name}.secret", f"{pair[0]}\n{pair[1]}\n")
+        # issue 16: the public-key presets, with two of the sender's public keys each
+        for name, pairs in self.key_pairs.items():
+            write_file(sec / f"preset-{name}.secret", "".join(p.public_text + "\n" for p in pairs))
+        # issue 16: a Standard Webhooks secret without its base64 padding, after a line that is no key
+        write_file(sec / "unpadded.secret", f"# rotating\n{UNUSABLE_WHSEC}\n{UNPADDED_WHSEC}\n")
         write_file(sec / "empty.secret", "")
         write_file(sec / "rotate-rename.secret", f"{LITERAL_SECRET}\n")
         write_file(sec / "rotate-inplace.secret", f"{LITERAL_SECRET}\n")

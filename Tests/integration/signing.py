@@ -14,6 +14,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from senders import changed
+
 
 @dataclass(frozen=True)
 class Scheme:
@@ -221,12 +223,7 @@ def malformed_stamped(name: str, genuine: dict[str, str]) -> list[tuple[str, dic
     sig = genuine[s.signature_header]
 
     def change(header, value):
-        h = dict(genuine)
-        if value is None:
-            h.pop(header, None)
-        else:
-            h[header] = value
-        return h
+        return changed(genuine, header, value)
 
     cases = [("no signature header", change(s.signature_header, None), "signature-missing")]
     if s.timestamp_header:

@@ -3,7 +3,7 @@
 // decoding of Standard Webhooks. Properties: no crash; every secret is a
 // non-empty line without surrounding white space and not a # comment; the
 // cache reads what parseFile parses; CRLF line ends change nothing; a key
-// decoded from whsec_ is non-empty and is what the base64 says.
+// decoded from whsec_ (or whpk_) is non-empty and is what the base64 says.
 import Foundation
 import FuzzSupport
 import HookguardCore
@@ -38,8 +38,13 @@ public func fuzzSecrets(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
         if let key = try? standardWebhooks.key(from: secret) {
             require(!key.bytes.isEmpty, "an empty whsec_ key")
             let text = String(decoding: bytes, as: UTF8.self)
-            let encoded = text.hasPrefix("whsec_") ? String(text.dropFirst(6)) : text
-            require(Data(base64Encoded: encoded).map { [UInt8]($0) } == key.bytes, "a whsec_ key that is not the base64")
+            // whpk_: a v1a public key; whsec_ (or bare): the HMAC key. Either is the base64
+            // after the prefix, its `=` padding optional as in the standardwebhooks library.
+            let prefix = key.isPublicKey ? "whpk_" : "whsec_"
+            let encoded = text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text
+            let padded = encoded + String(repeating: "=", count: (4 - encoded.utf8.count % 4) % 4)
+            require(Data(base64Encoded: padded).map { [UInt8]($0) } == key.bytes, "a \(prefix) key that is not the base64")
+            if key.isPublicKey { require(key.bytes.count == 32, "a whpk_ key of \(key.bytes.count) bytes") }
         }
     }
 

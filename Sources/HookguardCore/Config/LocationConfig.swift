@@ -29,6 +29,18 @@ public enum Parameter: String, Sendable, CaseIterable {
     case breakerFailures = "HOOKGUARD_BREAKER_FAILURES"
     case breakerBackoff = "HOOKGUARD_BREAKER_BACKOFF_MS"
     case breakerMaxInFlight = "HOOKGUARD_BREAKER_MAX_IN_FLIGHT"
+    // The custom scheme's template (issue 16).
+    case message = "HOOKGUARD_MESSAGE"
+    case timestampHeader = "HOOKGUARD_TIMESTAMP_HEADER"
+    case timestampField = "HOOKGUARD_TIMESTAMP_FIELD"
+    case timestampFormat = "HOOKGUARD_TIMESTAMP_FORMAT"
+    case separator = "HOOKGUARD_SEPARATOR"
+    case keyForm = "HOOKGUARD_KEY_FORM"
+    case eventHeader = "HOOKGUARD_EVENT_HEADER"
+    /// The exact public URL the sender signs (URL-bound schemes).
+    case url = "HOOKGUARD_URL"
+    /// Meta's verify token for its GET subscription check.
+    case verifyTokenFile = "HOOKGUARD_VERIFY_TOKEN_FILE"
 }
 
 /// A reader's Unix socket that verified deliveries are handed to.
@@ -85,6 +97,10 @@ public struct LocationConfig: Sendable {
     /// Seconds a sender's delivery id is remembered, to answer its retries
     /// without spooling them again; `nil`: every delivery is spooled.
     public var dedupeWindow: Int?
+    /// HOOKGUARD_URL: the public URL the sender was given, for URL-bound schemes.
+    public var publicURL: String?
+    /// HOOKGUARD_VERIFY_TOKEN_FILE: the token Meta's GET subscription check must carry.
+    public var verifyTokenFile: String?
 
     public init(
         scheme: Scheme, secretFile: String? = nil, literalSecret: Secret? = nil, spool: String?,
@@ -149,7 +165,12 @@ public struct LocationConfig: Sendable {
             rejectStatus = status
         }
 
-        tolerance = try Self.tolerance(params)
+        tolerance = try Self.tolerance(params, default: scheme.tolerance)
+        publicURL = try Self.publicURL(value(.url), scheme: scheme)
+        verifyTokenFile = value(.verifyTokenFile)
+        if let path = verifyTokenFile, !path.hasPrefix("/") {
+            throw ConfigError(.verifyTokenFile, "\"\(path)\" is not an absolute path")
+        }
 
         dedupeWindow = nil
         if let text = value(.dedupe) {
@@ -182,9 +203,33 @@ public struct LocationConfig: Sendable {
         }
     }
 
-    /// `HOOKGUARD_TOLERANCE`, or the default.
-    public static func tolerance(_ params: RequestParams) throws(ConfigError) -> Int {
-        guard let text = reader(params)(.tolerance) else { return SignatureVerifier.defaultTolerance }
+    /// HOOKGUARD_URL, required by a URL-bound scheme.
+    public static func publicURL(_ text: String?, scheme: Scheme) throws(ConfigError) -> String? {
+        guard let text else {
+            if scheme.isURLBound {
+                throw ConfigError(.url, "missing; \(scheme.name) signs the URL it was given: set it here exactly, e.g. https://example.org/hooks/\(scheme.name)")
+            }
+            return nil
+        }
+        guard text.hasPrefix("https://") || text.hasPrefix("http://"), text.count > 8,
+            !text.contains(where: { $0 == " " || $0.isNewline || $0 == "\t" })
+        else {
+            throw ConfigError(.url, "\"\(text)\" is not an http(s) URL")
+        }
+        return text
+    }
+
+    /// The URL a URL-bound sender signed: HOOKGUARD_URL, with the request's
+    /// query string when HOOKGUARD_URL has none (Twilio's `bodySHA256`).
+    public func signedURL(_ params: RequestParams) -> String? {
+        guard let publicURL else { return nil }
+        guard !publicURL.contains("?"), let query = params["QUERY_STRING"], !query.isEmpty else { return publicURL }
+        return publicURL + "?" + query
+    }
+
+    /// `HOOKGUARD_TOLERANCE`, or the scheme's.
+    public static func tolerance(_ params: RequestParams, default tolerance: Int) throws(ConfigError) -> Int {
+        guard let text = reader(params)(.tolerance) else { return tolerance }
         guard let seconds = Int(text), seconds >= 0 else {
             throw ConfigError(.tolerance, "\"\(text)\" is not a number of seconds")
         }
@@ -292,19 +337,28 @@ public struct LocationConfig: Sendable {
     }
 
     private static func customScheme(_ value: (Parameter) -> String?) throws(ConfigError) -> Scheme {
-        guard let header = value(.signatureHeader) else {
+        func headerName(_ parameter: Parameter) throws(ConfigError) -> HeaderName? {
+            guard let name = value(parameter) else { return nil }
+            guard name.utf8.allSatisfy({ isTokenCharacter($0) }) else {
+                throw ConfigError(parameter, "\"\(name)\" is not a header name")
+            }
+            return HeaderName(name)
+        }
+        guard let header = try headerName(.signatureHeader) else {
             throw ConfigError(.signatureHeader, "missing; the custom scheme needs the signature's header name")
         }
-        guard header.utf8.allSatisfy({ isTokenCharacter($0) }) else {
-            throw ConfigError(.signatureHeader, "\"\(header)\" is not a header name")
-        }
         var algorithm = DigestAlgorithm.sha256
+        var publicKey: PublicKeyAlgorithm? = nil
         if let name = value(.algorithm) {
-            guard let known = DigestAlgorithm(rawValue: name.lowercased()) else {
-                let names = DigestAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
+            if let known = PublicKeyAlgorithm(rawValue: name.lowercased()) {
+                publicKey = known
+            } else if let known = DigestAlgorithm(rawValue: name.lowercased()) {
+                algorithm = known
+            } else {
+                let names = (DigestAlgorithm.allCases.map(\.rawValue) + PublicKeyAlgorithm.allCases.map(\.rawValue))
+                    .joined(separator: ", ")
                 throw ConfigError(.algorithm, "unknown algorithm \"\(name)\"; known: \(names)")
             }
-            algorithm = known
         }
         var encoding = SignatureEncoding.hex
         if let name = value(.encoding) {
@@ -313,24 +367,97 @@ public struct LocationConfig: Sendable {
             }
             encoding = known
         }
-        var idHeader: HeaderName? = nil
-        if let name = value(.idHeader) {
-            guard name.utf8.allSatisfy({ isTokenCharacter($0) }) else {
-                throw ConfigError(.idHeader, "\"\(name)\" is not a header name")
+        let idHeader = try headerName(.idHeader)
+        let eventHeader = try headerName(.eventHeader)
+        let prefix = try headerText(value(.prefix) ?? "", .prefix)
+        var separator: Character? = nil
+        if let text = value(.separator) {
+            let spelled = text == "space" ? " " : text
+            guard spelled.count == 1, let character = spelled.first, character.isASCII,
+                !(character.isLetter || character.isNumber)
+            else {
+                throw ConfigError(.separator, "\"\(text)\" is not one punctuation character (or \"space\")")
             }
-            idHeader = HeaderName(name)
+            separator = character
         }
-        let prefix = value(.prefix) ?? ""
-        // Web servers strip a header value's leading white space, and no value holds a control character.
-        if let first = prefix.utf8.first, first == UInt8(ascii: " ") || first == 0x09 {
-            throw ConfigError(.prefix, "\"\(prefix)\" begins with white space, which never reaches hookguard")
+        var timestamp: Scheme.TimestampSource? = nil
+        if let name = try headerName(.timestampHeader) { timestamp = .header(name) }
+        if let field = value(.timestampField) {
+            guard timestamp == nil else {
+                throw ConfigError(.timestampField, "set with HOOKGUARD_TIMESTAMP_HEADER: the timestamp is in one place")
+            }
+            guard separator != nil else {
+                throw ConfigError(.timestampField, "needs HOOKGUARD_SEPARATOR: a field is an entry of the signature header's list")
+            }
+            timestamp = .field(try headerText(field, .timestampField))
         }
-        if prefix.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7f }) {
-            throw ConfigError(.prefix, "holds a control character, which no header value can")
+        var timestampFormat = TimestampFormat.unixSeconds
+        if let name = value(.timestampFormat) {
+            guard let known = TimestampFormat(rawValue: name.lowercased()) else {
+                let names = TimestampFormat.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ConfigError(.timestampFormat, "unknown format \"\(name)\"; known: \(names)")
+            }
+            timestampFormat = known
+        }
+        var keyForm: Scheme.KeyForm = switch publicKey {
+        case nil: .asGiven
+        case .ed25519: .hexPublicKey
+        case .ecdsaP256: .base64PublicKey
+        }
+        if let name = value(.keyForm) {
+            guard let known = Scheme.KeyForm(rawValue: name.lowercased()) else {
+                let names = Scheme.KeyForm.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ConfigError(.keyForm, "unknown key form \"\(name)\"; known: \(names)")
+            }
+            keyForm = known
+        }
+        let publicKeyForm = keyForm == .hexPublicKey || keyForm == .base64PublicKey
+        if publicKeyForm != (publicKey != nil) {
+            throw ConfigError(
+                .keyForm,
+                publicKey == nil
+                    ? "\(keyForm.rawValue) is for public-key algorithms (ed25519, ecdsa-p256)"
+                    : "a public-key algorithm needs hex-public-key or base64-public-key")
+        }
+        if publicKey != nil, encoding == .token {
+            throw ConfigError(.encoding, "token: the header carries a secret, and a public-key scheme has none")
+        }
+        var message: [Scheme.MessagePart] = [.body]
+        if let template = value(.message) {
+            guard let parts = Scheme.MessagePart.parse(template) else {
+                throw ConfigError(.message, "\"\(template)\" is not a template: text with {body} once, and {timestamp} or {id} at most once each")
+            }
+            message = parts
+        }
+        if message.contains(.timestamp) != (timestamp != nil) {
+            throw ConfigError(
+                .message,
+                timestamp == nil
+                    ? "uses {timestamp}: name where it is with HOOKGUARD_TIMESTAMP_HEADER or HOOKGUARD_TIMESTAMP_FIELD"
+                    : "has no {timestamp}, so the timestamp is not signed and would protect nothing")
+        }
+        if message.contains(.id), idHeader == nil {
+            throw ConfigError(.message, "uses {id}: name its header with HOOKGUARD_ID_HEADER")
+        }
+        if encoding == .token, message != [.body] || timestamp != nil {
+            throw ConfigError(.encoding, "token: the header carries the secret itself, so nothing is signed")
         }
         return Scheme(
-            name: "custom", signatureHeader: HeaderName(header), algorithm: algorithm,
-            encoding: encoding, prefix: prefix, idHeader: idHeader)
+            name: "custom", signatureHeader: header, algorithm: algorithm, encoding: encoding, prefix: prefix,
+            separator: separator, timestamp: timestamp, timestampFormat: timestampFormat, message: message,
+            keyForm: keyForm, idHeader: idHeader, eventHeader: eventHeader, publicKey: publicKey)
+    }
+
+    /// Text that must arrive as part of a header value.
+    private static func headerText(_ text: String, _ parameter: Parameter) throws(ConfigError) -> String {
+        // Web servers strip a header value's leading white space, and no value holds a control character.
+        if let first = text.utf8.first, first == UInt8(ascii: " ") || first == 0x09 {
+            throw ConfigError(parameter, "\"\(text)\" begins with white space, which never reaches hookguard")
+        }
+        if text.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7f }) {
+            throw ConfigError(parameter, "holds a control character, which no header value can")
+        }
+        return text
     }
 
     private static func isTokenCharacter(_ byte: UInt8) -> Bool {

@@ -26,7 +26,7 @@ public final class SecretFileCache: Sendable {
 
     private struct Entry {
         var identity: Identity
-        var secrets: [Secret]
+        var secrets: [(line: Int, secret: Secret)]
     }
 
     private let entries = Mutex<[String: Entry]>([:])
@@ -34,6 +34,11 @@ public final class SecretFileCache: Sendable {
     public init() {}
 
     public func secrets(at path: String) throws(ConfigError) -> [Secret] {
+        try numberedSecrets(at: path).map(\.secret)
+    }
+
+    /// The file's secrets with their line numbers.
+    public func numberedSecrets(at path: String) throws(ConfigError) -> [(line: Int, secret: Secret)] {
         var st = stat()
         guard stat(path, &st) == 0 else {
             throw ConfigError(.secretFile, "cannot read \(path): \(SystemError("stat", errno: errno).reason)")
@@ -55,7 +60,7 @@ public final class SecretFileCache: Sendable {
         } catch {
             throw ConfigError(.secretFile, "cannot read \(path): \(error.reason)")
         }
-        let secrets = Secret.parseFile(contents)
+        let secrets = Secret.parseFileLines(contents)
         guard !secrets.isEmpty else {
             throw ConfigError(.secretFile, "\(path) holds no secret (only blank or # lines)")
         }

@@ -76,7 +76,7 @@ public struct LocationDoctor: Sendable {
             return [.fail(error.description, fix: fix(for: error))]
         }
         var checks: [DoctorCheck] = [.pass("scheme \(config.scheme.name) (header \(config.scheme.signatureHeader))")]
-        if let path = config.secretFile { checks += secretFile(path) }
+        if let path = config.secretFile { checks += secretFile(path, scheme: config.scheme) }
         if let spool = config.spool { checks += spoolChecks(spool) }
         if let socket = config.socket { checks.append(socketCheck(socket.path)) }
         if let nats = config.nats { checks.append(natsCheck(nats.url)) }
@@ -95,7 +95,7 @@ public struct LocationDoctor: Sendable {
         }
     }
 
-    func secretFile(_ path: String) -> [DoctorCheck] {
+    func secretFile(_ path: String, scheme: Scheme? = nil) -> [DoctorCheck] {
         var st = stat()
         guard stat(path, &st) == 0 else {
             return [.fail("secret file \(path) is missing", fix: "create it with the sender's secret, one per line, mode 0640")]
@@ -121,8 +121,31 @@ public struct LocationDoctor: Sendable {
             } else {
                 checks.append(.pass("secret file \(path) holds \(Secret.parseFile(contents).count) secret(s)"))
             }
+            if let scheme {
+                checks += secretLines(path, Secret.parseFileLines(contents), scheme: scheme)
+            }
         }
         return checks
+    }
+
+    /// Each line that cannot be a key for the scheme: skipped when serving,
+    /// so a location keeps working on its other lines, but a mistake.
+    func secretLines(_ path: String, _ lines: [(line: Int, secret: Secret)], scheme: Scheme) -> [DoctorCheck] {
+        var unusable: [UnusableSecret] = []
+        for (line, secret) in lines {
+            do {
+                _ = try scheme.key(from: secret)
+            } catch {
+                unusable.append(UnusableSecret(path: path, line: line, problem: error.problem))
+            }
+        }
+        guard !unusable.isEmpty else {
+            return lines.isEmpty ? [] : [.pass("secret file \(path): every secret is a \(scheme.name) key")]
+        }
+        return unusable.map { bad in
+            .fail("secret file \(bad) (skipped; \(lines.count - unusable.count) usable line(s) left)",
+                  fix: "correct line \(bad.line) of \(path) or remove it")
+        }
     }
 
     func spoolChecks(_ root: String) -> [DoctorCheck] {

@@ -17,6 +17,10 @@ public enum Outcome: Sendable {
     case spoolUnwritable(SystemError, after: ForwardFailure?)
     /// The socket reader or JetStream could not take it, and there is no spool to fall back to.
     case forwardFailed(ForwardFailure)
+    /// A sender's check of the endpoint (Slack url_verification, Discord PING, …), answered, not stored.
+    case handshake(String, Response)
+    /// A GET handshake whose verify token is not the location's.
+    case handshakeRefused(String, String)
 
     /// Where an accepted delivery went.
     public enum Destination: Sendable {
@@ -70,6 +74,10 @@ public enum Outcome: Sendable {
         case .spoolUnwritable, .forwardFailed:
             .text(503, "Delivery could not be stored; retry later.",
                   headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
+        case .handshake(_, let response):
+            response
+        case .handshakeRefused:
+            .text(403, "Verify token does not match.")
         }
     }
 
@@ -92,6 +100,8 @@ public enum Outcome: Sendable {
         case .spoolUnwritable: "spool-unwritable"
         case .forwardFailed(.socket): "socket-unavailable"
         case .forwardFailed(.nats): "nats-unavailable"
+        case .handshake: "handshake"
+        case .handshakeRefused: "handshake-refused"
         }
     }
 
@@ -117,13 +127,16 @@ public enum Outcome: Sendable {
         case .spoolUnwritable(let error, let socketFailure):
             socketFailure.map { "\($0); then the spool: \(error)" } ?? error.description
         case .forwardFailed(let failure): "\(failure); no HOOKGUARD_SPOOL to fall back to"
+        case .handshake(let name, _): "answered the sender's \(name) check; nothing stored"
+        case .handshakeRefused(let name, let problem): "\(name): \(problem)"
         }
     }
 
     public var outcome: String {
         switch self {
         case .accepted, .duplicate: "accepted"
-        case .rejected, .body, .methodNotAllowed, .badRequest: "refused"
+        case .handshake: "handshake"
+        case .rejected, .body, .methodNotAllowed, .badRequest, .handshakeRefused: "refused"
         case .configInvalid, .spoolUnwritable, .forwardFailed, .duplicateInFlight, .cryptoFailed: "failed"
         }
     }

@@ -1,5 +1,6 @@
 import Glibc
 public import Logging
+import Synchronization
 
 /// The request path, top to bottom: method → location config → secrets →
 /// body → signature → envelope → forward → answer. Shared by every worker.
@@ -13,6 +14,8 @@ public final class WebhookHandler: Sendable {
     private let publisher: JetStreamPublisher
     private let breakers: DestinationBreakers
     private let duplicates = DuplicateRecords()
+    /// Secret file lines already logged as unusable.
+    private let reportedSecrets = Mutex<Set<UnusableSecret>>([])
     private let status: StatusResponder
 
     /// `exposition` renders the metrics registry in Prometheus text format;
@@ -80,7 +83,10 @@ public final class WebhookHandler: Sendable {
     private func process(
         _ params: RequestParams, body source: inout some RequestBodySource, context: inout LogContext
     ) -> Outcome {
-        guard params.method == "POST" else { return .methodNotAllowed(params.method) }
+        guard params.method == "POST" else {
+            if params.method == "GET", let answer = getHandshake(params, context: &context) { return answer }
+            return .methodNotAllowed(params.method)
+        }
 
         let config: LocationConfig
         let keys: [Secret]
@@ -111,12 +117,17 @@ public final class WebhookHandler: Sendable {
         do {
             try SignatureVerifier.verify(
                 config.scheme, keys: keys, params: params, body: body, now: receivedAt.seconds,
-                tolerance: config.tolerance)
+                tolerance: config.tolerance, url: config.signedURL(params))
         } catch {
             switch error {
             case .refused(let failure): return .rejected(failure, status: config.rejectStatus)
             case .crypto(let failure): return .cryptoFailed(failure)
             }
+        }
+        if let handshake = config.scheme.handshake, !handshake.isGET,
+            let answer = Handshakes.answer(handshake, params: params, body: body, keys: keys)
+        {
+            return answer
         }
         let senderID = config.scheme.idHeader.flatMap { params[$0] }.flatMap { $0.isEmpty ? nil : $0 }
         context.senderID = senderID
@@ -128,6 +139,20 @@ public final class WebhookHandler: Sendable {
                 event: config.scheme.eventHeader.flatMap { params[$0] }, deliveryID: senderID,
                 headers: params.headers, body: body)
             return forward(envelope, config: config)
+        }
+    }
+
+    /// A GET that is the location's sender checking the endpoint (Meta,
+    /// Dropbox); nil for any other GET, which is answered 405.
+    private func getHandshake(_ params: RequestParams, context: inout LogContext) -> Outcome? {
+        guard let config = try? LocationConfig(params: params), let handshake = config.scheme.handshake, handshake.isGET
+        else { return nil }
+        context.scheme = config.scheme.name
+        return Handshakes.answerGET(handshake, params: params) { () throws(ConfigError) -> [Secret] in
+            guard let path = config.verifyTokenFile else {
+                throw ConfigError(.verifyTokenFile, "missing; \(config.scheme.name)'s subscription check needs the verify token you gave the sender")
+            }
+            return try secretFiles.secrets(at: path)
         }
     }
 
@@ -235,21 +260,19 @@ public final class WebhookHandler: Sendable {
         return outcome
     }
 
-    /// The location's HMAC keys (or tokens), from its literal secret and secret file.
+    /// The location's HMAC keys (or tokens), from its literal secret and
+    /// secret file. A line of the file that cannot be a key is logged (once
+    /// per line and problem) and skipped.
     private func keys(for config: LocationConfig) throws(ConfigError) -> [Secret] {
-        func key(_ secret: Secret, from parameter: Parameter) throws(ConfigError) -> Secret {
-            do {
-                return try config.scheme.key(from: secret)
-            } catch {
-                throw ConfigError(parameter, error.problem)
-            }
+        let file = try config.secretFile.map { path throws(ConfigError) in (path, try secretFiles.numberedSecrets(at: path)) }
+        let keys = try LocationKeys(config.scheme, literal: config.literalSecret, file: file)
+        for unusable in keys.unusable where reportedSecrets.withLock({ $0.insert(unusable).inserted }) {
+            logger.warning(
+                "secret-unusable",
+                metadata: ["detail": .string("HOOKGUARD_SECRET_FILE \(unusable); skipped, the other lines are used")],
+                source: "HookguardCore")
         }
-        var keys: [Secret] = []
-        if let literal = config.literalSecret { keys.append(try key(literal, from: .secret)) }
-        if let path = config.secretFile {
-            for secret in try secretFiles.secrets(at: path) { keys.append(try key(secret, from: .secretFile)) }
-        }
-        return keys
+        return keys.keys
     }
 
     /// One line per request: what happened and why, never a secret or a signature.
@@ -272,7 +295,7 @@ public final class WebhookHandler: Sendable {
         if let detail = outcome.detail { metadata["detail"] = .string(detail) }
         let level: Logger.Level =
             switch outcome.outcome {
-            case "accepted": .info
+            case "accepted", "handshake": .info
             case "refused": .warning
             default: .error
             }

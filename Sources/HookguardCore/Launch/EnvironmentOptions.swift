@@ -9,8 +9,16 @@ public struct EnvironmentOptions: Sendable, Equatable {
     public static let logLevelVariable = "HOOKGUARD_LOG_LEVEL"
     public static let workerRange = 1...1024
 
+    public static let secondsRange = 0.001...86400.0
+
     public var workers: Int
     public var logLevel: Logger.Level
+    /// Seconds, as `serve`'s `--read-timeout`, `--idle-timeout` and
+    /// `--grace` (from `HOOKGUARD_READ_TIMEOUT`, `HOOKGUARD_IDLE_TIMEOUT`,
+    /// `HOOKGUARD_GRACE`); nil when unset, for the server's default.
+    public var readTimeout: Double?
+    public var idleTimeout: Double?
+    public var grace: Double?
 
     /// `defaultWorkers` applies when `HOOKGUARD_WORKERS` is unset or empty,
     /// `info` when `HOOKGUARD_LOG_LEVEL` is.
@@ -31,6 +39,19 @@ public struct EnvironmentOptions: Sendable, Equatable {
                 throw .invalidOption(variable: Self.logLevelVariable, value: text, expected: "one of \(levels)")
             }
             logLevel = value
+        }
+        let seconds: [(variable: String, option: WritableKeyPath<EnvironmentOptions, Double?>)] = [
+            ("HOOKGUARD_READ_TIMEOUT", \.readTimeout), ("HOOKGUARD_IDLE_TIMEOUT", \.idleTimeout),
+            ("HOOKGUARD_GRACE", \.grace),
+        ]
+        for (variable, option) in seconds {
+            guard let text = environment[variable], !text.isEmpty else { continue }
+            guard let value = Double(text), Self.secondsRange.contains(value) else {
+                throw .invalidOption(
+                    variable: variable, value: text,
+                    expected: "a number of seconds from \(Self.secondsRange.lowerBound) to \(Int(Self.secondsRange.upperBound))")
+            }
+            self[keyPath: option] = value
         }
     }
 }

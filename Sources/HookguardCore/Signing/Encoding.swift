@@ -64,6 +64,13 @@ enum SignatureDecoding {
         return [UInt8](data)
     }
 
+    /// Base64 with the `=` padding a copy may have lost put back.
+    static func padded(_ text: Substring) -> Substring {
+        let missing = (4 - text.utf8.count % 4) % 4
+        guard missing < 3 else { return text }  // one character over: no padding makes it base64
+        return text + String(repeating: "=", count: missing)
+    }
+
     private static func hexValue(_ char: UInt8) -> UInt8? {
         switch char {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): char - UInt8(ascii: "0")

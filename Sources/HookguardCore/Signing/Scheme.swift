@@ -1,7 +1,9 @@
-/// What differs between senders: where the signature is, what message is
-/// signed, how the MAC is written, and which headers carry the timestamp, the
-/// delivery id and the event. One verification path (`SignatureVerifier`) and
-/// one signer (`SignatureSigner`) serve every scheme.
+/// What differs between senders, as data: where the signature is and how
+/// its header is parsed, what bytes are signed (a template over id,
+/// timestamp and body with literal separators), the timestamp's header, unit
+/// and tolerance, how the secret becomes a key, and the delivery-id and event
+/// headers. One verification path (`SignatureVerifier`) and one signer
+/// (`SignatureSigner`) serve every scheme; the presets are `Scheme.catalog`.
 public struct Scheme: Sendable {
     public let name: String
     public let signatureHeader: HeaderName
@@ -10,11 +12,14 @@ public struct Scheme: Sendable {
     /// Text before each encoded MAC, such as `sha256=`, `v0=` or `v1,`.
     public let prefix: String
     /// `nil` when the header holds one signature; else the character between
-    /// the entries of a list (Standard Webhooks: space, Stripe: comma). Entries
-    /// without `prefix` are other versions or fields, and are skipped.
+    /// the entries of a list (Standard Webhooks: space, Stripe: comma, Paddle:
+    /// semicolon). Entries without `prefix` are other versions or fields, and
+    /// are skipped.
     public let separator: Character?
     /// Where the signed timestamp is, for schemes that sign one.
     public let timestamp: TimestampSource?
+    /// How the timestamp is written.
+    public let timestampFormat: TimestampFormat
     /// The signed message, in order; `[.body]` for plain body HMACs.
     public let message: [MessagePart]
     /// How a configured secret becomes the HMAC key.
@@ -23,13 +28,62 @@ public struct Scheme: Sendable {
     public let idHeader: HeaderName?
     /// The header naming the event, recorded in the envelope as `event`.
     public let eventHeader: HeaderName?
+    /// Seconds a signed timestamp may be from now, either way, unless the
+    /// location sets HOOKGUARD_TOLERANCE: the sender's own recommendation.
+    public let tolerance: Int
+    /// The sender's page that describes the scheme.
+    public let documentation: String?
+    /// `nil`: an HMAC under a shared secret; else the sender signs with its
+    /// private key and the location holds the public key.
+    public let publicKey: PublicKeyAlgorithm?
+    /// Whether the URL is also tried with its default port added or removed,
+    /// as Twilio's SDKs do.
+    public let urlPortVariants: Bool
+    /// The request a sender makes to check the endpoint, which hookguard
+    /// answers itself and never stores as a delivery.
+    public let handshake: Handshake?
+    /// Where the signature is when it is in the body, not in `signatureHeader`.
+    public let bodySignature: BodySignature?
+    /// Standard Webhooks' `v1a,`: list entries with this prefix are Ed25519
+    /// signatures of the same message, checked with the `whpk_` public keys.
+    public let asymmetricPrefix: String?
+
+    public enum Handshake: String, Sendable, CaseIterable {
+        /// Slack Events API: a signed POST `{"type":"url_verification","challenge":…}`, answered `{"challenge":…}`.
+        case slackURLVerification = "url_verification"
+        /// Discord interactions: a signed POST `{"type":1}` (PING), answered `{"type":1}`.
+        case discordPing = "PING"
+        /// Twitch EventSub: a signed POST with `Twitch-Eventsub-Message-Type: webhook_callback_verification`,
+        /// answered with the body's `challenge` as text/plain.
+        case twitchCallbackVerification = "webhook_callback_verification"
+        /// Zoom: a signed POST `{"event":"endpoint.url_validation","payload":{"plainToken":…}}`, answered
+        /// `{"plainToken":…,"encryptedToken":hex HMAC-SHA256(secret, plainToken)}`.
+        case zoomURLValidation = "endpoint.url_validation"
+        /// Meta: `GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`, answered with the challenge
+        /// when the token is the location's (HOOKGUARD_VERIFY_TOKEN_FILE).
+        case metaSubscribe = "GET hub.challenge"
+        /// Dropbox: `GET ?challenge=…`, answered with the challenge as text/plain.
+        case dropboxChallenge = "GET challenge"
+
+        /// Whether the sender makes it with GET, unsigned.
+        public var isGET: Bool { self == .metaSubscribe || self == .dropboxChallenge }
+    }
 
     public init(
         name: String, signatureHeader: HeaderName, algorithm: DigestAlgorithm = .sha256,
         encoding: SignatureEncoding, prefix: String = "", separator: Character? = nil,
-        timestamp: TimestampSource? = nil, message: [MessagePart] = [.body], keyForm: KeyForm = .asGiven,
-        idHeader: HeaderName? = nil, eventHeader: HeaderName? = nil
+        timestamp: TimestampSource? = nil, timestampFormat: TimestampFormat = .unixSeconds,
+        message: [MessagePart] = [.body], keyForm: KeyForm = .asGiven,
+        idHeader: HeaderName? = nil, eventHeader: HeaderName? = nil,
+        tolerance: Int = SignatureVerifier.defaultTolerance, documentation: String? = nil,
+        publicKey: PublicKeyAlgorithm? = nil, urlPortVariants: Bool = false, handshake: Handshake? = nil,
+        bodySignature: BodySignature? = nil, asymmetricPrefix: String? = nil
     ) {
+        self.asymmetricPrefix = asymmetricPrefix
+        self.handshake = handshake
+        self.bodySignature = bodySignature
+        self.publicKey = publicKey
+        self.urlPortVariants = urlPortVariants
         self.name = name
         self.signatureHeader = signatureHeader
         self.algorithm = algorithm
@@ -37,10 +91,13 @@ public struct Scheme: Sendable {
         self.prefix = prefix
         self.separator = separator
         self.timestamp = timestamp
+        self.timestampFormat = timestampFormat
         self.message = message
         self.keyForm = keyForm
         self.idHeader = idHeader
         self.eventHeader = eventHeader
+        self.tolerance = tolerance
+        self.documentation = documentation
     }
 
     public enum TimestampSource: Sendable, Equatable {
@@ -48,80 +105,108 @@ public struct Scheme: Sendable {
         case header(HeaderName)
         /// An entry of the signature header's list starting with this text, e.g. Stripe's `t=`.
         case field(String)
+        /// Inside the body, with the signature (`bodySignature`).
+        case body
+    }
+
+    /// Senders whose signature travels inside the body instead of a header.
+    public enum BodySignature: String, Sendable {
+        /// Mailgun: JSON `{"signature":{"timestamp":…,"token":…,"signature":<hex>}}`, the HMAC over
+        /// timestamp ‖ token (the token is the message's `{id}`).
+        case mailgunJSON = "signature.signature"
     }
 
     public enum MessagePart: Sendable, Equatable, ExpressibleByStringLiteral {
         case literal(String)
-        /// The timestamp exactly as sent (decimal Unix seconds).
+        /// The timestamp exactly as sent.
         case timestamp
         /// The value of `idHeader` exactly as sent.
         case id
         case body
+        /// The request's method (HubSpot).
+        case method
+        /// The public URL the sender was given, HOOKGUARD_URL (with the request's query).
+        case url
+        /// The form parameters, sorted by name: each name then its value (Twilio).
+        case form
 
         public init(stringLiteral value: String) { self = .literal(value) }
+
+        static let names: [(String, MessagePart)] = [
+            ("{body}", .body), ("{timestamp}", .timestamp), ("{id}", .id), ("{method}", .method), ("{url}", .url),
+            ("{form}", .form),
+        ]
+
+        /// A template such as `v0:{timestamp}:{body}`: literal text with
+        /// `{body}` once, `{timestamp}` and `{id}` at most once each.
+        public static func parse(_ template: String) -> [MessagePart]? {
+            var parts: [MessagePart] = []
+            var rest = Substring(template)
+            while !rest.isEmpty {
+                let next = names
+                    .compactMap { text, part in rest.firstRange(of: text).map { ($0, part) } }
+                    .min { $0.0.lowerBound < $1.0.lowerBound }
+                guard let (range, part) = next else {
+                    parts.append(.literal(String(rest)))
+                    break
+                }
+                if range.lowerBound > rest.startIndex { parts.append(.literal(String(rest[..<range.lowerBound]))) }
+                parts.append(part)
+                rest = rest[range.upperBound...]
+            }
+            // The body once (Twilio's form stands for it), every other field at most once.
+            guard parts.filter({ $0 == .body || $0 == .form }).count == 1,
+                names.allSatisfy({ _, part in parts.filter { $0 == part }.count <= 1 })
+            else { return nil }
+            return parts
+        }
+
+        /// The template text that `parse` reads back.
+        public static func template(_ parts: [MessagePart]) -> String {
+            parts.map { part in
+                switch part {
+                case .literal(let text): text
+                case .timestamp: "{timestamp}"
+                case .id: "{id}"
+                case .body: "{body}"
+                case .method: "{method}"
+                case .url: "{url}"
+                case .form: "{form}"
+                }
+            }.joined()
+        }
     }
 
-    public enum KeyForm: Sendable, Equatable {
+    public enum KeyForm: String, Sendable, Equatable, CaseIterable {
         /// The secret's bytes are the key (GitHub, Stripe's whole `whsec_…`, Slack).
-        case asGiven
+        case asGiven = "as-given"
         /// `whsec_` followed by the key in base64 (Standard Webhooks, Svix).
-        case whsecBase64
+        case whsecBase64 = "whsec-base64"
+        /// A raw public key in hex (Discord's application public key).
+        case hexPublicKey = "hex-public-key"
+        /// A DER SubjectPublicKeyInfo in base64 (SendGrid's verification key).
+        case base64PublicKey = "base64-public-key"
     }
+
+    /// The signature's length in bytes, when it has one: the digest's for an
+    /// HMAC, 64 for Ed25519; DER ECDSA signatures vary.
+    var signatureLength: Int? {
+        guard let publicKey else { return algorithm.byteCount }
+        return publicKey.signatureLength
+    }
+
+    /// What the signature is, for messages: "sha256", "ed25519".
+    var signatureName: String { publicKey?.rawValue ?? algorithm.rawValue }
+
+    /// Whether the signature covers the public URL, which the location must give (HOOKGUARD_URL).
+    public var isURLBound: Bool { message.contains(.url) }
 
     /// Whether the signature covers a timestamp, so stale copies can be refused.
     public var isTimestamped: Bool { timestamp != nil }
 
     /// The schemes a location names with `HOOKGUARD_SCHEME`; `custom` is built
     /// from the location's own parameters instead.
-    public static let presets: [String: Scheme] = Dictionary(
-        uniqueKeysWithValues: [
-            // Ticket Spot: GitHub-style, Sinatra example in its docs.
-            Scheme(name: "ticketspot", signatureHeader: HeaderName("X-TS-Signature-256"),
-                   encoding: .hex, prefix: "sha256="),
-            // Tito: base64 of the HMAC, event in X-Webhook-Name.
-            Scheme(name: "tito", signatureHeader: HeaderName("Tito-Signature"),
-                   encoding: .base64, eventHeader: HeaderName("X-Webhook-Name")),
-            // Tito's newer API: hex HMAC of "<timestamp>.<body>".
-            Scheme(name: "tito-timestamp", signatureHeader: HeaderName("X-Tito-Signature"), encoding: .hex,
-                   timestamp: .header(HeaderName("X-Tito-Timestamp")), message: [.timestamp, ".", .body],
-                   eventHeader: HeaderName("X-Tito-Webhook-Event")),
-            // Workspace webhooks with the PHP `hash_hmac` example.
-            Scheme(name: "x-signature", signatureHeader: HeaderName("X-Signature"), encoding: .hex),
-            // Tikkl's document does not name the encoding.
-            Scheme(name: "tikkl", signatureHeader: HeaderName("X-Tikkl-Signature"), encoding: .hexOrBase64),
-            // Docs-platform webhooks with the Python `hmac.compare_digest` example.
-            Scheme(name: "x-signature-256", signatureHeader: HeaderName("X-Signature-256"),
-                   encoding: .hex, prefix: "sha256="),
-            // X-GitHub-Delivery stays the same when a delivery is redelivered.
-            Scheme(name: "github", signatureHeader: HeaderName("X-Hub-Signature-256"),
-                   encoding: .hex, prefix: "sha256=", idHeader: HeaderName("X-GitHub-Delivery"),
-                   eventHeader: HeaderName("X-GitHub-Event")),
-            // standardwebhooks.com; "v1,<base64>" entries, space-separated while a secret rotates.
-            standardWebhooks(name: "standard-webhooks", headerPrefix: "webhook-"),
-            // Svix sends the same scheme under svix-* names (webhook-* when white-labelled).
-            standardWebhooks(name: "svix", headerPrefix: "svix-"),
-            // Stripe: "t=<unix>,v1=<hex>[,v1=<hex>…]"; v0 entries are test-mode signatures, skipped.
-            Scheme(name: "stripe", signatureHeader: HeaderName("Stripe-Signature"), encoding: .hex,
-                   prefix: "v1=", separator: ",", timestamp: .field("t="), message: [.timestamp, ".", .body]),
-            // Slack: "v0=<hex>" of "v0:<timestamp>:<body>".
-            Scheme(name: "slack", signatureHeader: HeaderName("X-Slack-Signature"), encoding: .hex,
-                   prefix: "v0=", timestamp: .header(HeaderName("X-Slack-Request-Timestamp")),
-                   message: ["v0:", .timestamp, ":", .body]),
-            // Shopify: base64 HMAC of the body; X-Shopify-Webhook-Id is kept across retries.
-            Scheme(name: "shopify", signatureHeader: HeaderName("X-Shopify-Hmac-Sha256"), encoding: .base64,
-                   idHeader: HeaderName("X-Shopify-Webhook-Id"), eventHeader: HeaderName("X-Shopify-Topic")),
-            // GitLab: the secret token itself; Idempotency-Key is kept across retries (GitLab 17.4+).
-            Scheme(name: "gitlab", signatureHeader: HeaderName("X-Gitlab-Token"), encoding: .token,
-                   idHeader: HeaderName("Idempotency-Key"), eventHeader: HeaderName("X-Gitlab-Event")),
-        ].map { ($0.name, $0) })
-
-    private static func standardWebhooks(name: String, headerPrefix: String) -> Scheme {
-        Scheme(
-            name: name, signatureHeader: HeaderName(headerPrefix + "signature"), encoding: .base64,
-            prefix: "v1,", separator: " ", timestamp: .header(HeaderName(headerPrefix + "timestamp")),
-            message: [.id, ".", .timestamp, ".", .body], keyForm: .whsecBase64,
-            idHeader: HeaderName(headerPrefix + "id"))
-    }
+    public static let presets: [String: Scheme] = Dictionary(uniqueKeysWithValues: catalog.map { ($0.name, $0) })
 
     /// The HMAC key a configured secret stands for. A secret that cannot be
     /// one is the location's configuration problem, never the sender's.
@@ -129,11 +214,30 @@ public struct Scheme: Sendable {
         switch keyForm {
         case .asGiven:
             return secret
+        case .whsecBase64 where asymmetricPrefix != nil && secret.bytes.starts(with: Array("whpk_".utf8)):
+            // A Standard Webhooks public key: base64 of the raw Ed25519 key after whpk_.
+            let encoded = String(decoding: secret.bytes.dropFirst(5), as: UTF8.self)[...]
+            guard let key = SignatureDecoding.base64(SignatureDecoding.padded(encoded)),
+                PublicKeySignature.isPublicKey(key, of: .ed25519)
+            else {
+                throw KeyError(scheme: name, problem: "a \(name) public key is whpk_ followed by the base64 of a 32-byte Ed25519 key")
+            }
+            return Secret(bytes: key, isPublicKey: true)
         case .whsecBase64:
             let text = String(decoding: secret.bytes, as: UTF8.self)
             let encoded = text.hasPrefix("whsec_") ? text.dropFirst(6) : Substring(text)
-            guard let key = SignatureDecoding.base64(encoded), !key.isEmpty else {
+            // The standardwebhooks and svix libraries pad before decoding, so a
+            // secret copied without its trailing `=` works there, and here.
+            guard let key = SignatureDecoding.base64(SignatureDecoding.padded(encoded)), !key.isEmpty else {
                 throw KeyError(scheme: name, problem: "a \(name) secret is whsec_ followed by base64")
+            }
+            return Secret(bytes: key)
+        case .hexPublicKey, .base64PublicKey:
+            let text = String(decoding: secret.bytes, as: UTF8.self)[...]
+            let decoded = keyForm == .hexPublicKey ? SignatureDecoding.hex(text) : SignatureDecoding.base64(text)
+            guard let publicKey, let key = decoded, PublicKeySignature.isPublicKey(key, of: publicKey) else {
+                let form = keyForm == .hexPublicKey ? "hex" : "base64 of its DER SubjectPublicKeyInfo"
+                throw KeyError(scheme: name, problem: "a \(name) key is the sender's \(publicKey?.rawValue ?? "") public key in \(form)")
             }
             return Secret(bytes: key)
         }
@@ -146,7 +250,9 @@ public struct Scheme: Sendable {
     }
 
     /// The bytes the sender's HMAC covers.
-    func signedMessage(body: [UInt8], timestamp: Substring?, id: Substring?) -> [UInt8] {
+    func signedMessage(
+        body: [UInt8], timestamp: Substring?, id: Substring?, method: String = "POST", url: String = ""
+    ) -> [UInt8] {
         if message == [.body] { return body }
         var bytes = [UInt8]()
         bytes.reserveCapacity(body.count + 128)
@@ -156,6 +262,9 @@ public struct Scheme: Sendable {
             case .timestamp: bytes += (timestamp ?? "").utf8
             case .id: bytes += (id ?? "").utf8
             case .body: bytes += body
+            case .method: bytes += method.utf8
+            case .url: bytes += url.utf8
+            case .form: bytes += SignedURL.sortedForm(body, url: url)
             }
         }
         return bytes

@@ -7,15 +7,57 @@ public enum SignatureSigner {
     /// delivery id (when the scheme has one and `id` is given), the timestamp
     /// (for schemes with a header of its own), then the signature.
     public static func headers(
-        _ scheme: Scheme, secret: Secret, body: [UInt8], timestamp: Int, id: String?
+        _ scheme: Scheme, secret: Secret, body: [UInt8], timestamp: Int, id: String?, url: String = ""
     ) throws(Scheme.KeyError) -> [(name: String, value: String)] {
+        guard scheme.publicKey == nil else {
+            throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) is signed with a private key, not a secret")
+        }
+        guard scheme.bodySignature == nil else {
+            throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) signs inside the body: there is no header to add")
+        }
         let key = try scheme.key(from: secret)
-        let stamp = String(timestamp)
-        let message = scheme.signedMessage(body: body, timestamp: stamp[...], id: id?[...])
+        guard !key.isPublicKey else {
+            throw Scheme.KeyError(scheme: scheme.name, problem: "a whpk_ public key cannot sign: give the private key (--private-key-file)")
+        }
+        return lines(scheme, body: body, timestamp: timestamp, id: id, url: url) { message, stamp in
+            signatureValue(scheme, key: key, message: message, timestamp: stamp)
+        }
+    }
+
+    /// The same for a public-key scheme, signed with the sender's private key
+    /// (PEM), to test one's own endpoint.
+    public static func headers(
+        _ scheme: Scheme, privateKeyPEM: [UInt8], body: [UInt8], timestamp: Int, id: String?, url: String = ""
+    ) throws(Scheme.KeyError) -> [(name: String, value: String)] {
+        // Standard Webhooks signs v1a entries with an Ed25519 private key.
+        guard let algorithm = scheme.publicKey ?? (scheme.asymmetricPrefix == nil ? nil : .ed25519) else {
+            throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) is signed with a shared secret, not a private key")
+        }
+        let prefix = scheme.publicKey == nil ? scheme.asymmetricPrefix ?? "" : scheme.prefix
+        var failed = false
+        let result = lines(scheme, body: body, timestamp: timestamp, id: id, url: url) { message, stamp in
+            guard let signature = PublicKeySignature.sign(algorithm, privateKeyPEM: privateKeyPEM, message: message) else {
+                failed = true
+                return ""
+            }
+            return wrap(scheme, encode(scheme.encoding, signature), timestamp: stamp, prefix: prefix)
+        }
+        if failed {
+            throw Scheme.KeyError(scheme: scheme.name, problem: "not a PEM \(algorithm.rawValue) private key")
+        }
+        return result
+    }
+
+    private static func lines(
+        _ scheme: Scheme, body: [UInt8], timestamp: Int, id: String?, url: String,
+        sign: ([UInt8], String) -> String
+    ) -> [(name: String, value: String)] {
+        let stamp = scheme.timestampFormat.text(timestamp)
+        let message = scheme.signedMessage(body: body, timestamp: stamp[...], id: id?[...], url: url)
         var lines: [(name: String, value: String)] = []
         if let idHeader = scheme.idHeader, let id { lines.append((idHeader.display, id)) }
         if case .header(let name) = scheme.timestamp { lines.append((name.display, stamp)) }
-        lines.append((scheme.signatureHeader.display, signatureValue(scheme, key: key, message: message, timestamp: stamp)))
+        lines.append((scheme.signatureHeader.display, sign(message, stamp)))
         return lines
     }
 
@@ -24,23 +66,26 @@ public enum SignatureSigner {
     /// Signing serves tools and tests, not the request path: a libcrypto
     /// failure stops the process rather than yield a wrong signature.
     static func signatureValue(_ scheme: Scheme, key: Secret, message: [UInt8], timestamp: String?) -> String {
-        func mac() -> [UInt8] {
-            do {
-                return try MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message)
-            } catch {
-                fatalError("cannot sign: \(error)")
-            }
+        let encoded = scheme.encoding == .token
+            ? String(decoding: key.bytes, as: UTF8.self)
+            : encode(scheme.encoding, mac(scheme.algorithm, key: key, message: message))
+        return wrap(scheme, encoded, timestamp: timestamp)
+    }
+
+    private static func mac(_ algorithm: DigestAlgorithm, key: Secret, message: [UInt8]) -> [UInt8] {
+        do {
+            return try MessageAuthentication.code(algorithm, key: key.bytes, message: message)
+        } catch {
+            fatalError("cannot sign: \(error)")
         }
-        let encoded: String
-        switch scheme.encoding {
-        case .token:
-            encoded = String(decoding: key.bytes, as: UTF8.self)
-        case .hex:
-            encoded = mac().hexString
-        case .base64, .hexOrBase64:
-            encoded = Data(mac()).base64EncodedString()
-        }
-        let signature = scheme.prefix + encoded
+    }
+
+    private static func encode(_ encoding: SignatureEncoding, _ bytes: [UInt8]) -> String {
+        encoding == .hex ? bytes.hexString : Data(bytes).base64EncodedString()
+    }
+
+    private static func wrap(_ scheme: Scheme, _ encoded: String, timestamp: String?, prefix: String? = nil) -> String {
+        let signature = (prefix ?? scheme.prefix) + encoded
         if case .field(let field) = scheme.timestamp, let timestamp, let separator = scheme.separator {
             return field + timestamp + String(separator) + signature
         }

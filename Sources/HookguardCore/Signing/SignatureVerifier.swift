@@ -1,3 +1,5 @@
+import FoundationEssentials  // JSONDecoder, for signatures inside the body
+
 /// Why a delivery's signature was refused. The text is safe to show the
 /// sender: it never contains the expected value.
 public enum SignatureFailure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -57,32 +59,36 @@ public enum SignatureVerifier {
     /// seconds of `now` (Unix seconds). Every key and every signature is tried,
     /// so the time taken does not say which one matched. `keys` are the
     /// scheme's HMAC keys (`Scheme.key(from:)`), or the tokens themselves.
+    /// `url` is the public URL a URL-bound scheme signs (`LocationConfig.signedURL`).
     public static func verify(
         _ scheme: Scheme, keys: [Secret], params: RequestParams, body: [UInt8],
-        now: Int, tolerance: Int = defaultTolerance
+        now: Int, tolerance: Int = defaultTolerance, url: String? = nil
     ) throws(VerificationError) {
         let received: ReceivedSignature
         do {
-            received = try ReceivedSignature(scheme, params)
+            received = try scheme.bodySignature == nil
+                ? ReceivedSignature(scheme, params) : ReceivedSignature(bodySigned: scheme, body: body)
         } catch {
             throw .refused(error)
         }
         var matched = false
+        let urls = scheme.isURLBound ? SignedURL.candidates(url ?? "", portVariants: scheme.urlPortVariants) : [""]
         do {
-            if scheme.encoding == .token {
-                for key in keys {
-                    for token in received.signatures {
-                        matched = try MessageAuthentication.tokenEquals(token, key.bytes) || matched
+            for url in urls {
+                let message = scheme.signedMessage(
+                    body: body, timestamp: received.timestamp?.text, id: received.id, method: params.method, url: url)
+                for key in keys where !key.isPublicKey {
+                    matched = try matches(scheme, key: key, message: message, received.signatures) || matched
+                }
+                // Standard Webhooks v1a: Ed25519 signatures of the same message, under the whpk_ keys.
+                for key in keys where key.isPublicKey {
+                    for signature in received.asymmetricSignatures {
+                        matched = PublicKeySignature.verify(
+                            .ed25519, publicKey: key.bytes, message: message, signature: signature) || matched
                     }
                 }
-            } else {
-                let message = scheme.signedMessage(body: body, timestamp: received.timestamp?.text, id: received.id)
-                for key in keys {
-                    let expected = try MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message)
-                    for signature in received.signatures {
-                        matched = MessageAuthentication.constantTimeEquals(expected, signature) || matched
-                    }
-                }
+                // Twilio's JSON form: the URL's bodySHA256 must be this body's.
+                if scheme.message.contains(.form), try !SignedURL.bodyMatchesHash(body, url: url) { matched = false }
             }
         } catch {
             throw .crypto(error)
@@ -101,10 +107,35 @@ public enum SignatureVerifier {
     }
 }
 
+extension SignatureVerifier {
+    /// Whether `key` made any of `signatures` over `message`; every one is tried.
+    private static func matches(
+        _ scheme: Scheme, key: Secret, message: [UInt8], _ signatures: [[UInt8]]
+    ) throws(CryptoFailure) -> Bool {
+        var matched = false
+        if scheme.encoding == .token {
+            for token in signatures { matched = try MessageAuthentication.tokenEquals(token, key.bytes) || matched }
+        } else if let algorithm = scheme.publicKey {
+            for signature in signatures {
+                matched = PublicKeySignature.verify(algorithm, publicKey: key.bytes, message: message, signature: signature)
+                    || matched
+            }
+        } else {
+            let expected = try MessageAuthentication.code(scheme.algorithm, key: key.bytes, message: message)
+            for signature in signatures {
+                matched = MessageAuthentication.constantTimeEquals(expected, signature) || matched
+            }
+        }
+        return matched
+    }
+}
+
 /// What a request carries for its scheme, taken apart: the decoded
 /// signatures, the timestamp and the id, each as sent.
 struct ReceivedSignature {
     var signatures: [[UInt8]] = []
+    /// Entries with the scheme's `asymmetricPrefix` (Standard Webhooks `v1a,`), decoded.
+    var asymmetricSignatures: [[UInt8]] = []
     var timestamp: (text: Substring, seconds: Int, header: String)?
     var id: Substring?
 
@@ -125,13 +156,15 @@ struct ReceivedSignature {
             guard let text = params[name]?.trimmingASCIIWhitespace(), !text.isEmpty else {
                 throw .missing(header: name.display)
             }
-            timestamp = (text, try Self.unixSeconds(text, header: name.display), name.display)
+            timestamp = (text, try Self.seconds(text, scheme.timestampFormat, header: name.display), name.display)
+        case .body:
+            throw .missing(header: "the signature in the body")
         case .field(let key):
             guard let entry = entries.first(where: { $0.hasPrefixIgnoringCase(key) }) else {
                 throw .malformed(header: header, problem: "no \"\(key)\" timestamp")
             }
             let text = entry.droppingPrefix(key)
-            timestamp = (text, try Self.unixSeconds(text, header: header), header)
+            timestamp = (text, try Self.seconds(text, scheme.timestampFormat, header: header), header)
         }
 
         if scheme.message.contains(.id), let idHeader = scheme.idHeader {
@@ -139,8 +172,12 @@ struct ReceivedSignature {
             id = Substring(text)
         }
 
+        if let asymmetric = scheme.asymmetricPrefix {
+            asymmetricSignatures = entries.filter { $0.hasPrefixIgnoringCase(asymmetric) }
+                .compactMap { SignatureDecoding.base64($0.droppingPrefix(asymmetric)) }.filter { $0.count == 64 }
+        }
         let encoded = entries.filter { $0.hasPrefixIgnoringCase(scheme.prefix) }.map { $0.droppingPrefix(scheme.prefix) }
-        guard !encoded.isEmpty else {
+        guard !encoded.isEmpty || !asymmetricSignatures.isEmpty else {
             throw .malformed(
                 header: header,
                 problem: scheme.separator == nil
@@ -155,32 +192,57 @@ struct ReceivedSignature {
             case .failure(let problem): firstProblem = firstProblem ?? problem
             }
         }
-        if signatures.isEmpty, let firstProblem {
+        if signatures.isEmpty, asymmetricSignatures.isEmpty, let firstProblem {
             throw .malformed(header: header, problem: firstProblem)
+        }
+    }
+
+    /// Mailgun: `signature.{timestamp,token,signature}` in the JSON body.
+    init(bodySigned scheme: Scheme, body: [UInt8]) throws(SignatureFailure) {
+        struct Envelope: Decodable {
+            struct Signature: Decodable { var timestamp: String?, token: String?, signature: String? }
+            var signature: Signature?
+        }
+        let place = scheme.signatureHeader.display
+        guard let fields = (try? JSONDecoder().decode(Envelope.self, from: Data(body)))?.signature,
+            let text = fields.signature, !text.isEmpty
+        else { throw .missing(header: place) }
+        guard let timestampText = fields.timestamp, !timestampText.isEmpty else {
+            throw .missing(header: "signature.timestamp (JSON body)")
+        }
+        guard let token = fields.token, !token.isEmpty else { throw .missing(header: "signature.token (JSON body)") }
+        let stamp = Substring(timestampText)
+        timestamp = (stamp, try Self.seconds(stamp, scheme.timestampFormat, header: "signature.timestamp (JSON body)"),
+                     "signature.timestamp (JSON body)")
+        id = Substring(token)
+        switch Self.decode(Substring(text), scheme) {
+        case .success(let bytes): signatures = [bytes]
+        case .failure(let problem): throw .malformed(header: place, problem: problem)
         }
     }
 
     private enum Decoded { case success([UInt8]), failure(String) }
 
     private static func decode(_ text: Substring, _ scheme: Scheme) -> Decoded {
-        let byteCount = scheme.algorithm.byteCount
-        let hint = SignatureDecoding.misencodingHint(text, expected: scheme.encoding, byteCount: byteCount)
+        let byteCount = scheme.signatureLength
+        let hint = byteCount.flatMap { SignatureDecoding.misencodingHint(text, expected: scheme.encoding, byteCount: $0) }
             .map { "; \($0)" } ?? ""
-        guard let bytes = SignatureDecoding.decode(text, as: scheme.encoding, byteCount: byteCount) else {
+        guard let bytes = SignatureDecoding.decode(text, as: scheme.encoding, byteCount: byteCount ?? 0) else {
             return .failure("not valid \(scheme.encoding.rawValue)\(hint)")
         }
-        if scheme.encoding != .token, bytes.count != byteCount {
+        if scheme.encoding != .token, let byteCount, bytes.count != byteCount {
             return .failure(
-                "\(bytes.count) bytes where \(scheme.algorithm.rawValue) gives \(byteCount)\(hint)")
+                "\(bytes.count) bytes where \(scheme.signatureName) gives \(byteCount)\(hint)")
         }
         return .success(bytes)
     }
 
-    /// Decimal Unix seconds, as every timestamped sender writes them.
-    private static func unixSeconds(_ text: Substring, header: String) throws(SignatureFailure) -> Int {
-        guard text.utf8.count <= 12, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let seconds = Int(text)
-        else {
-            throw .malformed(header: header, problem: "the timestamp is not a Unix time in seconds")
+    /// The Unix seconds of a timestamp written in the scheme's format.
+    private static func seconds(
+        _ text: Substring, _ format: TimestampFormat, header: String
+    ) throws(SignatureFailure) -> Int {
+        guard let seconds = format.seconds(text) else {
+            throw .malformed(header: header, problem: "the timestamp is not \(format.expectation)")
         }
         return seconds
     }

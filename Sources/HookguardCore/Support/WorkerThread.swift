@@ -23,4 +23,10 @@ public final class WorkerThread: @unchecked Sendable {
     public func join() {
         pthread_join(thread, nil)
     }
+
+    /// Lets it run on unjoined, to end with the process: a thread given up
+    /// on (still busy when the process must exit) is never reported as leaked.
+    public func detach() {
+        pthread_detach(thread)
+    }
 }
