@@ -36,6 +36,11 @@ let package = Package(
             pkgConfig: "libnats",
             providers: [.apt(["libnats-dev"])]
         ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         // Linux and glibc calls Swift's Glibc module leaves out (syncfs, sync_file_range, mallopt).
         .target(name: "CLinux"),
         .target(
@@ -44,6 +49,7 @@ let package = Package(
                 "CLinux",
                 "CLibCrypto",
                 "CNats",
+                "CCurl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],

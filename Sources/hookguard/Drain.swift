@@ -1,5 +1,7 @@
 import ArgumentParser
+import FastCGI
 import FoundationEssentials
+import Glibc
 import HookguardCore
 import Logging
 
@@ -8,6 +10,7 @@ struct Drain: ParsableCommand {
         abstract: "Run a command for every spooled delivery, at least once.",
         usage: """
             hookguard drain <spool> [<options>] -- <command> [<argument> ...]
+              hookguard drain <spool> [<options>] --to-url <url>
               hookguard drain <spool> [<options>] --to-nats <url> <subject>
               hookguard drain <spool> --retry-failed [-- <command> [<argument> ...]]
             """,
@@ -17,7 +20,9 @@ struct Drain: ParsableCommand {
             HOOKGUARD_ENVELOPE (the envelope's path) and HOOKGUARD_ATTEMPT in its environment. Exit 0 \
             removes the delivery; anything else (or --timeout) is retried after --backoff, doubled each \
             time, and after --max-attempts the delivery moves to failed/ with <id>.attempts beside it \
-            saying how the last attempt ended. Without --follow, drain exits once the spool holds \
+            saying how the last attempt ended. With --to-url, each delivery is POSTed instead (2xx \
+            removes it; 408, 429, 5xx, timeouts and connection errors are retried, honouring \
+            Retry-After; other 4xx move it to failed/ at once). Without --follow, drain exits once the spool holds \
             nothing left to run or wait for. A delivery drain cannot read (permissions) is left where it \
             is and logged; --follow tries it again every --rescan-interval, and drain exits 1 if it ends \
             with such deliveries left. A command must not leave processes holding its fd 3 (the \
@@ -74,9 +79,23 @@ struct Drain: ParsableCommand {
 
     @OptionGroup(title: "JetStream (with --to-nats)") var nats: NATSOptions
 
+    @OptionGroup(title: "HTTP (with --to-url)") var forward: ForwardOptions
+
+    @Option(help: ArgumentHelp(
+        "Also serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (loopback only).", valueName: "host:port"))
+    var metricsListen: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        if let metricsListen, case .tcp = try? ListenAddress(parsing: metricsListen) {} else if let metricsListen {
+            throw ValidationError("--metrics-listen \"\(metricsListen)\" is not HOST:PORT, e.g. 127.0.0.1:9465")
+        }
+        if forward.toUrl != nil {
+            guard command.isEmpty && toNats.isEmpty else { throw ValidationError("give one of --to-url, --to-nats or a command after --") }
+            try validateCommon()
+            return
+        }
         if !toNats.isEmpty {
             guard toNats.count == 2 else { throw ValidationError("--to-nats takes a URL and a subject, e.g. --to-nats nats://127.0.0.1:4222 'hooks.{scheme}.{event}'") }
             guard command.isEmpty else { throw ValidationError("give either --to-nats or a command after --, not both") }
@@ -89,6 +108,10 @@ struct Drain: ParsableCommand {
         if let first = command.first, resolveExecutable(first, path: ProcessInfo.processInfo.environment["PATH"]) == nil {
             throw ValidationError("cannot run \"\(first)\": no executable file of that name\(first.contains("/") ? "" : " on PATH")")
         }
+        try validateCommon()
+    }
+
+    private func validateCommon() throws {
         guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 1024") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         if let timeout, timeout.duration <= .zero { throw ValidationError("--timeout must be more than 0") }
@@ -109,7 +132,18 @@ struct Drain: ParsableCommand {
                 logger.critical("cannot move failed deliveries back", metadata: ["detail": "\(error)"])
                 throw ExitCode.failure
             }
-            if command.isEmpty && toNats.isEmpty { return }
+            if command.isEmpty && toNats.isEmpty && forward.toUrl == nil { return }
+        }
+        let metricsListener = try metricsListen.map { try openMetricsListener($0, logger: logger) }
+        defer { metricsListener?.close() }
+        let metricsEndpoint = metricsListener.map { MetricsEndpoint(listener: $0, text: bootstrapMetrics(), logger: logger) }
+        defer { metricsEndpoint?.stop() }
+        if let forwarding = try forward.forwarding(timeout: timeout?.duration) {
+            let options = DrainOptions(
+                executable: "", arguments: [], concurrency: concurrency, maxAttempts: maxAttempts,
+                backoff: Backoff(base: backoff.duration), grace: grace.duration, follow: follow,
+                rescanInterval: rescanInterval.duration, forwarding: forwarding)
+            return try drain(drainSpool, options: options, logger: logger)
         }
         // --to-nats runs this very binary's nats-publish for each delivery: the
         // claims, retries and crash safety of drain, the addressing of the live path.
@@ -119,6 +153,10 @@ struct Drain: ParsableCommand {
             arguments: command, concurrency: concurrency, maxAttempts: maxAttempts,
             backoff: Backoff(base: backoff.duration), timeout: timeout?.duration, grace: grace.duration, follow: follow,
             rescanInterval: rescanInterval.duration)
+        try drain(drainSpool, options: options, logger: logger)
+    }
+
+    private func drain(_ drainSpool: DrainSpool, options: DrainOptions, logger: Logger) throws {
         let summary: DrainSummary
         do {
             summary = try Drainer(spool: drainSpool, options: options, logger: logger).run()
@@ -128,6 +166,16 @@ struct Drain: ParsableCommand {
         }
         // Deliveries left unread are an operator's to fix: say so in the exit status too.
         if summary.unreadable > 0 { throw ExitCode.failure }
+    }
+
+    /// Opened before the drainer starts its threads; the signals the drainer
+    /// takes itself are blocked first, so the metrics thread never gets them.
+    private func openMetricsListener(_ text: String, logger: Logger) throws -> Listener {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for signal in [SIGTERM, SIGINT, SIGCHLD] { sigaddset(&signals, signal) }
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        return try Serve.openListener(try ListenAddress(parsing: text), options: Listener.Options(), logger: logger)
     }
 }
 

@@ -10,7 +10,8 @@ struct SpoolStatus: ParsableCommand {
             new: not yet claimed. in progress: a drain's command is running for it. retrying: in \
             cur/ waiting for its next attempt (or left by a drain that stopped). failed: every \
             attempt failed (hookguard drain --retry-failed puts them back). oldest: the age of the \
-            oldest delivery not yet done.
+            oldest delivery not yet done. circuit: for each running drain --to-url, its breaker \
+            (closed; open, with when it probes again; probing).
             """
     )
 
@@ -29,8 +30,9 @@ struct SpoolStatus: ParsableCommand {
             throw ValidationError("cannot read the spool: \(error)")
         }
         let age = counts.oldestAge()
+        let circuits = CircuitStatus.read(drainSpool).filter(\.isLive)
         if json {
-            let report = Report(spool: drainSpool.root, counts: counts, oldestAgeSeconds: age)
+            let report = Report(spool: drainSpool.root, counts: counts, oldestAgeSeconds: age, circuits: circuits)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
@@ -44,15 +46,20 @@ struct SpoolStatus: ParsableCommand {
             failed       \(counts.failed)
             oldest       \(age.map(Self.describeAge) ?? "-")
             """)
+        for circuit in circuits {
+            let reopens = circuit.reopensAt.map { " (probes again in \(Self.describeAge($0.timeIntervalSinceNow)))" } ?? ""
+            print("circuit      \(circuit.state)\(reopens), \(circuit.consecutiveFailures) failures in a row: \(circuit.url) (drain \(circuit.pid))")
+        }
     }
 
     private struct Report: Encodable {
         var spool: String
         var counts: SpoolCounts
         var oldestAgeSeconds: Double?
+        var circuits: [CircuitStatus]
 
         enum CodingKeys: String, CodingKey {
-            case spool, new, inProgress = "in_progress", retrying, failed, oldestAgeSeconds = "oldest_age_seconds"
+            case spool, new, inProgress = "in_progress", retrying, failed, oldestAgeSeconds = "oldest_age_seconds", circuits
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -63,6 +70,7 @@ struct SpoolStatus: ParsableCommand {
             try container.encode(counts.retrying, forKey: .retrying)
             try container.encode(counts.failed, forKey: .failed)
             try container.encode(oldestAgeSeconds, forKey: .oldestAgeSeconds)  // null when nothing waits
+            if !circuits.isEmpty { try container.encode(circuits, forKey: .circuits) }  // only while a drain --to-url runs
         }
     }
 

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bodies  # noqa: E402
 import disk  # noqa: E402
+import drain  # noqa: E402
 import report  # noqa: E402
 from load import RSSSampler, run_wrk, settle  # noqa: E402
 from servers import BENCH, SECRET, Servers  # noqa: E402
@@ -241,6 +242,7 @@ def main() -> int:
         rows = bench.rounds()
         memory = bench.memory()
         burst = bench.burst()
+        drain_rows = drain.measure(args.hookguard, f"http://127.0.0.1:{servers.bench_port}/ceiling", say=say)
     finally:
         servers.stop()
         if args.keep:
@@ -267,6 +269,7 @@ def main() -> int:
         if burst:
             f.write("hookguard RSS, 16 concurrent 5 MiB deliveries: idle {idle_mib:.1f} MiB, peak "
                     "{peak_mib:.1f} MiB, 10 s after {after_mib:.1f} MiB; {check}\n".format(**burst))
+        f.write("\n" + drain.table(drain_rows) + "\n")
         f.write("\n" + hmac_text)
     report.chart(out / "chart.dat", out / "chart.png",
                  f"hookguard and its peers behind one nginx: wrk, {args.rounds} round(s), {stamp}")
@@ -276,6 +279,7 @@ def main() -> int:
     say(report.bars(summary, burst))
     say(f"hookguard RSS (--workers 4): idle {memory['idle_mib']:.1f} MiB, after {memory['requests']:,} "
         f"more requests {memory['after_mib']:.1f} MiB (growth {memory['after_mib'] - memory['warm_mib']:+.1f} MiB)")
+    say(drain.table(drain_rows))
     say(f"\nresults: {out}  ({time.monotonic() - started:.0f} s)")
     # A peer that answers 2xx for more deliveries than it keeps is a finding, not a failed run.
     failed = [r for r in summary if r["checks"] != "ok" and not r["location"].startswith("/webhook")] \

@@ -14,7 +14,8 @@ public struct AttemptRecord: Codable, Sendable, Equatable {
     /// Not before this time is the delivery run again; nil once it is in `failed/`.
     public var nextAttemptAt: Date?
     /// The last attempt's end in words: "exit status 3", "killed by signal 9",
-    /// "timed out after 30s", "could not start: …", "envelope unreadable: …".
+    /// "timed out after 30s", "could not start: …", "envelope unreadable: …",
+    /// and for `drain --to-url` "HTTP 503: …", "request failed: …".
     public var outcome: String
     public var exitStatus: Int?
     public var signal: Int?
@@ -22,12 +23,17 @@ public struct AttemptRecord: Codable, Sendable, Equatable {
     /// The end of what the last attempt wrote to standard error (at most
     /// `AttemptRecord.stderrTailBytes` bytes, invalid UTF-8 replaced).
     public var stderrTail: String
+    /// `drain --to-url`: the last answer's status, when there was an answer.
+    public var httpStatus: Int?
+    /// `drain --to-url`: the start of the last answer's body (invalid UTF-8 replaced).
+    public var responseHead: String?
 
     public static let stderrTailBytes = 4096
 
     public init(
         attempts: Int, lastAttemptAt: Date, nextAttemptAt: Date?, outcome: String,
-        exitStatus: Int? = nil, signal: Int? = nil, timedOut: Bool = false, stderrTail: String = ""
+        exitStatus: Int? = nil, signal: Int? = nil, timedOut: Bool = false, stderrTail: String = "",
+        httpStatus: Int? = nil, responseHead: String? = nil
     ) {
         self.attempts = attempts
         self.lastAttemptAt = lastAttemptAt
@@ -37,6 +43,8 @@ public struct AttemptRecord: Codable, Sendable, Equatable {
         self.signal = signal
         self.timedOut = timedOut
         self.stderrTail = stderrTail
+        self.httpStatus = httpStatus
+        self.responseHead = responseHead
     }
 
     enum CodingKeys: String, CodingKey {
@@ -48,6 +56,8 @@ public struct AttemptRecord: Codable, Sendable, Equatable {
         case signal
         case timedOut = "timed_out"
         case stderrTail = "stderr_tail"
+        case httpStatus = "http_status"
+        case responseHead = "response_head"
     }
 
     public func encoded() -> [UInt8] {

@@ -22,11 +22,14 @@ public struct DrainOptions: Sendable {
     /// With `follow`, how often the spool is listed again besides inotify's
     /// events: a delivery that could not be read (permissions) is retried then.
     public var rescanInterval: Duration
+    /// `--to-url`: POST each delivery there instead of running the command.
+    public var forwarding: HTTPForwarding?
 
     public init(
         executable: String, arguments: [String], concurrency: Int = 1, maxAttempts: Int = 8,
         backoff: Backoff = Backoff(base: .seconds(10)), timeout: Duration? = nil, grace: Duration = .seconds(30),
-        follow: Bool = false, killDelay: Duration = .seconds(2), rescanInterval: Duration = .seconds(60)
+        follow: Bool = false, killDelay: Duration = .seconds(2), rescanInterval: Duration = .seconds(60),
+        forwarding: HTTPForwarding? = nil
     ) {
         self.executable = executable
         self.arguments = arguments
@@ -38,6 +41,7 @@ public struct DrainOptions: Sendable {
         self.follow = follow
         self.killDelay = killDelay
         self.rescanInterval = rescanInterval
+        self.forwarding = forwarding
     }
 }
 
@@ -90,6 +94,8 @@ public final class Drainer {
     private var stopping = false
     private var stopDeadline: ContinuousClock.Instant?
     private var summary = DrainSummary()
+    /// With `options.forwarding`: the HTTP requests in flight, on threads of their own.
+    private var forwarder: HTTPForwarder?
 
     public init(spool: DrainSpool, options: DrainOptions, logger: Logger) {
         self.spool = spool
@@ -116,6 +122,10 @@ public final class Drainer {
         let closed = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE
         try watcher.watch(spool.new, for: IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | closed)
         try watcher.watch(spool.cur, for: IN_MOVED_FROM | IN_DELETE | closed)
+        if let forwarding = options.forwarding {
+            forwarder = try HTTPForwarder(forwarding, workers: options.concurrency, spool: spool, logger: logger)
+        }
+        defer { forwarder?.stop() }
         let repaired = try spool.repairRecords()
         if repaired > 0 { logger.notice("finished steps a crash interrupted", metadata: ["files": "\(repaired)"]) }
         sweepStaleStaged()
@@ -142,6 +152,7 @@ public final class Drainer {
                     pipes.append((job, false))
                 }
             }
+            if let forwarder { fds.append(pollfd(fd: forwarder.fd, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), nextWakeMilliseconds()) < 0 && errno != EINTR {
                 throw SystemError("poll", errno: errno)
             }
@@ -160,6 +171,7 @@ public final class Drainer {
             while let (pid, status) = reapChild() {
                 if let job = jobs.removeValue(forKey: pid) { finish(job, status) }
             }
+            for forwarded in forwarder?.collect() ?? [] { finish(forwarded) }
             handleTimers()
             if let due = nextRescan, due <= clock.now, !stopping {
                 sweepStaleStaged()
@@ -197,9 +209,10 @@ public final class Drainer {
     }
 
     private var isFinished: Bool {
-        if stopping { return jobs.isEmpty || hardStopDeadline.map { $0 <= clock.now } == true }
+        let idle = jobs.isEmpty && forwarder?.isIdle ?? true
+        if stopping { return idle || hardStopDeadline.map { $0 <= clock.now } == true }
         if options.follow { return false }
-        return jobs.isEmpty && queue.isEmpty && retryAt.isEmpty && heldElsewhere.isEmpty
+        return idle && queue.isEmpty && retryAt.isEmpty && heldElsewhere.isEmpty
     }
 
     // MARK: finding deliveries
@@ -223,7 +236,8 @@ public final class Drainer {
     }
 
     private func startWhatIsDue() {
-        while jobs.count < options.concurrency, let entry = queue.popFirst() {
+        while jobs.count + (forwarder?.inFlight ?? 0) < options.concurrency, forwarder?.mayStart() ?? true,
+              let entry = queue.popFirst() {
             if let kept = keptClaims.removeValue(forKey: entry) {
                 start(kept)
                 continue
@@ -323,6 +337,11 @@ public final class Drainer {
             return
         }
         unreadable[claim.entry] = nil
+        if let forwarder {
+            forwarder.start(claim, envelope: envelope, attempt: attempt)
+            running.insert(claim.entry)
+            return
+        }
         let environment = baseEnvironment + [
             "HOOKGUARD_ID=\(envelope.id)",
             "HOOKGUARD_EVENT=\(envelope.event ?? "")",
@@ -380,24 +399,74 @@ public final class Drainer {
                stderr: job.stderrTail.text)
     }
 
+    /// A forwarded delivery's request ended: `finish(_:_:)`'s counterpart for `--to-url`.
+    private func finish(_ forwarded: HTTPForwarder.Finished) {
+        let claim = forwarded.claim
+        running.remove(claim.entry)
+        var metadata: Logger.Metadata = [
+            "id": "\(claim.entry)", "attempt": "\(forwarded.attempt)",
+            "duration_ms": "\(WebhookHandler.milliseconds(UInt64(max(0, (clock.now - forwarded.started).seconds) * 1e9)))",
+        ]
+        var record = AttemptRecord(attempts: forwarded.attempt, lastAttemptAt: Date(), nextAttemptAt: nil,
+                                   outcome: forwarded.outcome)
+        var retryAfter: Duration? = nil
+        switch forwarded.result {
+        case .success(let response):
+            metadata["status"] = "\(response.status)"
+            record.httpStatus = response.status
+            record.responseHead = String(decoding: response.bodyHead, as: UTF8.self)
+            record.timedOut = false
+            retryAfter = response.retryAfter
+        case .failure(let error):
+            record.timedOut = error.kind == .timedOut
+        }
+        switch forwarded.verdict {
+        case .delivered?:
+            do {
+                try claim.complete()
+                summary.delivered += 1
+                logger.info("delivered", metadata: metadata)
+            } catch {
+                logger.error("delivered but the delivery could not be removed; it will be sent again",
+                             metadata: metadata.merging(["detail": "\(error)"]) { $1 })
+            }
+        case nil:
+            claim.release()
+            summary.interrupted += 1
+            logger.warning("request stopped by shutdown; the delivery stays in cur/ for the next run", metadata: metadata)
+        case .refused?:
+            logger.warning("the service refused the delivery", metadata: metadata.merging(["outcome": "\(forwarded.outcome)"]) { $1 })
+            giveUp(claim, record)
+        case .retry?:
+            retryLater(claim, record, atLeast: retryAfter)
+        }
+    }
+
     private func failed(_ claim: Claim, attempt: Int, outcome: String, status: ExitStatus?, timedOut: Bool, stderr: String) {
-        let now = Date()
-        var record = AttemptRecord(attempts: attempt, lastAttemptAt: now, nextAttemptAt: nil, outcome: outcome,
+        var record = AttemptRecord(attempts: attempt, lastAttemptAt: Date(), nextAttemptAt: nil, outcome: outcome,
                                    timedOut: timedOut, stderrTail: stderr)
         switch status {
         case .exited(let code)?: record.exitStatus = Int(code)
         case .signaled(let signal)?: record.signal = Int(signal)
         case nil: break
         }
+        retryLater(claim, record, commandRan: status != nil)
+    }
+
+    /// Records a failed attempt and schedules the next one after the backoff
+    /// (or `atLeast`, when longer), or gives up after the last attempt.
+    private func retryLater(_ claim: Claim, _ failed: AttemptRecord, atLeast minimum: Duration? = nil, commandRan: Bool = false) {
+        var record = failed
+        let (attempt, outcome) = (record.attempts, record.outcome)
         guard attempt < options.maxAttempts else {
             giveUp(claim, record)
             return
         }
-        let delay = options.backoff.delay(afterFailure: attempt)
-        record.nextAttemptAt = now.addingTimeInterval(delay.seconds)
+        let delay = min(max(options.backoff.delay(afterFailure: attempt), minimum ?? .zero), options.backoff.cap)
+        record.nextAttemptAt = record.lastAttemptAt.addingTimeInterval(delay.seconds)
         // A command that ran may have left a process (a setsid child) holding
         // fd 3, and with it the delivery's lock, for as long as it lives.
-        let holders = status != nil && !stopping ? processesHolding(claim.fd) : []
+        let holders = commandRan && !stopping ? processesHolding(claim.fd) : []
         do {
             if holders.isEmpty {
                 try claim.recordFailure(record)
@@ -476,6 +545,7 @@ public final class Drainer {
             }
         }
         reportLongHeld(now: now)
+        if let deadline = stopDeadline, deadline <= now { forwarder?.abortTransfers() }
         let date = Date()
         for (entry, due) in retryAt where due <= date {
             retryAt[entry] = nil
@@ -498,6 +568,10 @@ public final class Drainer {
             consider(since + options.rescanInterval - now)
         }
         if !retryAt.isEmpty, let due = retryAt.values.min() { consider(.seconds(due.timeIntervalSinceNow)) }
+        if let forwarder {
+            if let reopens = forwarder.reopensAt, !queue.isEmpty { consider(reopens - now) }
+            if let stopDeadline, !forwarder.isIdle { consider(max(.zero, stopDeadline - now)) }
+        }
         // A child whose SIGCHLD went astray is still reaped within a second.
         if !jobs.isEmpty { consider(.seconds(1)) }
         guard let wait else { return -1 }

@@ -9,6 +9,10 @@ public struct StoredEnvelope: Sendable {
     public var event: String?
     /// The sender's own delivery id, when the envelope records one.
     public var deliveryID: String?
+    /// When hookguard received it (RFC 3339), as the envelope says.
+    public var receivedAt: String?
+    /// The sender's request headers with envelope names (`x-github-event`), sorted by name.
+    public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
     public init(decoding bytes: [UInt8]) throws(EnvelopeReadError) {
@@ -22,6 +26,8 @@ public struct StoredEnvelope: Sendable {
         scheme = fields.scheme
         event = fields.event
         deliveryID = fields.deliveryID
+        receivedAt = fields.receivedAt
+        headers = (fields.headers ?? [:]).sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
         switch (fields.body, fields.bodyBase64) {
         case (let text?, nil):
             body = Array(text.utf8)
@@ -40,12 +46,15 @@ public struct StoredEnvelope: Sendable {
         var scheme: String
         var event: String?
         var deliveryID: String?
+        var receivedAt: String?
+        var headers: [String: String]?
         var body: String?
         var bodyBase64: String?
 
         enum CodingKeys: String, CodingKey {
-            case id, scheme, event, body
+            case id, scheme, event, body, headers
             case deliveryID = "delivery_id"
+            case receivedAt = "received_at"
             case bodyBase64 = "body_base64"
         }
     }
