@@ -1,11 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-let strictSettings: [SwiftSetting] = [
+/// HookguardCore goes without MemberImportVisibility: on Swift 6.3 a clean build
+/// of it attributes `struct timespec`'s members to SwiftOverlayShims in some
+/// compile batches (files importing only Glibc then fail on `st_mtim.tv_sec`
+/// and `timespec()`), while an incremental build of the same sources passes.
+let coreSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
-    .enableUpcomingFeature("MemberImportVisibility"),
 ]
+let strictSettings: [SwiftSetting] = coreSettings + [.enableUpcomingFeature("MemberImportVisibility")]
 
 let package = Package(
     name: "hookguard",
@@ -53,7 +57,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: coreSettings
         ),
         .target(
             name: "FastCGI",
