@@ -254,7 +254,7 @@ public struct Scheme: Sendable {
             return Secret(bytes: key)
         case .hex:
             guard let key = SignatureDecoding.hex(String(decoding: secret.bytes, as: UTF8.self)[...]), !key.isEmpty else {
-                throw KeyError(scheme: name, problem: "a \(name) key is written in hex, an even number of 0-9 and a-f")
+                throw KeyError(scheme: name, problem: "the \(name) key must be hex: an even number of 0-9 and a-f")
             }
             return Secret(bytes: key)
         case .hexPublicKey, .base64PublicKey:
