@@ -37,6 +37,23 @@ import Testing
         "HOOKGUARD_PREFIX": "Bearer ", "HOOKGUARD_SECRET": "tok-123",
     ]
 
+    /// Adyen's items are checked one by one: a failing HMAC is a 503, never "[accepted]".
+    @Test func adyenItemsAreNotAcceptedWhenLibcryptoFails() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let vector = try #require(
+            try loadVectors("bodysigned", as: [BodySignedVector].self).first { $0.scheme == "adyen" })
+        let location = ["HOOKGUARD_SCHEME": "adyen", "HOOKGUARD_SECRET": vector.secret]
+        let body = Array(vector.body.utf8)
+        let response = failing { handle(location, body: body) }
+        #expect(response.status == 503)
+        #expect(response.body != Array("[accepted]".utf8))
+        #expect(log.text.contains("reason=crypto-error"))
+        #expect(spooled().isEmpty)
+        // Genuine once libcrypto works: the 503 was the failure's.
+        #expect(handle(location, body: body).body == Array("[accepted]".utf8))
+        #expect(spooled().count == 1)
+    }
+
     @Test func tokenSchemesAcceptNoTokenWhenLibcryptoFails() {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cases: [([String: String], [String])] = [

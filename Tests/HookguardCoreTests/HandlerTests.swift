@@ -87,6 +87,32 @@ final class CapturedLog: Sendable {
         #expect(!log.text.contains(secret))
     }
 
+    /// Adyen wants exactly `[accepted]`; the id is in the log line and names the spooled file.
+    @Test func adyenAnsweredAcceptedWithTheIdLogged() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Adyen's documented example (Vectors/make_bodysigned.py).
+        let vector = try #require(
+            try loadVectors("bodysigned", as: [BodySignedVector].self).first { $0.scheme == "adyen" })
+        let body = Array(vector.body.utf8)
+        let values = [
+            "REQUEST_METHOD": "POST", "REQUEST_URI": "/hooks/adyen", "CONTENT_LENGTH": String(body.count),
+            "HOOKGUARD_SCHEME": "adyen", "HOOKGUARD_SECRET": vector.secret, "HOOKGUARD_SPOOL": dir + "/spool",
+        ]
+        let response = handle(params(values), MemoryBody(body))
+        #expect(response.status == 200)
+        #expect(response.body == Array("[accepted]".utf8))
+        #expect(log.text.contains("reason=accepted"))
+        let id = try #require(log.text.firstMatch(of: /\bid=([0-9a-f-]{36})/)?.1)
+        #expect(spooled() == ["\(id).json"])
+        // A forged one is refused as any other scheme's, not answered [accepted].
+        var forged = values
+        forged["HOOKGUARD_SECRET"] = "00ff"
+        let refused = handle(params(forged), MemoryBody(body))
+        #expect(refused.status == 500)
+        #expect(refused.body != Array("[accepted]".utf8))
+        #expect(spooled().count == 1)
+    }
+
     @Test func refusals() {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let body = Array("{}".utf8)

@@ -128,7 +128,9 @@ import Testing
     static func row(_ scheme: Scheme) -> String {
         var headers = "`\(scheme.signatureHeader)`"
         if case .header(let name) = scheme.timestamp { headers += ", `\(name)`" }
-        let signed = scheme.encoding == .token ? "—" : "`\(Scheme.MessagePart.template(scheme.message))`"
+        let signed = scheme.encoding == .token ? "—"
+            : scheme.bodySignature?.itemFields.map { "`\($0.joined(separator: ":"))` of each item" }
+            ?? "`\(Scheme.MessagePart.template(scheme.message))`"
         let ids = [scheme.idHeader, scheme.eventHeader].map { $0.map { "`\($0)`" } ?? "—" }.joined(separator: " / ")
         let docs = scheme.documentation.map { "[docs](\($0))" } ?? "—"
         let tolerance = scheme.isTimestamped ? "\(scheme.tolerance) s" : "—"
@@ -160,6 +162,7 @@ import Testing
         case .rfc3339: text += "; timestamp in RFC 3339"
         }
         if scheme.keyForm == .whsecBase64 { text += "; the key is the base64 after `whsec_`" }
+        if scheme.keyForm == .hex { text += "; the key is given in hex" }
         if let asymmetric = scheme.asymmetricPrefix {
             text += "; `\(asymmetric)` entries: base64 Ed25519 under a `whpk_` public key"
         }

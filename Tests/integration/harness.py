@@ -218,6 +218,8 @@ class Prefix:
         self.v1a_pair = public_keys.V1aKey()
         self.url_secrets = {name: (f"{name}-old-{os.urandom(8).hex()}", f"{name}-new-{os.urandom(8).hex()}")
                             for name in ("twilio", "square", "hubspot", "mailgun")}
+        # Adyen's HMAC keys are hex (Customer Area); old in upper case, new in lower, as either is pasted.
+        self.adyen_keys = (os.urandom(32).hex().upper(), os.urandom(32).hex())
 
     def render(self) -> None:
         subprocess.run([str(RENDER), str(self.path), str(self.port), str(EXTRA_CONF)],
@@ -235,6 +237,7 @@ class Prefix:
         write_file(sec / "verify-token", f"{VERIFY_TOKEN}\n")
         for name, pair in self.url_secrets.items():
             write_file(sec / f"preset-{name}.secret", f"{pair[0]}\n{pair[1]}\n")
+        write_file(sec / "preset-adyen.secret", f"# adyen: old, then new\n{self.adyen_keys[0]}\n{self.adyen_keys[1]}\n")
         # issue 16: the public-key presets, with two of the sender's public keys each
         for name, pairs in self.key_pairs.items():
             write_file(sec / f"preset-{name}.secret", "".join(p.public_text + "\n" for p in pairs))

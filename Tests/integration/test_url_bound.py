@@ -1,18 +1,22 @@
 """twilio, square and hubspot through nginx: the location states the public URL
 (HOOKGUARD_URL, in nginx-extra.conf's /t/preset/ location). Twilio's requests
 are signed by the official `twilio` library's RequestValidator, and `hookguard
-sign` is checked by it; square and hubspot by Python's hmac from their docs."""
+sign` is checked by it; square and hubspot by Python's hmac from their docs.
+Signed inside the body: mailgun (Python's hmac) and adyen (the official `Adyen`
+library's generate_notification_sig, per item)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import os
 import subprocess
 import time
 from urllib.parse import urlencode
 
 import pytest
+from Adyen.util import generate_notification_sig, is_valid_hmac_notification  # PyPI, as twilio
 from twilio.request_validator import RequestValidator  # PyPI, installed by scripts/lib/install-deps test
 
 from checks import accepted_id, check_entry, check_rejected
@@ -169,3 +173,84 @@ def test_mailgun_refusals(env):
         before, mark = env.listing("preset-mailgun"), env.log_mark()
         r = post(env, "mailgun", body, {"Content-Type": "application/json"})
         check_rejected(env, r, mark, status=500, reason=reason, spool="preset-mailgun", before=before)
+
+
+# --------------------------------------------------------------------------
+# adyen: each notification item signed on its own (the Adyen library), answered [accepted]
+
+
+def adyen_item(psp: str, value: int = 1130, **fields) -> dict:
+    return {"pspReference": psp, "merchantAccountCode": "TestMerchant", "merchantReference": f"order-{psp}",
+            "amount": {"value": value, "currency": "EUR"}, "eventCode": "AUTHORISATION", "success": "true",
+            "additionalData": {"authCode": "1234"}, **fields}
+
+
+def adyen_body(items: list, keys: list) -> bytes:
+    """The notification, item i signed with keys[i] by the Adyen library (checked by its verifier)."""
+    import copy
+    import json
+    signed = []
+    for item, key in zip(items, keys):
+        item = copy.deepcopy(item)
+        unsigned = {k: v for k, v in item.items() if k != "additionalData"}
+        item["additionalData"]["hmacSignature"] = generate_notification_sig(unsigned, key).decode()
+        assert is_valid_hmac_notification(item, key)
+        signed.append({"NotificationRequestItem": item})
+    return json.dumps({"live": "false", "notificationItems": signed}).encode()
+
+
+def adyen_accepted_id(env, r, mark: int) -> str:
+    """A 200 with exactly `[accepted]`, as Adyen requires; the delivery id from the log line."""
+    import re
+    assert r.status == 200, f"expected 200, got {r!r}" + env.diag()
+    assert r.body == b"[accepted]", f"Adyen needs [accepted], got {r.body!r}"
+    line = env.assert_logged(mark, "status=200", "scheme=adyen", "reason=accepted")
+    found = re.search(r"\bid=([0-9a-f-]{36})\b", line)
+    assert found, f"no id in the log line: {line}"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("key", [0, 1])
+def test_adyen_genuine_answered_accepted(env, key):
+    secret = env.prefix.adyen_keys[key]
+    body = adyen_body([adyen_item("7914073381342284"), adyen_item("8816178952380553", value=500,
+                                                                   originalReference="7914073381342284",
+                                                                   eventCode="REFUND", success="false")],
+                      [secret, secret])
+    mark = env.log_mark()
+    r = post(env, "adyen", body, {"Content-Type": "application/json"})
+    delivery_id = adyen_accepted_id(env, r, mark)
+    check_entry(env, "preset-adyen", delivery_id, scheme="adyen", uri="/t/preset/adyen", body=body)
+
+
+def test_adyen_items_under_either_key(env):
+    old, new = env.prefix.adyen_keys
+    body = adyen_body([adyen_item("1000000000000001"), adyen_item("1000000000000002")], [old, new])
+    mark = env.log_mark()
+    delivery_id = adyen_accepted_id(env, post(env, "adyen", body, {"Content-Type": "application/json"}), mark)
+    check_entry(env, "preset-adyen", delivery_id, scheme="adyen", uri="/t/preset/adyen", body=body)
+
+
+def test_adyen_refusals(env):
+    import json
+    key = env.prefix.adyen_keys[1]
+    items = [adyen_item("2000000000000001"), adyen_item("2000000000000002", value=700)]
+    genuine = adyen_body(items, [key, key])
+    no_signature = json.loads(genuine)
+    del no_signature["notificationItems"][1]["NotificationRequestItem"]["additionalData"]["hmacSignature"]
+    cases = [
+        ("forged", adyen_body(items, [os.urandom(32).hex(), os.urandom(32).hex()]), "signature-mismatch"),
+        ("first item tampered", genuine.replace(b'"value": 1130', b'"value": 1131'), "signature-mismatch"),
+        ("second item tampered", genuine.replace(b'"value": 700', b'"value": 7000'), "signature-mismatch"),
+        ("second item under another key", adyen_body(items, [key, os.urandom(32).hex()]), "signature-mismatch"),
+        ("second item without hmacSignature", json.dumps(no_signature).encode(), "signature-missing"),
+        ("no items", b'{"live": "false", "notificationItems": []}', "signature-malformed"),
+        ("not a notification", b'{"live": "false"}', "signature-missing"),
+        ("signature not base64", genuine.replace(b'"hmacSignature": "', b'"hmacSignature": "%%'), "signature-malformed"),
+    ]
+    for what, body, reason in cases:
+        assert body != genuine, what
+        before, mark = env.listing("preset-adyen"), env.log_mark()
+        r = post(env, "adyen", body, {"Content-Type": "application/json"})
+        assert r.body != b"[accepted]", what
+        check_rejected(env, r, mark, status=500, reason=reason, spool="preset-adyen", before=before)

@@ -81,6 +81,14 @@ public enum Outcome: Sendable {
         }
     }
 
+    /// `response`, except that an accepted delivery is answered with the body
+    /// its sender requires (`Scheme.acceptedBody`, Adyen's `[accepted]`) in
+    /// place of `{"id":…}`; the id is still in the log line.
+    public func response(acceptedBody: String?) -> Response {
+        guard let acceptedBody, outcome == "accepted" else { return response }
+        return Response(status: 200, headers: [("Content-Type", "text/plain")], body: Array(acceptedBody.utf8))
+    }
+
     /// A short, stable code for logs and metrics.
     public var reason: String {
         switch self {

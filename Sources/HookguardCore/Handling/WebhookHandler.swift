@@ -66,7 +66,7 @@ public final class WebhookHandler: Sendable {
         let started = monotonicNanoseconds()
         var context = LogContext()
         let outcome = process(params, body: &source, context: &context)
-        let response = outcome.response
+        let response = outcome.response(acceptedBody: context.acceptedBody)
         let elapsed = monotonicNanoseconds() - started
         log(outcome, status: response.status, params: params, context: context, nanoseconds: elapsed)
         DeliveryMetrics.request(
@@ -78,6 +78,8 @@ public final class WebhookHandler: Sendable {
         var scheme: String?
         var bytes: Int?
         var senderID: String?
+        /// The scheme's `acceptedBody`, once the location's configuration is read.
+        var acceptedBody: String?
     }
 
     private func process(
@@ -93,6 +95,7 @@ public final class WebhookHandler: Sendable {
         do {
             config = try LocationConfig(params: params)
             context.scheme = config.scheme.name
+            context.acceptedBody = config.scheme.acceptedBody
             keys = try self.keys(for: config)
         } catch {
             return .configInvalid(error)

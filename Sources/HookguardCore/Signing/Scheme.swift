@@ -47,6 +47,9 @@ public struct Scheme: Sendable {
     /// Standard Webhooks' `v1a,`: list entries with this prefix are Ed25519
     /// signatures of the same message, checked with the `whpk_` public keys.
     public let asymmetricPrefix: String?
+    /// The body the sender requires in the 200 that accepts a delivery
+    /// (Adyen: `[accepted]`), in place of `{"id":…}`; nil for the id.
+    public let acceptedBody: String?
 
     public enum Handshake: String, Sendable, CaseIterable {
         /// Slack Events API: a signed POST `{"type":"url_verification","challenge":…}`, answered `{"challenge":…}`.
@@ -77,8 +80,9 @@ public struct Scheme: Sendable {
         idHeader: HeaderName? = nil, eventHeader: HeaderName? = nil,
         tolerance: Int = SignatureVerifier.defaultTolerance, documentation: String? = nil,
         publicKey: PublicKeyAlgorithm? = nil, urlPortVariants: Bool = false, handshake: Handshake? = nil,
-        bodySignature: BodySignature? = nil, asymmetricPrefix: String? = nil
+        bodySignature: BodySignature? = nil, asymmetricPrefix: String? = nil, acceptedBody: String? = nil
     ) {
+        self.acceptedBody = acceptedBody
         self.asymmetricPrefix = asymmetricPrefix
         self.handshake = handshake
         self.bodySignature = bodySignature
@@ -114,6 +118,20 @@ public struct Scheme: Sendable {
         /// Mailgun: JSON `{"signature":{"timestamp":…,"token":…,"signature":<hex>}}`, the HMAC over
         /// timestamp ‖ token (the token is the message's `{id}`).
         case mailgunJSON = "signature.signature"
+        /// Adyen standard notifications: JSON `{"notificationItems":[{"NotificationRequestItem":{…}}]}`,
+        /// each item signed on its own: `additionalData.hmacSignature` is the HMAC of `itemFields`.
+        case adyenItems = "notificationItems[].NotificationRequestItem.additionalData.hmacSignature"
+
+        /// The fields of each item whose values, joined by `:`, are signed
+        /// (a missing one is empty); nil when the body holds one signature.
+        public var itemFields: [String]? {
+            switch self {
+            case .mailgunJSON: nil
+            case .adyenItems:
+                ["pspReference", "originalReference", "merchantAccountCode", "merchantReference", "amount.value",
+                 "amount.currency", "eventCode", "success"]
+            }
+        }
     }
 
     public enum MessagePart: Sendable, Equatable, ExpressibleByStringLiteral {
@@ -186,6 +204,8 @@ public struct Scheme: Sendable {
         case hexPublicKey = "hex-public-key"
         /// A DER SubjectPublicKeyInfo in base64 (SendGrid's verification key).
         case base64PublicKey = "base64-public-key"
+        /// The key written in hex, decoded (Adyen's HMAC key).
+        case hex = "hex"
     }
 
     /// The signature's length in bytes, when it has one: the digest's for an
@@ -230,6 +250,11 @@ public struct Scheme: Sendable {
             // secret copied without its trailing `=` works there, and here.
             guard let key = SignatureDecoding.base64(SignatureDecoding.padded(encoded)), !key.isEmpty else {
                 throw KeyError(scheme: name, problem: "a \(name) secret is whsec_ followed by base64")
+            }
+            return Secret(bytes: key)
+        case .hex:
+            guard let key = SignatureDecoding.hex(String(decoding: secret.bytes, as: UTF8.self)[...]), !key.isEmpty else {
+                throw KeyError(scheme: name, problem: "the \(name) key must be hex: an even number of 0-9 and a-f")
             }
             return Secret(bytes: key)
         case .hexPublicKey, .base64PublicKey:

@@ -145,6 +145,12 @@ extension Scheme {
                timestamp: .body, message: [.timestamp, .id],
                documentation: "https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks",
                bodySignature: .mailgunJSON),
+        // Adyen standard notifications: each of the body's notificationItems carries the base64
+        // HMAC-SHA256 of its own fields under the hex HMAC key; Adyen wants "[accepted]" back.
+        Scheme(name: "adyen", signatureHeader: HeaderName("additionalData.hmacSignature (JSON body, each item)"),
+               encoding: .base64, keyForm: .hex,
+               documentation: "https://docs.adyen.com/development-resources/webhooks/secure-webhooks/verify-hmac-signatures",
+               bodySignature: .adyenItems, acceptedBody: "[accepted]"),
 
         // MARK: public keys (the location holds the sender's public key)
         // Discord interactions: Ed25519 over timestamp ‖ body, the application's public key in hex.

@@ -71,6 +71,10 @@ public enum SignatureVerifier {
         } catch {
             throw .refused(error)
         }
+        if !received.items.isEmpty {
+            try verifyEach(scheme, keys: keys, received.items)
+            return
+        }
         var matched = false
         let urls = scheme.isURLBound ? SignedURL.candidates(url ?? "", portVariants: scheme.urlPortVariants) : [""]
         do {
@@ -108,6 +112,27 @@ public enum SignatureVerifier {
 }
 
 extension SignatureVerifier {
+    /// Adyen: every item must match under some key. Every key is tried on
+    /// every item, so the time taken does not say which key or item failed;
+    /// the first that failed is named.
+    private static func verifyEach(
+        _ scheme: Scheme, keys: [Secret], _ items: [ReceivedSignature.Item]
+    ) throws(VerificationError) {
+        var unmatched: String? = nil
+        do {
+            for item in items {
+                var matched = false
+                for key in keys where !key.isPublicKey {
+                    matched = try matches(scheme, key: key, message: item.message, [item.signature]) || matched
+                }
+                if !matched, unmatched == nil { unmatched = item.place }
+            }
+        } catch {
+            throw .crypto(error)
+        }
+        if let unmatched { throw .refused(.mismatch(header: unmatched)) }
+    }
+
     /// Whether `key` made any of `signatures` over `message`; every one is tried.
     private static func matches(
         _ scheme: Scheme, key: Secret, message: [UInt8], _ signatures: [[UInt8]]
@@ -138,6 +163,15 @@ struct ReceivedSignature {
     var asymmetricSignatures: [[UInt8]] = []
     var timestamp: (text: Substring, seconds: Int, header: String)?
     var id: Substring?
+    /// Items signed on their own, each of which must match (Adyen).
+    var items: [Item] = []
+
+    struct Item {
+        var message: [UInt8]
+        var signature: [UInt8]
+        /// Where its signature is, for the refusal's reason.
+        var place: String
+    }
 
     init(_ scheme: Scheme, _ params: RequestParams) throws(SignatureFailure) {
         let header = scheme.signatureHeader.display
@@ -197,8 +231,13 @@ struct ReceivedSignature {
         }
     }
 
-    /// Mailgun: `signature.{timestamp,token,signature}` in the JSON body.
+    /// Mailgun: `signature.{timestamp,token,signature}` in the JSON body;
+    /// Adyen: `notificationItems`, each with its own signature.
     init(bodySigned scheme: Scheme, body: [UInt8]) throws(SignatureFailure) {
+        if let fields = scheme.bodySignature?.itemFields {
+            items = try Self.items(scheme, fields: fields, body: body)
+            return
+        }
         struct Envelope: Decodable {
             struct Signature: Decodable { var timestamp: String?, token: String?, signature: String? }
             var signature: Signature?
@@ -219,6 +258,34 @@ struct ReceivedSignature {
         case .success(let bytes): signatures = [bytes]
         case .failure(let problem): throw .malformed(header: place, problem: problem)
         }
+    }
+
+    /// Adyen's `notificationItems[].NotificationRequestItem`: each item's
+    /// `fields` joined by `:` and its `additionalData.hmacSignature`.
+    private static func items(_ scheme: Scheme, fields: [String], body: [UInt8]) throws(SignatureFailure) -> [Item] {
+        struct Notification: Decodable {
+            struct Wrapper: Decodable { var NotificationRequestItem: FlatJSONObject? }
+            var notificationItems: [Wrapper]?
+        }
+        let list = "notificationItems (JSON body)"
+        guard let wrappers = (try? JSONDecoder().decode(Notification.self, from: Data(body)))?.notificationItems else {
+            throw .missing(header: list)
+        }
+        guard !wrappers.isEmpty else { throw .malformed(header: list, problem: "no items: nothing is signed") }
+        var items: [Item] = []
+        for (index, wrapper) in wrappers.enumerated() {
+            let place = "notificationItems[\(index)].NotificationRequestItem.additionalData.hmacSignature"
+            guard let item = wrapper.NotificationRequestItem, let text = item.values["additionalData.hmacSignature"],
+                !text.isEmpty
+            else { throw .missing(header: place) }
+            switch decode(Substring(text), scheme) {
+            case .success(let signature):
+                let message = fields.map { item.values[$0] ?? "" }.joined(separator: ":")
+                items.append(Item(message: Array(message.utf8), signature: signature, place: place))
+            case .failure(let problem): throw .malformed(header: place, problem: problem)
+            }
+        }
+        return items
     }
 
     private enum Decoded { case success([UInt8]), failure(String) }
@@ -245,6 +312,41 @@ struct ReceivedSignature {
             throw .malformed(header: header, problem: "the timestamp is not \(format.expectation)")
         }
         return seconds
+    }
+}
+
+/// A JSON object's scalar members as text, and those of the objects inside
+/// it as `outer.inner` (`amount.value`): numbers as written for integers,
+/// `true`/`false`, null as absent. Arrays and deeper objects are left out.
+struct FlatJSONObject: Decodable {
+    var values: [String: String] = [:]
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: any Decoder) throws {
+        let object = try decoder.container(keyedBy: Key.self)
+        for key in object.allKeys {
+            if let text = Self.scalar(object, key) {
+                values[key.stringValue] = text
+            } else if let inner = try? object.nestedContainer(keyedBy: Key.self, forKey: key) {
+                for innerKey in inner.allKeys {
+                    if let text = Self.scalar(inner, innerKey) { values[key.stringValue + "." + innerKey.stringValue] = text }
+                }
+            }
+        }
+    }
+
+    private static func scalar(_ object: KeyedDecodingContainer<Key>, _ key: Key) -> String? {
+        if let text = try? object.decode(String.self, forKey: key) { return text }
+        if let number = try? object.decode(Int64.self, forKey: key) { return String(number) }
+        if let flag = try? object.decode(Bool.self, forKey: key) { return flag ? "true" : "false" }
+        if let number = try? object.decode(Double.self, forKey: key) { return String(number) }
+        return nil
     }
 }
 
