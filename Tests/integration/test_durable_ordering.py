@@ -160,7 +160,7 @@ def test_every_200_follows_a_file_flush_a_rename_and_a_directory_flush(traced):
             f"{name}: answered with no flush between its rename and its answer"
         assert (spool / "new" / name).exists()
 
-    # Batching: far fewer flushes than deliveries.
-    flushes = len(filesystem_flushes) + len(directory_flushes)
-    assert flushes < len(answered) / 2, f"{flushes} flushes for {len(answered)} deliveries"
+    # How many deliveries a flush serves depends on how fast the clients are
+    # (under a sanitizer and strace, batches are small): GroupSyncTests checks
+    # the sharing with a slow flush, and bench/run counts device flushes.
     assert not list((spool / "tmp").iterdir()), "files left in tmp/"
