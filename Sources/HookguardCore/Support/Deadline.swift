@@ -28,3 +28,11 @@ struct Deadline {
         return now < nanoseconds ? nanoseconds - now : nil
     }
 }
+
+/// The process's one monotonic clock, in nanoseconds: deadlines, breaker
+/// back-offs, lock waits and request durations all read it.
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
