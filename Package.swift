@@ -1,23 +1,33 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// HookguardCore goes without MemberImportVisibility: on Swift 6.3 a clean build
+// The modules, each answering one question; a module imports only those
+// listed before it (Tests/HookguardTests/ModuleGraphTests.swift checks it):
+//   Posix          every raw system call, behind one façade (and CLinux)
+//   FastCGI        the wire: request, response, CGI, listener, server, supervisor, launch
+//   Receiver       a location's configuration, signing schemes, delivery, the handler
+//   Drain          consuming a spool: claims, commands, HTTP forwarding
+//   Doctor         checking nginx configuration against the locations
+//   hookguard      the executable: flags → values → wiring
+//   HookguardTesting  what the unit tests and the fuzz targets share
+
+/// Receiver and Drain go without MemberImportVisibility: on Swift 6.3 a clean build
 /// of it attributes `struct timespec`'s members to SwiftOverlayShims in some
 /// compile batches (files importing only Glibc then fail on `st_mtim.tv_sec`
 /// and `timespec()`), while an incremental build of the same sources passes.
-let coreSettings: [SwiftSetting] = [
+let settings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
-let strictSettings: [SwiftSetting] = coreSettings + [.enableUpcomingFeature("MemberImportVisibility")]
+let strictSettings: [SwiftSetting] = settings + [.enableUpcomingFeature("MemberImportVisibility")]
+
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
 
 let package = Package(
     name: "hookguard",
     platforms: [.macOS(.v15)],
-    products: [
-        .executable(name: "hookguard", targets: ["hookguard"]),
-        .library(name: "HookguardCore", targets: ["HookguardCore"]),
-    ],
+    products: [.executable(name: "hookguard", targets: ["hookguard"])],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -25,69 +35,79 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CFastCGI",
-            pkgConfig: "fcgi",
-            providers: [.apt(["libfcgi-dev"])]
-        ),
-        .systemLibrary(
-            name: "CLibCrypto",
-            pkgConfig: "libcrypto",
-            providers: [.apt(["libssl-dev"])]
-        ),
-        .systemLibrary(
-            name: "CNats",
-            pkgConfig: "libnats",
-            providers: [.apt(["libnats-dev"])]
-        ),
-        .systemLibrary(
-            name: "CCurl",
-            pkgConfig: "libcurl",
-            providers: [.apt(["libcurl4-openssl-dev"])]
-        ),
+        .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Linux and glibc calls Swift's Glibc module leaves out (syncfs, sync_file_range, mallopt).
         .target(name: "CLinux"),
+
+        .target(name: "Posix", dependencies: ["CLinux"], swiftSettings: strictSettings),
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "Posix", logging], swiftSettings: strictSettings),
         .target(
-            name: "HookguardCore",
-            dependencies: [
-                "CLinux",
-                "CLibCrypto",
-                "CNats",
-                "CCurl",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ],
-            swiftSettings: coreSettings
+            name: "Receiver",
+            dependencies: ["Posix", "FastCGI", "CLibCrypto", "CNats", logging, metrics],
+            swiftSettings: settings
         ),
         .target(
-            name: "FastCGI",
-            dependencies: ["CFastCGI", "HookguardCore"],
-            swiftSettings: strictSettings
+            name: "Drain",
+            dependencies: ["Posix", "FastCGI", "Receiver", "CCurl", logging, metrics],
+            swiftSettings: settings
         ),
+        .target(name: "Doctor", dependencies: ["Posix", "FastCGI", "Receiver"], swiftSettings: strictSettings),
         .executableTarget(
             name: "hookguard",
             dependencies: [
-                "HookguardCore",
-                "FastCGI",
+                "Posix", "FastCGI", "Receiver", "Drain", "Doctor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                logging, metrics,
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HookguardTesting",
+            dependencies: [
+                "Posix", "FastCGI", "Receiver", logging,
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         // bench/run's HMAC measurement (5 MiB against `openssl speed`); not a test.
         .executableTarget(
             name: "hmac-bench",
-            dependencies: ["HookguardCore"],
+            dependencies: ["Receiver"],
             path: "bench/hmac",
             swiftSettings: strictSettings
         ),
         .testTarget(
-            name: "HookguardCoreTests",
-            dependencies: ["HookguardCore"],
+            name: "HookguardTests",
+            dependencies: ["Posix", "FastCGI", "Receiver", "Drain", "Doctor", "HookguardTesting"],
             resources: [.copy("Vectors")],
             swiftSettings: strictSettings
         ),
     ]
 )
+
+/// The libFuzzer targets for the parsers of untrusted input (Fuzz/Sources),
+/// declared only for scripts/fuzz (HOOKGUARD_FUZZ=1, its own scratch path):
+/// libFuzzer supplies their `main`, so an ordinary build could not link them.
+let fuzzTargets = ["signatures", "envelope", "secrets", "request", "nginx"]
+if Context.environment["HOOKGUARD_FUZZ"] == "1" {
+    package.targets += [
+        .target(
+            name: "FuzzSupport",
+            dependencies: ["Receiver", "HookguardTesting"],
+            path: "Fuzz/Sources/FuzzSupport",
+            swiftSettings: strictSettings
+        )
+    ] + fuzzTargets.map { name in
+        .executableTarget(
+            name: name,
+            dependencies: ["FuzzSupport", "Posix", "FastCGI", "Receiver", "Doctor", "HookguardTesting", logging],
+            path: "Fuzz/Sources/\(name)",
+            swiftSettings: strictSettings
+        )
+    }
+    package.products += fuzzTargets.map { .executable(name: $0, targets: [$0]) }
+}

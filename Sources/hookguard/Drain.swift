@@ -1,8 +1,11 @@
+import Posix
+import Drain
+import Doctor
 import ArgumentParser
 import FastCGI
 import FoundationEssentials
 import Glibc
-import HookguardCore
+import Receiver
 import Logging
 
 struct Drain: ParsableCommand {

@@ -1,6 +1,10 @@
+import Posix
+import FastCGI
+import Drain
+import Doctor
 import ArgumentParser
 import FoundationEssentials
-import HookguardCore
+import Receiver
 
 /// `drain --to-url` and the options that shape its requests.
 struct ForwardOptions: ParsableArguments {

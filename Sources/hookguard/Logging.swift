@@ -1,7 +1,11 @@
+import Posix
+import FastCGI
+import Drain
+import Doctor
 public import ArgumentParser
 import FoundationEssentials
 import Glibc
-import HookguardCore
+import Receiver
 public import Logging
 import Synchronization
 

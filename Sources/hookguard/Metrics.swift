@@ -1,6 +1,9 @@
+import Posix
+import Drain
+import Doctor
 import FastCGI
 import Glibc
-import HookguardCore
+import Receiver
 import Logging
 import Metrics
 import Prometheus

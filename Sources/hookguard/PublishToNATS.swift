@@ -1,7 +1,11 @@
+import Posix
+import FastCGI
+import Drain
+import Doctor
 import ArgumentParser
 import FoundationEssentials
 import Glibc
-import HookguardCore
+import Receiver
 
 /// The options that name a JetStream destination, shared by `drain --to-nats`
 /// and `nats-publish`.

@@ -1,7 +1,11 @@
+import Posix
+import FastCGI
+import Drain
+import Doctor
 import ArgumentParser
 import FoundationEssentials
 import Glibc
-import HookguardCore
+import Receiver
 
 /// The scheme and secret `sign` and `verify` work with: the same names and
 /// checks as a location's HOOKGUARD_* parameters, given as flags.

@@ -1,7 +1,10 @@
+import Posix
+import Drain
+import Doctor
 import ArgumentParser
 import FastCGI
 import FoundationEssentials
-import HookguardCore
+import Receiver
 import Logging
 import Glibc
 

@@ -1,6 +1,10 @@
+import Posix
+import FastCGI
+import Drain
+import Doctor
 import ArgumentParser
 import FoundationEssentials
-import HookguardCore
+import Receiver
 
 struct SpoolStatus: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,7 @@
 #if HOOKGUARD_THREAD_SANITIZER
-import HookguardCore
+import Posix
 
 /// The lock ThreadSanitizer can see, for the ThreadSanitizer run only: see
-/// HookguardCore's ThreadSanitizerMutex.swift.
-typealias Mutex = HookguardCore.Mutex
+/// Posix's ThreadSanitizerMutex.swift.
+typealias Mutex = Posix.Mutex
 #endif

@@ -1,7 +1,7 @@
 """Independent signers for the catalog's presets (issue 16), written from each
 sender's own documentation with Python's hmac, hashlib and base64 — never from
 hookguard's code. Used by the integration tests and by the vector generator
-(Tests/HookguardCoreTests/Vectors/make_catalog.py).
+(Tests/HookguardTests/Vectors/make_catalog.py).
 
 A sender is described by: the signature header, the HMAC's hash and encoding,
 the text before each MAC, the signed message as a template over {id}, {ts} and

@@ -5,7 +5,7 @@
 //
 //   hmac-bench [SECONDS]
 import Foundation
-import HookguardCore
+import Receiver
 
 let size = 5 * 1024 * 1024
 let seconds = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 3

@@ -3,9 +3,9 @@ import Glibc
 
 /// A reader on a Unix stream socket that answers `ok` to every line, as a
 /// delivery daemon with HOOKGUARD_SOCKET_ACK=1 would.
-public enum SocketReader {
+package enum SocketReader {
     /// Listens on `path` and serves every connection on a thread of its own.
-    public static func start(at path: String) {
+    package static func start(at path: String) {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path.utf8) }

@@ -5,14 +5,17 @@
 // `body` when it is UTF-8 and as `body_base64` otherwise.
 import Foundation
 import FuzzSupport
-import HookguardCore
+import FastCGI
+import Receiver
+import Doctor
+import HookguardTesting
 
 /// Input: a flags byte (bit 0: an event, bit 1: a delivery id), 5 bytes of
 /// seconds and 4 of nanoseconds for the arrival time, then NUL-separated
 /// fields: scheme, uri, event, delivery id, then `NAME=VALUE` parameters up
 /// to an empty field; the rest is the body.
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzEnvelope(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
+package func fuzzEnvelope(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     var input = FuzzInput(data, count: count)
     let flags = input.byte()
     // Any moment from 1970 to the end of year 9999: what a clock can say.

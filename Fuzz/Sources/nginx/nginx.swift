@@ -3,10 +3,13 @@
 // Properties: no crash; only locations that pass a HOOKGUARD_* parameter are
 // reported; a body size limit is positive or absent (unlimited).
 import FuzzSupport
-import HookguardCore
+import FastCGI
+import Receiver
+import Doctor
+import HookguardTesting
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzNginx(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
+package func fuzzNginx(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     let text = String(decoding: UnsafeRawBufferPointer(start: data, count: count), as: UTF8.self)
     do {
         for location in try NginxConfig.locations(in: text) {

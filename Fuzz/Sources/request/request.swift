@@ -17,7 +17,10 @@
 // tmp/; no log line and no response holds a secret.
 import Foundation
 import FuzzSupport
-import HookguardCore
+import FastCGI
+import Receiver
+import Doctor
+import HookguardTesting
 import Logging
 import Synchronization
 
@@ -26,7 +29,7 @@ import Synchronization
 /// signed timestamp from now (in 4-second steps, either way), then
 /// NUL-separated `NAME=VALUE` parameters up to an empty field; the rest is the body.
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzRequest(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
+package func fuzzRequest(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     let sandbox = Sandbox.shared
     var input = FuzzInput(data, count: count)
     let flags = input.byte()
@@ -39,7 +42,7 @@ public func fuzzRequest(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     sandbox.confine(&params)
     let signed = flags & 1 != 0 && sandbox.sign(&params, body: body, skew: skew)
 
-    Captured.lines.withLock { $0.removeAll() }
+    captured.clear()
     var source = MemoryBody(body, failAfter: flags & 2 != 0 ? cut : nil)
     let response = sandbox.handler.handle(params, body: &source)
 
@@ -49,7 +52,7 @@ public func fuzzRequest(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     require(known.contains(response.status) || response.status == rejectStatus, "status \(response.status)")
     // A sender's handshake (issue 16) is answered 200 without an id and stores nothing; only
     // the GET ones (Meta, Dropbox) are unsigned.
-    let handshake = Captured.lines.withLock { $0.contains { $0.contains("reason=handshake") } }
+    let handshake = captured.lines.contains { $0.contains("reason=handshake") }
     if response.status == 200, role == "" || role == "receiver", handshake {
         require(signed || params.method == "GET", "answered a handshake nobody signed: \(params.values)")
     } else if response.status == 200, role == "" || role == "receiver" {
@@ -58,7 +61,7 @@ public func fuzzRequest(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     }
     sandbox.checkNoSecretShown(response, params: params)
     if Sandbox.tracing {
-        let log = Captured.lines.withLock { $0.joined(separator: " | ") }
+        let log = captured.lines.joined(separator: " | ")
         print("\(response.status) signed=\(signed) \(log.prefix(300))")
     }
     sandbox.clear()
@@ -66,22 +69,7 @@ public func fuzzRequest(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
 }
 
 /// Log lines of the current request, to look for secrets in.
-enum Captured {
-    static let lines = Mutex<[String]>([])
-
-    struct Handler: LogHandler {
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            let fields = (event.metadata ?? [:]).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            Captured.lines.withLock { $0.append("\(event.level) \(event.message) \(fields)") }
-        }
-    }
-}
+let captured = CapturedLog()
 
 /// The directory an input may reach, prepared once per process.
 final class Sandbox: Sendable {
@@ -130,7 +118,7 @@ final class Sandbox: Sendable {
         // Sockets: a reader that acknowledges, no reader, a regular file.
         SocketReader.start(at: root + "/reader.sock")
         sockets = [root + "/reader.sock", root + "/nobody.sock", root + "/regular-file"]
-        handler = WebhookHandler(logger: Logger(label: "fuzz") { _ in Captured.Handler() })
+        handler = WebhookHandler(logger: captured.logger(label: "fuzz"))
     }
 
     /// Absolute paths become prepared ones (chosen by the value's length);
@@ -196,7 +184,7 @@ final class Sandbox: Sendable {
     /// itself carries it elsewhere (a token scheme's header does).
     func checkNoSecretShown(_ response: Response, params: RequestParams) {
         let elsewhere = params.values.filter { $0.key != Parameter.secret.rawValue }.map(\.value)
-        let log = Captured.lines.withLock { $0.joined(separator: "\n") }
+        let log = captured.text
         for secret in [secret, plainSecret, String(secret.dropFirst(6))]
         where !elsewhere.contains(where: { $0.contains(secret) }) {
             require(!log.contains(secret), "a secret in the log: \(log)")

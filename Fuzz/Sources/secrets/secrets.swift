@@ -6,7 +6,10 @@
 // decoded from whsec_ (or whpk_) is non-empty and is what the base64 says.
 import Foundation
 import FuzzSupport
-import HookguardCore
+import FastCGI
+import Receiver
+import Doctor
+import HookguardTesting
 
 /// A file in a directory of this process's own, removed at exit.
 let path: String = {
@@ -19,7 +22,7 @@ let standardWebhooks = Scheme.presets["standard-webhooks"]!
 let whitespace: Set<UInt8> = [0x20, 0x09, 0x0d, 0x0a]
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzSecrets(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
+package func fuzzSecrets(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     let contents = Array(UnsafeRawBufferPointer(start: data, count: count))
     let secrets = Secret.parseFile(contents)
 
@@ -38,7 +41,7 @@ public func fuzzSecrets(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
         if let key = try? standardWebhooks.key(from: secret) {
             require(!key.bytes.isEmpty, "an empty whsec_ key")
             let text = String(decoding: bytes, as: UTF8.self)
-            // whpk_: a v1a public key; whsec_ (or bare): the HMAC key. Either is the base64
+            // whpk_: a v1a package key; whsec_ (or bare): the HMAC key. Either is the base64
             // after the prefix, its `=` padding optional as in the standardwebhooks library.
             let prefix = key.isPublicKey ? "whpk_" : "whsec_"
             let encoded = text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text

@@ -8,7 +8,10 @@
 //   decoded), what SignatureSigner signs verifies: the two sides agree.
 import Foundation
 import FuzzSupport
-import HookguardCore
+import FastCGI
+import Receiver
+import Doctor
+import HookguardTesting
 
 /// The presets in a fixed order, so an input names the same scheme in every run.
 let presets = Scheme.presets.keys.sorted().map { Scheme.presets[$0]! }
@@ -21,7 +24,7 @@ let prefixes = ["", "sha256=", "v1=", "Bearer "]
 /// text, and the custom scheme's algorithm, encoding, prefix and id header;
 /// the rest is the body.
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzSignatures(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
+package func fuzzSignatures(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     var input = FuzzInput(data, count: count)
     let choice = Int(input.byte())
     let tolerance = Int(input.byte()) * 10

@@ -1,0 +1,10 @@
+import Foundation
+@testable import FastCGI
+import HookguardTesting
+
+func loadVectors<T: Decodable>(_ name: String, as type: T.Type) throws -> T {
+    let url = Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Vectors")!
+    return try JSONDecoder().decode(T.self, from: Data(contentsOf: url))
+}
+
+func params(_ values: [String: String]) -> RequestParams { RequestParams(values) }
