@@ -106,6 +106,14 @@ struct AnswerTable: Decodable {
         text.replacingOccurrences(of: "{dir}", with: dir).replacingOccurrences(of: "{spool}", with: spool)
     }
 
+    /// Both suites read the same file: an empty or half-read table would pass them both.
+    @Test func answerTableIsReadWhole() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let names = try AnswerTable.load().cases.map(\.name)
+        #expect(names.count >= 30, "\(AnswerTable.path) has \(names.count) cases")
+        #expect(Set(names).count == names.count, "two cases share a name (and so a location)")
+    }
+
     @Test(arguments: try AnswerTable.load().cases.filter(\.runsInProcess))
     func answers(_ answerCase: AnswerCase) throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
