@@ -9,8 +9,56 @@ import Testing
 @testable import Doctor
 import HookguardTesting
 
+/// One case of `Tests/answers.json`: a location's parameters and one request, and the answer
+/// (status, logged reason, stored or not) that `Tests/integration/test_answers.py` also expects
+/// from nginx + hookguard. The file's `fields` say what each field means.
+struct AnswerCase: Decodable, Sendable, CustomTestStringConvertible {
+    struct Request: Decodable, Sendable {
+        var method: String?
+        var body: String?
+        var bodySize: Int?
+        var headers: [String: String]?
+        var signature: String?
+        var signedAs: [String]?
+        var signingSecret: String?
+        var contentLength: String?
+        var clientSends: Int?
+    }
+
+    struct Answer: Decodable, Sendable {
+        var status: Int
+        var reason: String
+        var stored: Bool
+        var headers: [String: String]?
+        var event: String?
+        var recordedHeaders: [String: String]?
+        var logged: [String]?
+        var untouched: [String]?
+    }
+
+    var name: String
+    var suites: [String]?
+    var params: [String: String]
+    var request: Request
+    var answer: Answer
+
+    var testDescription: String { name }
+    var runsInProcess: Bool { suites?.contains("swift") ?? true }
+}
+
+struct AnswerTable: Decodable {
+    var files: [String: String]
+    var cases: [AnswerCase]
+
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("answers.json").path
+
+    static func load() throws -> AnswerTable {
+        try JSONDecoder().decode(AnswerTable.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
+
 @Suite struct HandlerTests {
-    let secret = "handler-test-secret"
     let dir: String
     let log = CapturedLog()
     let handler: WebhookHandler
@@ -20,27 +68,10 @@ import HookguardTesting
         handler = WebhookHandler(logger: log.logger())
     }
 
-    func request(
-        method: String = "POST", body: [UInt8], signature: String?, extra: [String: String] = [:],
-        contentLength: String? = nil
-    ) -> RequestParams {
-        var values = [
-            "REQUEST_METHOD": method, "REQUEST_URI": "/hooks/github",
-            "CONTENT_LENGTH": contentLength ?? String(body.count),
-            "HOOKGUARD_SCHEME": "github", "HOOKGUARD_SECRET": secret, "HOOKGUARD_SPOOL": dir + "/spool",
-            "HTTP_X_GITHUB_EVENT": "push",
-        ]
-        if let signature { values["HTTP_X_HUB_SIGNATURE_256"] = signature }
-        for (key, value) in extra { values[key] = value }
-        return params(values)
-    }
-
-    func sign(_ body: [UInt8]) -> String {
-        Scheme.presets["github"]!.signature(of: body, secret: Secret(secret))
-    }
+    var spool: String { dir + "/spool" }
 
     func spooled() -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: dir + "/spool/new")) ?? []
+        (try? FileManager.default.contentsOfDirectory(atPath: spool + "/new")) ?? []
     }
 
     func handle(_ params: RequestParams, _ body: MemoryBody) -> Response {
@@ -48,21 +79,87 @@ import HookguardTesting
         return handler.handle(params, body: &source)
     }
 
-    @Test func genuineDeliveryIsSpooled() throws {
+    /// `{dir}` and `{spool}` in the table, for this test's directory.
+    func filled(_ text: String) -> String {
+        text.replacingOccurrences(of: "{dir}", with: dir).replacingOccurrences(of: "{spool}", with: spool)
+    }
+
+    /// Both suites read the same file: an empty or half-read table would pass them both.
+    @Test func answerTableIsReadWhole() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let body = Array("{\"ref\":\"main\"}".utf8)
-        let response = handle(request(body: body, signature: sign(body)), MemoryBody(body))
-        #expect(response.status == 200)
-        let answer = try #require(JSONSerialization.jsonObject(with: Data(response.body)) as? [String: String])
-        let id = try #require(answer["id"])
-        #expect(spooled() == ["\(id).json"])
-        let entry = try #require(
-            JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/spool/new/\(id).json")))
-                as? [String: Any])
-        #expect(entry["event"] as? String == "push")
-        #expect(entry["body"] as? String == "{\"ref\":\"main\"}")
-        #expect(log.text.contains("reason=accepted"))
-        #expect(!log.text.contains(secret))
+        let names = try AnswerTable.load().cases.map(\.name)
+        #expect(names.count >= 30, "\(AnswerTable.path) has \(names.count) cases")
+        #expect(Set(names).count == names.count, "two cases share a name (and so a location)")
+    }
+
+    @Test(arguments: try AnswerTable.load().cases.filter(\.runsInProcess))
+    func answers(_ answerCase: AnswerCase) throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, text) in try AnswerTable.load().files {
+            // hookguard refuses a secret file everyone can read
+            #expect(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(text.utf8),
+                                                   attributes: [.posixPermissions: 0o600]))
+        }
+        let request = answerCase.request
+        var body = Array((request.body ?? "").utf8)
+        if let size = request.bodySize { body = Array((body + Array(repeating: UInt8(ascii: " "), count: size)).prefix(size)) }
+
+        var values = answerCase.params.mapValues(filled)
+        values["REQUEST_METHOD"] = request.method ?? "POST"
+        values["REQUEST_URI"] = "/t/answers/" + answerCase.name
+        values["CONTENT_LENGTH"] = request.contentLength ?? String(body.count)
+        for (name, value) in request.headers ?? [:] { values[HeaderName(name).parameter] = filled(value) }
+        var signatures: [String] = []
+        switch request.signature {
+        case nil:
+            let secret = Secret(request.signingSecret ?? answerCase.params["HOOKGUARD_SECRET"] ?? "")
+            // `custom` is no preset: its parameters are the location's, so only the other suite signs it.
+            for scheme in (request.signedAs ?? answerCase.params["HOOKGUARD_SCHEME"].map { [$0] } ?? [])
+                .compactMap({ Scheme.presets[$0] })
+            {
+                signatures.append(scheme.signature(of: body, secret: secret))
+                values[scheme.signatureHeader.parameter] = signatures.last
+            }
+        case "missing":
+            break
+        case let literal?:
+            let scheme = try #require(Scheme.presets[answerCase.params["HOOKGUARD_SCHEME"] ?? ""])
+            values[scheme.signatureHeader.parameter] = literal
+        }
+
+        let response = handle(params(values), MemoryBody(body, failAfter: request.clientSends))
+
+        let expected = answerCase.answer
+        #expect(response.status == expected.status)
+        let lines = log.lines.withLock { $0 }
+        #expect(
+            lines.contains { $0.contains("status=\(expected.status)") && $0.contains("reason=\(expected.reason)") },
+            "no log line with status=\(expected.status) reason=\(expected.reason):\n\(log.text)")
+        for (name, value) in expected.headers ?? [:] {
+            #expect(response.headers.contains(Response.Header(name: name, value: value)), "\(response.headers)")
+        }
+        for text in expected.logged ?? [] { #expect(log.text.contains(text), "\(log.text)") }
+        for path in expected.untouched ?? [] { #expect(!FileManager.default.fileExists(atPath: filled(path))) }
+        if expected.stored {
+            let answer = try #require(JSONSerialization.jsonObject(with: Data(response.body)) as? [String: String])
+            let id = try #require(answer["id"])
+            #expect(spooled() == ["\(id).json"])
+            let entry = try #require(
+                JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: spool + "/new/\(id).json")))
+                    as? [String: Any])
+            #expect(entry["body"] as? String == String(decoding: body, as: UTF8.self))
+            #expect(entry["uri"] as? String == values["REQUEST_URI"])
+            if let event = expected.event { #expect(entry["event"] as? String == event) }
+            let recorded = entry["headers"] as? [String: String] ?? [:]
+            for (name, value) in expected.recordedHeaders ?? [:] { #expect(recorded[name] == value, "\(recorded)") }
+        } else {
+            #expect(spooled().isEmpty)
+        }
+        if let secret = answerCase.params["HOOKGUARD_SECRET"], !secret.isEmpty {
+            #expect(!log.text.contains(secret))
+            #expect(!String(decoding: response.body, as: UTF8.self).contains(secret))
+        }
+        for signature in signatures { #expect(!log.text.contains(signature)) }
     }
 
     /// Adyen wants exactly `[accepted]`; the id is in the log line and names the spooled file.
@@ -74,7 +171,7 @@ import HookguardTesting
         let body = Array(vector.body.utf8)
         let values = [
             "REQUEST_METHOD": "POST", "REQUEST_URI": "/hooks/adyen", "CONTENT_LENGTH": String(body.count),
-            "HOOKGUARD_SCHEME": "adyen", "HOOKGUARD_SECRET": vector.secret, "HOOKGUARD_SPOOL": dir + "/spool",
+            "HOOKGUARD_SCHEME": "adyen", "HOOKGUARD_SECRET": vector.secret, "HOOKGUARD_SPOOL": spool,
         ]
         let response = handle(params(values), MemoryBody(body))
         #expect(response.status == 200)
@@ -88,65 +185,6 @@ import HookguardTesting
         let refused = handle(params(forged), MemoryBody(body))
         #expect(refused.status == 500)
         #expect(refused.body != Array("[accepted]".utf8))
-        #expect(spooled().count == 1)
-    }
-
-    @Test func refusals() {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let body = Array("{}".utf8)
-        let cases: [(RequestParams, MemoryBody, Int, String)] = [
-            (request(method: "GET", body: body, signature: sign(body)), MemoryBody(body), 405, "method-not-allowed"),
-            (request(body: body, signature: nil), MemoryBody(body), 500, "signature-missing"),
-            (request(body: body, signature: "sha256=nothex"), MemoryBody(body), 500, "signature-malformed"),
-            (request(body: body, signature: sign(Array("other".utf8))), MemoryBody(body), 500, "signature-mismatch"),
-            (request(body: body, signature: sign(Array("other".utf8)), extra: ["HOOKGUARD_REJECT_STATUS": "401"]),
-             MemoryBody(body), 401, "signature-mismatch"),
-            (request(body: body, signature: sign(body), extra: ["HOOKGUARD_SCHEME": "nope"]), MemoryBody(body), 500, "config-invalid"),
-            (request(body: body, signature: sign(body), extra: ["HOOKGUARD_SECRET": "", "HOOKGUARD_SECRET_FILE": dir + "/none"]),
-             MemoryBody(body), 500, "config-invalid"),
-            (request(body: Array(repeating: 1, count: 2000), signature: nil, extra: ["HOOKGUARD_MAX_BODY": "1024"]),
-             MemoryBody([]), 413, "body-too-large"),
-            (request(body: body, signature: sign(body), contentLength: "100"), MemoryBody(body, failAfter: 2), 400, "body-incomplete"),
-            (request(body: body, signature: sign(body), contentLength: "x"), MemoryBody(body), 400, "bad-request"),
-            (request(body: body, signature: sign(body), contentLength: "1"), MemoryBody(body), 400, "body-overlong"),
-        ]
-        for (params, source, status, reason) in cases {
-            let response = handle(params, source)
-            #expect(response.status == status, "\(reason)")
-            #expect(log.text.contains("reason=\(reason)"), "\(reason)")
-        }
-        #expect(log.text.contains("client sent 2 of 100 bytes"))
-        #expect(spooled().isEmpty)
-        #expect(!log.text.contains(secret))
-        #expect(!log.text.contains(sign(body)))
-    }
-
-    @Test func methodNotAllowedCarriesAllow() {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let response = handle(request(method: "PUT", body: [], signature: nil), MemoryBody([]))
-        #expect(response.headers.contains(Response.Header(name: "Allow", value: "POST")))
-    }
-
-    @Test func unwritableSpoolIs503() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = FileManager.default.createFile(atPath: dir + "/file", contents: Data())
-        let body = Array("{}".utf8)
-        let response = handle(
-            request(body: body, signature: sign(body), extra: ["HOOKGUARD_SPOOL": dir + "/file/spool"]), MemoryBody(body))
-        #expect(response.status == 503)
-        #expect(response.headers.contains { $0.name == "Retry-After" })
-        #expect(log.text.contains("reason=spool-unwritable"))
-    }
-
-    @Test func streamedBodyWithoutLengthIsBounded() {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let body = Array(repeating: UInt8(ascii: "a"), count: 200_000)
-        let ok = handle(request(body: body, signature: sign(body), contentLength: ""), MemoryBody(body))
-        #expect(ok.status == 200)
-        let tooLarge = handle(
-            request(body: body, signature: sign(body), extra: ["HOOKGUARD_MAX_BODY": "100000"], contentLength: ""),
-            MemoryBody(body))
-        #expect(tooLarge.status == 413)
         #expect(spooled().count == 1)
     }
 }

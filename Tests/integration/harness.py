@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+import answers_table  # noqa: E402
 import public_keys  # noqa: E402
 import senders  # noqa: E402
 import signing  # noqa: E402
@@ -224,11 +225,11 @@ class Prefix:
     def render(self) -> None:
         subprocess.run([str(RENDER), str(self.path), str(self.port), str(EXTRA_CONF)],
                        check=True, capture_output=True)
+        answers_table.render(self.path)
         sec = self.path / "secrets"
         for name, secret in self.secrets.items():
             # comments and blank lines around the one secret, as deployed
             write_file(sec / f"{name}.secret", f"# {name} secret\n\n{secret}\n")
-        write_file(sec / "comments-only.secret", "# nothing here yet\n\n# still nothing\n")
         # issue 16: every catalog preset at /t/preset/<name>, with two secrets (a rotation)
         for name, pair in self.catalog_secrets.items():
             write_file(sec / f"preset-{name}.secret", f"# {name}: old, then new\n{pair[0]}\n{pair[1]}\n")
@@ -243,7 +244,6 @@ class Prefix:
             write_file(sec / f"preset-{name}.secret", "".join(p.public_text + "\n" for p in pairs))
         # issue 16: a Standard Webhooks secret without its base64 padding, after a line that is no key
         write_file(sec / "unpadded.secret", f"# rotating\n{UNUSABLE_WHSEC}\n{UNPADDED_WHSEC}\n")
-        write_file(sec / "empty.secret", "")
         write_file(sec / "rotate-rename.secret", f"{LITERAL_SECRET}\n")
         write_file(sec / "rotate-inplace.secret", f"{LITERAL_SECRET}\n")
         # a regular file where /t/spool-under-file expects a directory

@@ -1,111 +1,79 @@
 """hookguard's answers other than the signature schemes themselves:
 per-location options, methods, sizes, short bodies, bad configuration,
-and request headers that try to pass for parameters."""
+and request headers that try to pass for parameters.
+
+The cases are Tests/answers.json, which the Swift handler tests
+(HandlerTests.swift) run in process; here each runs through real nginx and
+hookguard at its own location, /t/answers/<name> (answers_table.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 
 import pytest
 
-import signing
+import answers_table
 from checks import accepted_id, check_entry, check_rejected
 from harness import wait_until
 
-
-def body(tag: str, size: int | None = None) -> bytes:
-    b = json.dumps({"tag": tag, "nonce": os.urandom(4).hex()}).encode()
-    if size is not None:
-        b = (b + b" " * size)[:size]
-    return b
+CASES = answers_table.cases()
 
 
-def xsig(secret: str | bytes, data: bytes) -> dict:
-    return {"Content-Type": "application/json", **signing.sign("x-signature", secret, data)}
+def test_the_table_has_cases_for_this_suite():
+    assert len(CASES) >= 25, f"{answers_table.TABLE} has only {len(CASES)} cases for this suite"
+    names = [c["name"] for c in answers_table.load()["cases"]]
+    assert len(set(names)) == len(names), "two cases share a name (and so a location)"
 
 
-# --------------------------------------------------------------------------
-# HOOKGUARD_SECRET and HOOKGUARD_REJECT_STATUS
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_answer(env, case):
+    request, expected = case["request"], case["answer"]
+    status, reason = expected["status"], expected["reason"]
+    path, spool = answers_table.location(case), answers_table.spool_name(case)
+    b = answers_table.body(case)
+    signatures = answers_table.signature_headers(case)
+    headers = {"Content-Type": "application/json", **signatures,
+               **{name: answers_table.filled(value, env.path, case)
+                  for name, value in request.get("headers", {}).items()}}
+    before, mark = env.listing(spool), env.log_mark()
 
+    r = None
+    if "clientSends" in request:
+        _send_part_and_go_away(env, path, b, headers, request["clientSends"])
+        line = env.wait_log(mark, f"reason={reason}", timeout=5)
+        assert line, f"hookguard did not log reason={reason} within 5 s" + env.diag()
+        assert f"status={status}" in line, f"{reason} logged without status={status}: {line}"
+        assert env.listing(spool) == before, "a short body was spooled"
+        env.assert_tmp_empty(spool)
+    elif expected["stored"]:
+        r = env.request(request.get("method", "POST"), path, b, headers)
+        delivery_id = accepted_id(env, r)
+        env.assert_logged(mark, f"status={status}", f"reason={reason}")
+        extra = {"event": expected["event"]} if "event" in expected else {}
+        check_entry(env, spool, delivery_id, scheme=case["params"]["HOOKGUARD_SCHEME"], uri=path,
+                    body=b, headers=expected.get("recordedHeaders"), **extra)
+        assert env.listing(spool) - before == {f"{delivery_id}.json"}
+    else:
+        r = env.request(request.get("method", "POST"), path, b, headers)
+        check_rejected(env, r, mark, status=status, reason=reason, spool=spool, before=before)
 
-def test_literal_secret_location_accepts_genuine(env):
-    b = body("literal")
-    delivery_id = accepted_id(env, env.post("/t/literal", b, xsig(env.literal_secret, b)))
-    check_entry(env, "literal", delivery_id, scheme="x-signature", uri="/t/literal", body=b)
-
-
-def test_literal_secret_location_rejects_forgery(env):
-    b = body("literal-forged")
-    before, mark = env.listing("literal"), env.log_mark()
-    r = env.post("/t/literal", b, xsig("not-" + env.literal_secret, b))
-    check_rejected(env, r, mark, status=500, reason="signature-mismatch", spool="literal",
-                   before=before)
-    assert env.literal_secret.encode() not in r.body
-    assert env.literal_secret not in env.log_text(), "hookguard logged the literal secret"
-
-
-def test_reject_status_applies_to_forgery(env):
-    b = body("403-forged")
-    before, mark = env.listing("reject-403"), env.log_mark()
-    r = env.post("/t/reject-403", b, xsig("wrong", b))
-    check_rejected(env, r, mark, status=403, reason="signature-mismatch", spool="reject-403",
-                   before=before)
-
-
-def test_reject_status_applies_to_missing_and_malformed(env):
-    b = body("403-other")
-    before, mark = env.listing("reject-403"), env.log_mark()
-    r = env.post("/t/reject-403", b, {"Content-Type": "application/json"})
-    check_rejected(env, r, mark, status=403, reason="signature-missing", spool="reject-403",
-                   before=before)
-    mark = env.log_mark()
-    r = env.post("/t/reject-403", b, {"X-Signature": "g" * 64})
-    check_rejected(env, r, mark, status=403, reason="signature-malformed", spool="reject-403",
-                   before=before)
-
-
-def test_reject_status_location_accepts_genuine(env):
-    b = body("403-genuine")
-    delivery_id = accepted_id(env, env.post("/t/reject-403", b, xsig(env.literal_secret, b)))
-    check_entry(env, "reject-403", delivery_id, scheme="x-signature", uri="/t/reject-403",
-                body=b)
-
-
-# --------------------------------------------------------------------------
-# methods
-
-
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
-def test_only_post_is_allowed(env, method):
-    b = body(method) if method in ("PUT", "PATCH") else None
-    headers = xsig(env.secrets["github"], b or b"")
-    before, mark = env.listing("github"), env.log_mark()
-    r = env.request(method, "/hooks/github", b, headers)
-    check_rejected(env, r, mark, status=405, reason="method-not-allowed", spool="github",
-                   before=before)
-    allow = r.header("Allow")
-    assert allow is not None and allow.strip() == "POST", f"405 without `Allow: POST`: {r!r}"
-
-
-# --------------------------------------------------------------------------
-# sizes
-
-
-def test_body_over_max_body_is_413(env):
-    b = body("too-large", 2000)
-    before, mark = env.listing("max-body-1024"), env.log_mark()
-    r = env.post("/t/max-body-1024", b, xsig(env.literal_secret, b))
-    check_rejected(env, r, mark, status=413, reason="body-too-large", spool="max-body-1024",
-                   before=before)
-
-
-def test_body_of_exactly_max_body_is_accepted(env):
-    b = body("at-limit", 1024)
-    delivery_id = accepted_id(env, env.post("/t/max-body-1024", b, xsig(env.literal_secret, b)))
-    check_entry(env, "max-body-1024", delivery_id, scheme="x-signature", uri="/t/max-body-1024",
-                body=b)
+    for name, value in expected.get("headers", {}).items():
+        got = r.header(name)
+        assert got is not None and got.strip() == value, f"answer without `{name}: {value}`: {r!r}"
+    log = env.log_since(mark)
+    for text in expected.get("logged", []):
+        assert text in log, f"no {text!r} in the log since the request" + env.diag()
+    for p in expected.get("untouched", []):
+        filled = answers_table.filled(p, env.path, case)
+        assert not os.path.exists(filled), f"{filled} was made"
+    secret = case["params"].get("HOOKGUARD_SECRET")
+    if secret:
+        assert r is None or secret.encode() not in r.body, f"the answer holds the secret: {r!r}"
+        assert secret not in env.log_text(), "hookguard logged the location's secret"
+    if request.get("signature") is None:
+        for value in signatures.values():
+            assert value not in log, f"hookguard logged the signature {value}"
 
 
 def _unix_connections(path) -> int:
@@ -124,85 +92,16 @@ def _unix_connections(path) -> int:
     return n
 
 
-def test_client_gone_mid_body_is_400_and_nothing_spooled(env):
-    full = b"x" * 100_000
-    head = (f"POST /t/unbuffered HTTP/1.1\r\nHost: 127.0.0.1:{env.prefix.port2}\r\n"
-            f"Content-Type: application/octet-stream\r\nContent-Length: {len(full)}\r\n"
-            f"X-Signature: {signing.signature('x-signature', env.literal_secret, full)}\r\n"
-            f"\r\n").encode()
-    before, mark = env.listing("unbuffered"), env.log_mark()
+def _send_part_and_go_away(env, path: str, body: bytes, headers: dict, sent: int) -> None:
+    """The head and the first `sent` bytes of body, then close: the location
+    streams the body, so hookguard is left short of CONTENT_LENGTH."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{env.prefix.port2}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            + "\r\n").encode()
     baseline = _unix_connections(env.prefix.socket)
     with socket.create_connection(("127.0.0.1", env.prefix.port2), timeout=5) as s:
-        s.sendall(head + full[:1000])
+        s.sendall(head + body[:sent])
         # Hold on until nginx has hookguard on the line (the body is streamed
         # to it), so the close below reaches hookguard instead of only nginx.
         wait_until(lambda: _unix_connections(env.prefix.socket) > baseline, 3)
-    line = env.wait_log(mark, "reason=body-incomplete", timeout=5)
-    assert line, "hookguard did not log reason=body-incomplete within 5 s" + env.diag()
-    assert "status=400" in line, f"body-incomplete logged without status=400: {line}"
-    assert env.listing("unbuffered") == before, "a short body was spooled"
-    env.assert_tmp_empty("unbuffered")
-
-
-# --------------------------------------------------------------------------
-# bad configuration
-
-MISCONFIGURED = {
-    # location: the signing secret most likely to slip through if hookguard
-    # filled the gap with a default
-    "no-scheme": "literal-secret-5b9d2e",
-    "unknown-scheme": "literal-secret-5b9d2e",
-    "no-secret": "",
-    "no-spool": "literal-secret-5b9d2e",
-    "missing-secret-file": "",
-    "comments-only-secret-file": "",
-    "empty-secret-file": "",
-    "unknown-algorithm": "literal-secret-5b9d2e",
-}
-
-
-@pytest.mark.parametrize("location", list(MISCONFIGURED))
-def test_misconfigured_location_is_500_config_invalid(env, location):
-    secret = MISCONFIGURED[location]
-    b = body(location)
-    headers = {"Content-Type": "application/json",
-               **signing.sign("x-signature", secret, b),
-               **signing.sign("custom", secret, b)}
-    before, mark = env.listing("bad"), env.log_mark()
-    r = env.post(f"/t/bad/{location}", b, headers)
-    check_rejected(env, r, mark, status=500, reason="config-invalid", spool="bad",
-                   before=before)
-
-
-# --------------------------------------------------------------------------
-# request headers are not parameters
-
-
-def test_headers_named_like_parameters_change_nothing(env):
-    b = body("injected")
-    headers = {
-        "Content-Type": "application/json",
-        "HOOKGUARD-SECRET": "x",
-        "HOOKGUARD-SCHEME": "custom",
-        "HOOKGUARD-SPOOL": str(env.path / "spool" / "literal"),
-        **signing.sign("x-signature", "x", b),
-        **signing.sign("custom", "x", b),
-    }
-    before, mark = env.listing("x-signature"), env.log_mark()
-    before_literal, before_custom = env.listing("literal"), env.listing("custom")
-    r = env.post("/hooks/x-signature", b, headers)
-    check_rejected(env, r, mark, status=500, reason="signature-mismatch", spool="x-signature",
-                   before=before)
-    assert env.listing("literal") == before_literal
-    assert env.listing("custom") == before_custom
-
-
-def test_headers_named_like_parameters_are_just_headers(env):
-    """A genuine delivery carrying such headers is accepted under the
-    location's own scheme, and the headers are recorded like any other."""
-    b = body("injected-genuine")
-    injected = {"HOOKGUARD-SECRET": "x", "HOOKGUARD-SCHEME": "custom"}
-    delivery_id = accepted_id(env, env.deliver("x-signature", b, injected))
-    check_entry(env, "x-signature", delivery_id, scheme="x-signature",
-                uri="/hooks/x-signature", body=b,
-                headers={"hookguard-secret": "x", "hookguard-scheme": "custom"})
