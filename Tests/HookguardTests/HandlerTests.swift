@@ -131,7 +131,7 @@ struct AnswerTable: Decodable {
 
         let expected = answerCase.answer
         #expect(response.status == expected.status)
-        let lines = log.lines.withLock { $0 }
+        let lines = log.lines
         #expect(
             lines.contains { $0.contains("status=\(expected.status)") && $0.contains("reason=\(expected.reason)") },
             "no log line with status=\(expected.status) reason=\(expected.reason):\n\(log.text)")
