@@ -2,7 +2,6 @@ package import Posix
 import FastCGI
 import Receiver
 import FoundationEssentials
-import Glibc
 package import Logging
 
 /// How `hookguard drain` runs a command for each delivery.
@@ -117,14 +116,15 @@ package final class Drainer {
     /// other thread is started: it blocks SIGTERM, SIGINT and SIGCHLD to take
     /// them itself.
     package func run() throws(SystemError) -> DrainSummary {
-        let signals = try SignalPipe([SIGTERM, SIGINT, SIGCHLD])
+        let signals = try SignalPipe([Signal.terminate, Signal.interrupt, Signal.child])
         // A command that exits without reading its input must not kill drain.
-        signal(SIGPIPE, SIG_IGN)
+        Sys.ignoreSignal(Signal.brokenPipe)
         try spool.prepare()
         let watcher = try DirectoryWatcher()
-        let closed = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE
-        try watcher.watch(spool.new, for: IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | closed)
-        try watcher.watch(spool.cur, for: IN_MOVED_FROM | IN_DELETE | closed)
+        typealias Change = DirectoryWatcher.Change
+        let closed = Change.closedAfterWriting | Change.closedUnwritten
+        try watcher.watch(spool.new, for: Change.movedIn | Change.movedOut | Change.deleted | closed)
+        try watcher.watch(spool.cur, for: Change.movedOut | Change.deleted | closed)
         if let forwarding = options.forwarding {
             forwarder = try HTTPForwarder(forwarding, workers: options.concurrency, spool: spool, logger: logger)
         }
@@ -142,36 +142,33 @@ package final class Drainer {
         while true {
             if !stopping { startWhatIsDue() }
             if isFinished { break }
-            var fds = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: watcher.fd, events: Int16(POLLIN), revents: 0)]
+            var fds = [Watched(reading: signals.fd), Watched(reading: watcher.fd)]
             var pipes: [(job: RunningCommand, input: Bool)] = []
             for job in jobs.values {
                 if let fd = job.stdin {
-                    fds.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0))
+                    fds.append(Watched(writing: fd))
                     pipes.append((job, true))
                 }
                 if let fd = job.stderr {
-                    fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+                    fds.append(Watched(reading: fd))
                     pipes.append((job, false))
                 }
             }
-            if let forwarder { fds.append(pollfd(fd: forwarder.fd, events: Int16(POLLIN), revents: 0)) }
-            if poll(&fds, nfds_t(fds.count), nextWakeMilliseconds()) < 0 && errno != EINTR {
-                throw SystemError("poll", errno: errno)
-            }
-            for signal in signals.received() where signal == SIGTERM || signal == SIGINT {
+            if let forwarder { fds.append(Watched(reading: forwarder.fd)) }
+            try Sys.poll(&fds, milliseconds: nextWakeMilliseconds())
+            for signal in signals.received() where signal == Signal.terminate || signal == Signal.interrupt {
                 beginStop(signal)
             }
-            if fds[1].revents != 0 {
+            if fds[1].isReady {
                 switch try watcher.read() {
                 case .events(let events): for event in events { notice(event) }
                 case .overflowed: try scan()
                 }
             }
-            for (index, pipe) in pipes.enumerated() where fds[index + 2].revents != 0 {
+            for (index, pipe) in pipes.enumerated() where fds[index + 2].isReady {
                 if pipe.input { pipe.job.writeInput() } else { pipe.job.readErrors() }
             }
-            while let (pid, status) = reapChild() {
+            while let (pid, status) = Sys.reapAnyChild() {
                 if let job = jobs.removeValue(forKey: pid) { finish(job, status) }
             }
             for forwarded in forwarder?.collect() ?? [] { finish(forwarded) }
@@ -186,7 +183,7 @@ package final class Drainer {
             logger.error("commands still running after SIGKILL; exiting without them (their deliveries stay in cur/)",
                          metadata: ["pids": "\(jobs.keys.sorted().map(String.init).joined(separator: ","))"])
         }
-        for fd in heldElsewhere.values { close(fd) }
+        for fd in heldElsewhere.values { try? Sys.close(fd) }
         heldElsewhere.removeAll()
         releaseKeptClaims()
         summary.unreadable = unreadable.count
@@ -228,7 +225,7 @@ package final class Drainer {
 
     private func notice(_ event: DirectoryWatcher.Event) {
         guard let entry = EntryName(envelopeFile: event.name) else { return }
-        let arrived = event.directory == spool.new && (event.has(IN_MOVED_TO) || event.has(IN_CLOSE_WRITE))
+        let arrived = event.directory == spool.new && (event.has(DirectoryWatcher.Change.movedIn) || event.has(DirectoryWatcher.Change.closedAfterWriting))
         // Anything else matters only for an entry held elsewhere: its holder may be gone.
         if arrived || heldElsewhere[entry] != nil { enqueue(entry) }
     }
@@ -507,7 +504,7 @@ package final class Drainer {
     // MARK: time and signals
 
     private func beginStop(_ signal: Int32) {
-        let name = signal == SIGINT ? "SIGINT" : "SIGTERM"
+        let name = signal == Signal.interrupt ? "SIGINT" : "SIGTERM"
         if stopping {
             logger.notice("\(name) again: stopping the running commands now")
             stopDeadline = clock.now
@@ -517,7 +514,7 @@ package final class Drainer {
         stopDeadline = clock.now + options.grace
         queue.removeAll()
         retryAt.removeAll()
-        for fd in heldElsewhere.values { close(fd) }
+        for fd in heldElsewhere.values { try? Sys.close(fd) }
         heldElsewhere.removeAll()
         releaseKeptClaims()
         heldSince.removeAll()
@@ -543,7 +540,7 @@ package final class Drainer {
                 if !job.timedOut { job.terminate(now: now, killDelay: options.killDelay) }
             }
             if let killAt = job.killAt, killAt <= now {
-                job.process.signalGroup(SIGKILL)
+                job.process.signalGroup(Signal.kill)
                 job.killAt = nil
             }
         }

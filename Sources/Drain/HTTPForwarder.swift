@@ -2,7 +2,6 @@ import Posix
 import FastCGI
 import Receiver
 import FoundationEssentials
-import Glibc
 import Logging
 import Metrics
 import Synchronization
@@ -63,22 +62,22 @@ final class HTTPForwarder {
         breaker = URLCircuitBreaker(forwarding.breaker)
         circuitFile = CircuitFile(spool: spool, url: forwarding.endpoint.description)
         let done = try makePipe(nonBlocking: .read)
-        _ = fcntl(done.write, F_SETFL, fcntl(done.write, F_GETFL) | O_NONBLOCK)
+        try? Sys.setBlocking(done.write, false)
         let jobs: (read: Int32, write: Int32)
         do {
             jobs = try makePipe(nonBlocking: .read)
         } catch {
-            close(done.read)
-            close(done.write)
+            try? Sys.close(done.read)
+            try? Sys.close(done.write)
             throw error
         }
         // Workers block on the job pipe; only the read end is made blocking again.
-        _ = fcntl(jobs.read, F_SETFL, fcntl(jobs.read, F_GETFL) & ~O_NONBLOCK)
+        try? Sys.setBlocking(jobs.read, true)
         (fd, doneWrite, jobWrite) = (done.read, done.write, jobs.write)
         let (shared, jobRead, doneWrite) = (shared, jobs.read, done.write)
         self.jobRead = jobRead
         for _ in 0..<workers {
-            threads.append(WorkerThread { Self.work(forwarding, shared: shared, jobs: jobRead, done: doneWrite) })
+            threads.append(WorkerThread(named: "hg-forward-\(threads.count + 1)") { Self.work(forwarding, shared: shared, jobs: jobRead, done: doneWrite) })
         }
         circuitFile.write(breaker, now: clock.now)
     }
@@ -105,16 +104,14 @@ final class HTTPForwarder {
         pending[nextNumber] = (claim, attempt, clock.now)
         let job = Job(number: nextNumber, envelope: envelope, attempt: attempt)
         shared.jobs.withLock { $0.append(job) }
-        var token: UInt8 = 1
         // A pipe write of one byte is whole; the pipe holds far more jobs than the workers.
-        while write(jobWrite, &token, 1) < 0 && errno == EINTR {}
+        try? Sys.write(jobWrite, byte: 1)
     }
 
     /// The transfers finished since the last call, with their verdicts; the
     /// breaker, circuit file and metrics are updated.
     func collect() -> [Finished] {
-        var bytes = [UInt8](repeating: 0, count: 256)
-        while bytes.withUnsafeMutableBytes({ read(fd, $0.baseAddress!, $0.count) }) > 0 {}
+        Sys.drain(fd)
         let done = shared.done.withLock { done in
             defer { done.removeAll() }
             return done
@@ -139,12 +136,10 @@ final class HTTPForwarder {
 
     /// Lets the workers go once nothing is in flight, and removes the circuit file.
     func stop() {
-        close(jobWrite)
+        try? Sys.close(jobWrite)
         for thread in threads { thread.join() }
         threads.removeAll()
-        close(jobRead)
-        close(fd)
-        close(doneWrite)
+        for end in [jobRead, fd, doneWrite] { try? Sys.close(end) }
         circuitFile.remove()
     }
 
@@ -207,10 +202,7 @@ final class HTTPForwarder {
         var connection: HTTPConnection? = nil
         var setupError: String? = nil
         while true {
-            var token: UInt8 = 0
-            let count = read(jobs, &token, 1)
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { return }
+            guard (try? Sys.readByte(jobs)) != nil else { return }
             guard let job = shared.jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
             if connection == nil && setupError == nil {
                 do {
@@ -223,7 +215,7 @@ final class HTTPForwarder {
             let result: Result<HTTPResponse, HTTPTransferError>
             if let connection {
                 do {
-                    let headers = try forwarding.requestHeaders(for: job.envelope, attempt: job.attempt, now: time(nil))
+                    let headers = try forwarding.requestHeaders(for: job.envelope, attempt: job.attempt, now: Sys.wallClock().seconds)
                     result = connection.post(headers: headers, body: job.envelope.body)
                 } catch {
                     result = .failure(HTTPTransferError(kind: .failed, message: "cannot sign: \(error)"))
@@ -232,9 +224,8 @@ final class HTTPForwarder {
                 result = .failure(HTTPTransferError(kind: .failed, message: setupError ?? "no connection"))
             }
             shared.done.withLock { $0.append(Done(number: job.number, result: result)) }
-            var one: UInt8 = 1
             // A full pipe already says "look": a write that would block is dropped.
-            _ = write(done, &one, 1)
+            try? Sys.write(done, byte: 1)
         }
     }
 }

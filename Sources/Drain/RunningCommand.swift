@@ -1,7 +1,6 @@
 import Posix
 import FastCGI
 import Receiver
-import Glibc
 
 /// One command running for one claimed delivery.
 final class RunningCommand {
@@ -35,24 +34,21 @@ final class RunningCommand {
     /// written or the command stopped reading (EPIPE: not drain's failure).
     func writeInput() {
         guard let fd = stdin else { return }
-        while written < body.count {
-            let count = body.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if count > 0 {
+        do throws(SystemError) {
+            while written < body.count {
+                let count = try Sys.write(fd, body[written...])
+                guard count > 0 else { break }
                 written += count
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else if count < 0 && errno == EAGAIN {
-                return
-            } else {
-                break
             }
-        }
+        } catch where error.wouldBlock {
+            return
+        } catch {}
         closeInput()
     }
 
     func closeInput() {
         guard let fd = stdin else { return }
-        close(fd)
+        try? Sys.close(fd)
         stdin = nil
         body = []
     }
@@ -63,29 +59,28 @@ final class RunningCommand {
         guard let fd = stderr else { return }
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if count > 0 {
-                chunk.withUnsafeBytes { _ = write(2, $0.baseAddress!, count) }
+            do throws(SystemError) {
+                let count = try Sys.read(fd, into: &chunk)
+                guard count > 0 else { break }
+                _ = try? Sys.write(Sys.standardError, chunk[..<count])
                 stderrTail.append(chunk[..<count])
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else if count < 0 && errno == EAGAIN {
+            } catch where error.wouldBlock {
                 return
-            } else {
-                closeErrors()
-                return
+            } catch {
+                break
             }
         }
+        closeErrors()
     }
 
     func closeErrors() {
         guard let fd = stderr else { return }
-        close(fd)
+        try? Sys.close(fd)
         stderr = nil
     }
 
     func terminate(now: ContinuousClock.Instant, killDelay: Duration) {
-        process.signalGroup(SIGTERM)
+        process.signalGroup(Signal.terminate)
         killAt = now + killDelay
     }
 }

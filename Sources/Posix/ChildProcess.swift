@@ -78,38 +78,11 @@ package struct ChildProcess {
     /// Sends `signal` to the command's whole process group, so what it
     /// started goes too.
     package func signalGroup(_ signal: Int32) {
-        if kill(-pid, signal) != 0 { kill(pid, signal) }
-    }
-}
-
-/// How a process ended, from `waitpid`'s status.
-package enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
-    case exited(Int32)
-    case signaled(Int32)
-
-    package init(waitStatus status: Int32) {
-        let signal = status & 0x7f
-        self = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
-    }
-
-    package var succeeded: Bool { self == .exited(0) }
-
-    package var description: String {
-        switch self {
-        case .exited(let code): "exit status \(code)"
-        case .signaled(let signal): "killed by signal \(signal) (\(String(cString: strsignal(signal))))"
+        do {
+            try Sys.killGroup(pid, signal)
+        } catch {
+            try? Sys.kill(pid, signal)
         }
-    }
-}
-
-/// Reaps one child that has ended, without waiting; nil when none has.
-package func reapChild() -> (pid: Int32, status: ExitStatus)? {
-    var status: Int32 = 0
-    while true {
-        let pid = waitpid(-1, &status, WNOHANG)
-        if pid > 0 { return (pid, ExitStatus(waitStatus: status)) }
-        if pid < 0 && errno == EINTR { continue }
-        return nil
     }
 }
 

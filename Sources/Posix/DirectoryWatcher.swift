@@ -63,3 +63,14 @@ package final class DirectoryWatcher {
         }
     }
 }
+
+extension DirectoryWatcher {
+    /// inotify's event flags by name, for `watch` and `Event.has`.
+    package enum Change {
+        package static let movedIn = IN_MOVED_TO
+        package static let movedOut = IN_MOVED_FROM
+        package static let deleted = IN_DELETE
+        package static let closedAfterWriting = IN_CLOSE_WRITE
+        package static let closedUnwritten = IN_CLOSE_NOWRITE
+    }
+}

@@ -4,7 +4,6 @@ import Doctor
 import ArgumentParser
 import FastCGI
 import FoundationEssentials
-import Glibc
 import Receiver
 import Logging
 
@@ -174,10 +173,7 @@ struct Drain: ParsableCommand {
     /// Opened before the drainer starts its threads; the signals the drainer
     /// takes itself are blocked first, so the metrics thread never gets them.
     private func openMetricsListener(_ text: String, logger: Logger) throws -> Listener {
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        for signal in [SIGTERM, SIGINT, SIGCHLD] { sigaddset(&signals, signal) }
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        try Sys.blockSignals([Signal.terminate, Signal.interrupt, Signal.child])
         return try Serve.openListener(try ListenAddress(parsing: text), options: Listener.Options(), logger: logger)
     }
 }

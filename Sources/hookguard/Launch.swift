@@ -4,7 +4,6 @@ import Doctor
 import ArgumentParser
 import FastCGI
 import FoundationEssentials
-import Glibc
 import Receiver
 import Logging
 
@@ -18,7 +17,7 @@ extension Hookguard {
         let options: EnvironmentOptions
         do {
             mode = try LaunchMode.detect(
-                environment: environment, processID: getpid(),
+                environment: environment, processID: Sys.processID,
                 standardInputIsListeningSocket: { Listener.standardInputIsListeningSocket })
             if mode == .interactive { throw CleanExit.helpRequest(self) }
             options = try EnvironmentOptions(environment: environment, defaultWorkers: Serve.defaultWorkers)
@@ -35,7 +34,7 @@ extension Hookguard {
                 on: listener, workers: options.workers, timeouts: options.timeouts, logger: logger, logSink: logSink)
             listener.close()
             // Abandoned workers may still be running: end here, not through exit()'s handlers.
-            if status != 0 { _exit(status) }
+            if status != 0 { Sys.exitNow(status) }
         } else {
             try answerCGIRequest(environment: environment, timeouts: options.timeouts, logger: logger)
         }
@@ -49,12 +48,12 @@ extension Hookguard {
     /// process with status 1.
     private func answerCGIRequest(environment: [String: String], timeouts: FastCGIServer.Timeouts, logger: Logger) throws {
         // A web server that stops reading must give EPIPE, not kill the answer's log line.
-        signal(SIGPIPE, SIG_IGN)
-        Self.endAfterGraceOnTerm(grace: timeouts.grace, logger: logger)
-        var body = FileDescriptorBody(fd: STDIN_FILENO, timeout: timeouts.read)
+        Sys.ignoreSignal(Signal.brokenPipe)
+        try Self.endAfterGraceOnTerm(grace: timeouts.grace, logger: logger)
+        var body = FileDescriptorBody(fd: Sys.standardInput, timeout: timeouts.read)
         let response = WebhookHandler(logger: logger, connections: .request).handle(RequestParams(environment), body: &body)
         do {
-            try CGIResponseWriter.write(response, to: STDOUT_FILENO)
+            try CGIResponseWriter.write(response, to: Sys.standardOutput)
         } catch {
             logger.error("answer not written", metadata: ["status": "\(response.status)", "detail": "\(error)"])
             throw ExitCode.failure
@@ -62,25 +61,16 @@ extension Hookguard {
     }
 
     /// Blocks SIGTERM and SIGINT for every thread (before any other starts)
-    /// and waits for them on a thread of their own: the request then has
-    /// `grace` seconds left before the process ends, unanswered.
-    private static func endAfterGraceOnTerm(grace: Double, logger: Logger) {
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        for signal in [SIGTERM, SIGINT] { sigaddset(&signals, signal) }
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-        _ = WorkerThread {
-            var received: Int32 = 0
-            var waitFor = signals
-            sigwait(&waitFor, &received)
+    /// and waits for them on the signal thread: the request then has `grace`
+    /// seconds left before the process ends, unanswered.
+    private static func endAfterGraceOnTerm(grace: Double, logger: Logger) throws {
+        try SignalWaiter.start([Signal.terminate, Signal.interrupt]) { received in
             logger.notice("stopping: the request has the grace period left", metadata: [
                 "signal": "\(received)", "grace": "\(grace)",
             ])
-            var seconds = UInt32(grace)
-            while seconds > 0 { seconds = sleep(seconds) }  // what an interruption left
-            usleep(UInt32((grace - grace.rounded(.down)) * 1_000_000))
+            Sys.sleep(seconds: grace)
             logger.warning("grace period over; stopping with the request unanswered", metadata: ["grace": "\(grace)"])
-            _exit(1)
+            Sys.exitNow(1)
         }
     }
 }

@@ -4,7 +4,6 @@ import Drain
 import Doctor
 public import ArgumentParser
 import FoundationEssentials
-import Glibc
 import Receiver
 public import Logging
 import Synchronization
@@ -50,13 +49,15 @@ final class LogSink: Sendable {
 
     init(path: String?) throws {
         self.path = path
-        fd = Mutex(path == nil ? STDERR_FILENO : try LogSink.open(path!))
+        fd = Mutex(path == nil ? Sys.standardError : try LogSink.open(path!))
     }
 
     private static func open(_ path: String) throws -> Int32 {
-        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw ValidationError("cannot open --log-file \(path): \(String(cString: strerror(errno)))") }
-        return fd
+        do {
+            return try Sys.openForAppending(path, mode: 0o640)
+        } catch {
+            throw ValidationError("cannot open --log-file \(path): \(error.reason)")
+        }
     }
 
     /// After logrotate moved the file away: write to a new one at the same path.
@@ -66,21 +67,11 @@ final class LogSink: Sendable {
             defer { current = fresh }
             return current
         }
-        close(old)
+        try? Sys.close(old)
     }
 
     func write(_ line: [UInt8]) {
-        fd.withLock { fd in
-            line.withUnsafeBytes { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { return }
-                    offset += n
-                }
-            }
-        }
+        fd.withLock { fd in try? writeAll(fd, line, path: "log") }
     }
 }
 

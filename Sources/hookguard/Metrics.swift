@@ -2,7 +2,6 @@ import Posix
 import Drain
 import Doctor
 import FastCGI
-import Glibc
 import Receiver
 import Logging
 import Metrics
@@ -30,16 +29,11 @@ final class MetricsEndpoint: Sendable {
 
     init(listener: Listener, text: @escaping @Sendable () -> [UInt8], logger: Logger) {
         self.listener = listener
-        let fd = listener.fd
-        thread = WorkerThread {
-            while true {
-                let client = accept(fd, nil, nil)
-                if client < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    return  // the listener was shut down
-                }
+        thread = WorkerThread(named: "hg-metrics") {
+            // Ends when the listener is shut down (accept fails).
+            while let client = try? listener.accept() {
                 MetricsEndpoint.answer(client, text: text)
-                close(client)
+                try? Sys.close(client)
             }
         }
         logger.notice("metrics", metadata: ["listen": "\(listener.address)"])
@@ -47,7 +41,7 @@ final class MetricsEndpoint: Sendable {
 
     /// Stops answering; the caller closes the listener.
     func stop() {
-        shutdown(listener.fd, Int32(SHUT_RDWR))
+        try? Sys.shutdown(listener.fd)
         thread.join()
     }
 
@@ -56,10 +50,10 @@ final class MetricsEndpoint: Sendable {
         var chunk = [UInt8](repeating: 0, count: 1024)
         while head.count < 8192, !head.ends(with: [13, 10, 13, 10]) {
             // A client that says nothing for 2 s is dropped.
-            var ready = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
-            guard poll(&ready, 1, 2000) == 1 else { return }
-            let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { return }
+            guard (try? Sys.waitReadable(client, milliseconds: 2000)) == true,
+                  let n = try? Sys.read(client, into: &chunk),
+                  n > 0
+            else { return }
             head += chunk[0..<n]
         }
         let requestLine = head.prefix { $0 != 13 && $0 != 10 }.split(separator: 32).map { String(decoding: $0, as: UTF8.self) }
@@ -72,13 +66,9 @@ final class MetricsEndpoint: Sendable {
         var response = Array(
             "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
         response += body
-        response.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = send(client, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-                if n <= 0 { return }
-                offset += n
-            }
+        var offset = 0
+        while offset < response.count, let n = try? Sys.send(client, response[offset...]), n > 0 {
+            offset += n
         }
     }
 }

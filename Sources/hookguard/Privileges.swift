@@ -1,25 +1,26 @@
 import ArgumentParser
-import Glibc
+import Posix
 
 /// The unprivileged account `serve --user` runs as once its sockets are open.
 struct ServiceAccount {
     let name: String
-    let uid: uid_t
-    let gid: gid_t
+    let uid: UInt32
+    let gid: UInt32
 
     init(named name: String) throws {
-        guard let entry = getpwnam(name) else { throw ValidationError("--user: no user named \"\(name)\"") }
+        guard let account = Sys.account(named: name) else { throw ValidationError("--user: no user named \"\(name)\"") }
         self.name = name
-        uid = entry.pointee.pw_uid
-        gid = entry.pointee.pw_gid
+        (uid, gid) = account
     }
 
     /// Takes on the account's groups and ids for good: no way back to root.
     func become() throws {
-        guard initgroups(name, gid) == 0, setgid(gid) == 0, setuid(uid) == 0 else {
-            throw ValidationError("--user \(name): cannot switch to it (\(String(cString: strerror(errno)))); start as root")
+        do {
+            try Sys.become(name, uid: uid, gid: gid)
+        } catch {
+            throw ValidationError("--user \(name): cannot switch to it (\(error.reason)); start as root")
         }
-        guard setuid(0) != 0, geteuid() == uid else {
+        guard !Sys.canBecomeRoot, Sys.effectiveUserID == uid else {
             throw ValidationError("--user \(name): could regain root after switching; refusing to run")
         }
     }

@@ -4,7 +4,6 @@ import Drain
 import Doctor
 import ArgumentParser
 import FoundationEssentials
-import Glibc
 import Receiver
 
 /// The options that name a JetStream destination, shared by `drain --to-nats`
@@ -81,8 +80,7 @@ struct PublishToNATS: ParsableCommand {
             let ack = try JetStreamPublisher(lifetime: .request).publish(bytes, as: message, to: destination)
             print("\(stored.id) stream \(ack.stream) sequence \(ack.sequence)\(ack.duplicate ? " (already there)" : "")")
         } catch {
-            let message = Array("hookguard nats-publish: \(error)\n".utf8)
-            _ = message.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            try? writeAll(Sys.standardError, Array("hookguard nats-publish: \(error)\n".utf8), path: "standard error")
             throw ExitCode.failure
         }
     }

@@ -4,7 +4,6 @@ import Drain
 import Doctor
 import ArgumentParser
 import FoundationEssentials
-import Glibc
 import Receiver
 
 /// The scheme and secret `sign` and `verify` work with: the same names and
@@ -145,7 +144,7 @@ func readBody(_ path: String?) throws -> [UInt8] {
         }
         return [UInt8](data)
     }
-    var input = FileDescriptorBody(fd: STDIN_FILENO)
+    var input = FileDescriptorBody(fd: Sys.standardInput)
     do {
         return try RequestBody.read(from: &input, contentLength: nil, limit: 1 << 30)
     } catch {

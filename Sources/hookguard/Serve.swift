@@ -6,7 +6,6 @@ import FastCGI
 import FoundationEssentials
 import Receiver
 import Logging
-import Glibc
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -144,7 +143,7 @@ struct Serve: ParsableCommand {
             // Abandoned workers may still be running: end here, not through exit()'s handlers.
             listener.close()
             metricsListener?.close()
-            _exit(status)
+            Sys.exitNow(status)
         }
     }
 
@@ -152,7 +151,7 @@ struct Serve: ParsableCommand {
     static func inheritedSocket() throws -> Int32? {
         do {
             return try LaunchMode.detect(
-                environment: ProcessInfo.processInfo.environment, processID: getpid(),
+                environment: ProcessInfo.processInfo.environment, processID: Sys.processID,
                 standardInputIsListeningSocket: { Listener.standardInputIsListeningSocket }
             ).inheritedDescriptor
         } catch {
@@ -181,7 +180,7 @@ struct Serve: ParsableCommand {
         logger.notice("serving", metadata: [
             "listen": "\(listener)", "workers": "\(workers)",
             "read_timeout": "\(timeouts.read)", "idle_timeout": "\(timeouts.idle)", "grace": "\(timeouts.grace)",
-            "user": "\(getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? String(geteuid()))",
+            "user": "\(Sys.accountName(of: Sys.effectiveUserID) ?? String(Sys.effectiveUserID))",
         ])
         let serveHere = { () -> Int32 in
             LargeBuffers.unmapWhenFreed()

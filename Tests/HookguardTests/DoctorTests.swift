@@ -5,6 +5,7 @@ import Testing
 @testable import Drain
 @testable import Doctor
 import HookguardTesting
+import Glibc
 
 @Suite struct DoctorTests {
     @Test func nginxLocationsWithTheirBodyLimits() throws {
@@ -78,5 +79,3 @@ import HookguardTesting
         #expect(!stranger.may(4, st))
     }
 }
-
-import Glibc

@@ -16,4 +16,9 @@ int hookguard_write_file_data(int fd);
 // their own, unmapped when freed (and the threshold stops adapting).
 int hookguard_set_mmap_threshold(int bytes);
 
+// pthread_setname_np(pthread_self(), name): names the calling thread for
+// top -H, gdb and sanitizer reports (at most 15 bytes; longer is cut).
+// Returns an error number, 0 on success.
+int hookguard_name_this_thread(const char *name);
+
 #endif

@@ -31,7 +31,7 @@ struct Connection {
             var trash = [UInt8](repeating: 0, count: 4096)
             while let remaining = deadline.remainingMilliseconds {
                 var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                guard poll(&ready, 1, remaining) > 0, recv(fd, &trash, trash.count, Int32(MSG_DONTWAIT)) > 0 else { break }
+                guard poll(&ready, 1, Int32(clamping: remaining)) > 0, recv(fd, &trash, trash.count, Int32(MSG_DONTWAIT)) > 0 else { break }
             }
         }
         _ = Glibc.close(fd)
@@ -70,30 +70,6 @@ struct Pipe {
     }
 }
 
-/// A point on the monotonic clock.
-struct Deadline: Comparable {
-    let end: Double
-
-    init(after seconds: Double) {
-        end = Self.now() + seconds
-    }
-
-    /// Milliseconds left (at least 1), or nil once it has passed.
-    var remainingMilliseconds: Int32? {
-        let left = end - Self.now()
-        guard left > 0 else { return nil }
-        return Int32(min(max(left * 1000, 1), Double(Int32.max)))
-    }
-
-    static func < (lhs: Deadline, rhs: Deadline) -> Bool { lhs.end < rhs.end }
-
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-}
-
 /// Counts events and says when to report them: at most once per `interval`
 /// seconds, with how many happened since the last report.
 final class RateLimitedCount: Sendable {
@@ -106,7 +82,7 @@ final class RateLimitedCount: Sendable {
 
     /// Records one event; returns the count to report, or nil to stay quiet.
     func record() -> Int? {
-        let now = Deadline.now()
+        let now = Double(monotonicNanoseconds()) / 1e9
         return state.withLock { state in
             state.count += 1
             guard now - state.lastReport >= interval else { return nil }

@@ -85,6 +85,24 @@ package struct Listener: Sendable, CustomStringConvertible {
         if case .unix(let path) = address { unlink(path) }
     }
 
+    /// The next connection, close-on-exec: the one accept loop, for the
+    /// waiting room and the metrics endpoint. nil when there is none to take
+    /// on a non-blocking socket (another process sharing it took it); a
+    /// connection its client gave up on before it was taken is skipped.
+    package func accept() throws(SystemError) -> Int32? {
+        while true {
+            do {
+                return try syscall("accept4", path: description) { hookguard_accept_cloexec(fd) }
+            } catch {
+                switch error.errno {
+                case EAGAIN, EWOULDBLOCK: return nil
+                case ECONNABORTED: continue
+                default: throw error
+                }
+            }
+        }
+    }
+
     private static func openUnix(_ path: String, options: Options) throws(OpenError) -> Listener {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)

@@ -80,13 +80,10 @@ package final class FastCGIServer: Sendable {
     /// listener (and, after `.abandoned`, must end the process: abandoned
     /// workers are still running). `onHangup` runs on SIGHUP.
     package func run(onHangup: @escaping @Sendable () -> Void = {}, handler: @escaping Handler) throws(SystemError) -> Stop {
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        for signal in [SIGTERM, SIGINT, SIGUSR1, SIGHUP] { sigaddset(&signals, signal) }
-        // Blocked here, so every thread inherits the mask and only sigwait sees them.
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        // Blocked here, so every thread inherits the mask and only the signal thread sees them.
+        let signals = try SignalPipe([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
         // A web server that hangs up mid-response must not kill the process.
-        signal(SIGPIPE, SIG_IGN)
+        Sys.ignoreSignal(SIGPIPE)
         try syscall("FCGX_Init") { FCGX_Init() }
 
         let fd = listener.fd
@@ -99,7 +96,7 @@ package final class FastCGIServer: Sendable {
         let wake = try Pipe()
         let done = try Pipe()
         let room = try WaitingRoom(
-            listenFd: fd, wakeFd: wake.read, timeouts: timeouts, capacity: Self.waitingCapacity()
+            listener: listener, wakeFd: wake.read, timeouts: timeouts, capacity: Self.waitingCapacity()
         ) { [acceptFailures, report] error in
             if let count = acceptFailures.record() { report(.acceptFailed(error, count: count)) }
         }
@@ -120,21 +117,18 @@ package final class FastCGIServer: Sendable {
             var byte: UInt8 = 1
             _ = write(done.write, &byte, 1)
         }
-        let threads = [WorkerThread { room.run(); finished(0) }] + (1...workers).map { index in
-            WorkerThread { [self] in
+        let threads = [WorkerThread(named: "hg-waiting-room") { room.run(); finished(0) }] + (1...workers).map { index in
+            WorkerThread(named: "hg-worker-\(index)") { [self] in
                 self.work(room: room, wakeFd: wake.read, handler: handler)
                 finished(index)
             }
         }
 
-        while true {
-            var received: Int32 = 0
-            sigwait(&signals, &received)
-            if received == SIGHUP {
+        waiting: while true {
+            for received in signals.next() {
+                guard received == SIGHUP else { break waiting }
                 onHangup()
-                continue
             }
-            break
         }
         stopping.store(true, ordering: .sequentiallyConsistent)
         var byte: UInt8 = 1
@@ -173,7 +167,7 @@ package final class FastCGIServer: Sendable {
         var ended = 0
         while ended < count, let remaining = deadline.remainingMilliseconds {
             var ready = pollfd(fd: done, events: Int16(POLLIN), revents: 0)
-            guard poll(&ready, 1, remaining) > 0 else { continue }  // EINTR or time is up: look again
+            guard poll(&ready, 1, Int32(clamping: remaining)) > 0 else { continue }  // EINTR or time is up: look again
             var bytes = [UInt8](repeating: 0, count: count - ended)
             let got = read(done, &bytes, bytes.count)
             if got > 0 { ended += got }

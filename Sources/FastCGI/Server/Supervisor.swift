@@ -30,30 +30,31 @@ package enum Supervisor {
     package static func run(
         grace: Double, report: (Event) -> Void, onHangup: () -> Void, child: () -> Int32
     ) -> Int32 {
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGCHLD] { sigaddset(&signals, signal) }
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        // Taken here, on the one thread: a signal thread would make every fork
+        // a multi-threaded one, after which the child may not start threads
+        // of its own (ThreadSanitizer refuses it).
+        let signals = [SIGTERM, SIGINT, SIGHUP, SIGCHLD]
+        try? Sys.blockSignals(signals)
 
         var recentDeaths: [Double] = []
         var forkFailures = 0
         var pid = start(child, report: report, failures: &forkFailures)
         while true {
             // Without a child, wait only until the next fork attempt.
-            let received = waitForSignal(signals, seconds: pid == nil ? Double(retryDelay(forkFailures)) : nil)
+            let received = Sys.waitForSignal(signals, seconds: pid == nil ? Double(retryDelay(forkFailures)) : nil)
             switch received {
             case nil:
                 if pid == nil { pid = start(child, report: report, failures: &forkFailures) }
             case SIGHUP:
                 onHangup()
-                if let pid { kill(pid, SIGHUP) }
+                if let pid { try? Sys.kill(pid, SIGHUP) }
             case SIGCHLD:
-                guard let running = pid, let status = reap(running, blocking: false) else { continue }
-                report(.died(pid: running, status: describe(status)))
+                guard let running = pid, let status = Sys.reap(running, blocking: false) else { continue }
+                report(.died(pid: running, status: status.description))
                 // A child that dies at once, again and again, is not helped by haste.
-                let now = Deadline.now()
+                let now = Double(monotonicNanoseconds()) / 1e9
                 recentDeaths = recentDeaths.filter { now - $0 < 10 } + [now]
-                if recentDeaths.count > 5 { sleep(1) }
+                if recentDeaths.count > 5 { Sys.sleep(seconds: 1) }
                 pid = start(child, report: report, failures: &forkFailures)
             default:
                 report(.stopping)
@@ -64,23 +65,23 @@ package enum Supervisor {
     }
 
     /// Passes SIGTERM on and waits for the child for `grace` seconds and one more; then kills it.
-    private static func stop(_ pid: Int32, signals: sigset_t, grace: Double, report: (Event) -> Void) -> Int32 {
-        kill(pid, SIGTERM)
+    private static func stop(_ pid: Int32, signals: [Int32], grace: Double, report: (Event) -> Void) -> Int32 {
+        try? Sys.kill(pid, SIGTERM)
         let deadline = Deadline(after: grace + 1)
         while true {
-            if let status = reap(pid, blocking: false) { return exitCode(status) }
+            if let status = Sys.reap(pid, blocking: false) { return status.exitCode }
             guard let remaining = deadline.remainingMilliseconds else { break }
-            _ = waitForSignal(signals, seconds: Double(remaining) / 1000)
+            _ = Sys.waitForSignal(signals, seconds: Double(remaining) / 1000)
         }
         report(.killed(pid: pid))
-        kill(pid, SIGKILL)
-        return reap(pid, blocking: true).map(exitCode) ?? 1
+        try? Sys.kill(pid, SIGKILL)
+        return Sys.reap(pid, blocking: true)?.exitCode ?? 1
     }
 
     private static func start(_ child: () -> Int32, report: (Event) -> Void, failures: inout Int) -> Int32? {
         let pid: Int32
         do {
-            pid = try syscall("fork") { fork() }
+            pid = try Sys.fork()
         } catch {
             failures += 1
             report(.forkFailed(error, retryIn: retryDelay(failures)))
@@ -89,8 +90,8 @@ package enum Supervisor {
         if pid == 0 {
             // If the supervisor is killed outright, its child goes too, freeing the socket.
             _ = hookguard_die_with_parent()
-            if getppid() == 1 { _exit(0) }
-            _exit(child())
+            if Sys.parentProcessID == 1 { Sys.exitNow(0) }
+            Sys.exitNow(child())
         }
         failures = 0
         report(.started(pid: pid))
@@ -100,41 +101,5 @@ package enum Supervisor {
     /// 1, 2, 4 … up to 30 seconds between fork attempts.
     private static func retryDelay(_ failures: Int) -> Int {
         min(30, 1 << min(max(failures - 1, 0), 5))
-    }
-
-    /// The next of `signals`, or nil when `seconds` pass first.
-    private static func waitForSignal(_ signals: sigset_t, seconds: Double? = nil) -> Int32? {
-        var set = signals
-        guard let seconds else {
-            var received: Int32 = 0
-            sigwait(&set, &received)
-            return received
-        }
-        var limit = timespec()
-        limit.tv_sec = Int(seconds)
-        limit.tv_nsec = Int((seconds - seconds.rounded(.down)) * 1e9)
-        let received = sigtimedwait(&set, nil, &limit)
-        return received > 0 ? received : nil
-    }
-
-    /// The child's wait status once it has ended; nil while it runs.
-    private static func reap(_ pid: Int32, blocking: Bool) -> Int32? {
-        var status: Int32 = 0
-        while true {
-            let result = waitpid(pid, &status, blocking ? 0 : WNOHANG)
-            if result == pid { return status }
-            if result < 0 && errno == EINTR { continue }
-            return nil
-        }
-    }
-
-    private static func exitCode(_ status: Int32) -> Int32 {
-        status & 0x7f == 0 ? (status >> 8) & 0xff : 1
-    }
-
-    private static func describe(_ status: Int32) -> String {
-        let signal = status & 0x7f
-        if signal == 0 { return "exit status \((status >> 8) & 0xff)" }
-        return "signal \(signal) (\(String(cString: strsignal(signal))))"
     }
 }

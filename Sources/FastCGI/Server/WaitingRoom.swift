@@ -13,7 +13,7 @@ final class WaitingRoom: Sendable {
     let ready: Pipe
     /// Kept connections the workers give back after a request.
     let returned: Pipe
-    private let listenFd: Int32
+    private let listener: Listener
     private let wakeFd: Int32
     private let timeouts: FastCGIServer.Timeouts
     private let capacity: Int
@@ -22,12 +22,12 @@ final class WaitingRoom: Sendable {
     /// `wakeFd` becomes readable when the server stops. At most `capacity`
     /// connections wait here; more stay in the listening socket's backlog.
     init(
-        listenFd: Int32, wakeFd: Int32, timeouts: FastCGIServer.Timeouts, capacity: Int,
+        listener: Listener, wakeFd: Int32, timeouts: FastCGIServer.Timeouts, capacity: Int,
         acceptFailed: @escaping @Sendable (SystemError) -> Void
     ) throws(SystemError) {
         ready = try Pipe(nonBlocking: true)
         returned = try Pipe(nonBlocking: true)
-        self.listenFd = listenFd
+        self.listener = listener
         self.wakeFd = wakeFd
         self.timeouts = timeouts
         self.capacity = capacity
@@ -49,10 +49,10 @@ final class WaitingRoom: Sendable {
             // poll(2) skips a negative descriptor: the listening socket, while not accepting.
             var watched = [pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: returned.read, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: accepting ? listenFd : -1, events: Int16(POLLIN), revents: 0)]
+                           pollfd(fd: accepting ? listener.fd : -1, events: Int16(POLLIN), revents: 0)]
             watched += waiting.map { pollfd(fd: $0.connection.fd, events: Int16(POLLIN), revents: 0) }
             let next = (waiting.map(\.deadline) + (acceptingAgainAt.map { [$0] } ?? [])).min()
-            let timeout = next.map { $0.remainingMilliseconds ?? 0 } ?? -1
+            let timeout = next.map { Int32(clamping: $0.remainingMilliseconds ?? 0) } ?? -1
             guard poll(&watched, nfds_t(watched.count), timeout) >= 0 else { continue }  // EINTR
             if watched[0].revents != 0 { return }
 
@@ -90,25 +90,14 @@ final class WaitingRoom: Sendable {
     /// to take (another process sharing the socket took it, or its client
     /// gave up before it was taken).
     private func accept() throws(SystemError) -> Connection? {
-        while true {
-            let fd: Int32
-            do {
-                fd = try syscall("accept4") { hookguard_accept_cloexec(listenFd) }
-            } catch {
-                switch error.errno {
-                case EAGAIN, EWOULDBLOCK: return nil
-                case ECONNABORTED: continue
-                default: throw error
-                }
-            }
-            let connection = Connection(fd: fd)
-            do {
-                try connection.setTimeouts(timeouts.read)
-            } catch {
-                connection.close()
-                throw error
-            }
-            return connection
+        guard let fd = try listener.accept() else { return nil }
+        let connection = Connection(fd: fd)
+        do {
+            try connection.setTimeouts(timeouts.read)
+        } catch {
+            connection.close()
+            throw error
         }
+        return connection
     }
 }
