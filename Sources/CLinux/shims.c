@@ -1,7 +1,10 @@
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <string.h>
 #include <unistd.h>
 #include "CLinux.h"
@@ -20,4 +23,19 @@ int hookguard_name_this_thread(const char *name) {
     strncpy(cut, name, sizeof cut - 1);
     cut[sizeof cut - 1] = 0;
     return pthread_setname_np(pthread_self(), cut);
+}
+
+int hookguard_signalfd(const int *signals, int count) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
+    return signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+int hookguard_read_signal(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t got = read(fd, &info, sizeof info);
+    if (got < 0) return -1;
+    if (got != sizeof info) { errno = EIO; return -1; }
+    return (int)info.ssi_signo;
 }

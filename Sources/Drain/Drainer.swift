@@ -183,7 +183,7 @@ package final class Drainer {
             logger.error("commands still running after SIGKILL; exiting without them (their deliveries stay in cur/)",
                          metadata: ["pids": "\(jobs.keys.sorted().map(String.init).joined(separator: ","))"])
         }
-        for fd in heldElsewhere.values { try? Sys.close(fd) }
+        for fd in heldElsewhere.values { Sys.closeIgnoringError(fd) }
         heldElsewhere.removeAll()
         releaseKeptClaims()
         summary.unreadable = unreadable.count
@@ -514,7 +514,7 @@ package final class Drainer {
         stopDeadline = clock.now + options.grace
         queue.removeAll()
         retryAt.removeAll()
-        for fd in heldElsewhere.values { try? Sys.close(fd) }
+        for fd in heldElsewhere.values { Sys.closeIgnoringError(fd) }
         heldElsewhere.removeAll()
         releaseKeptClaims()
         heldSince.removeAll()

@@ -67,8 +67,8 @@ final class HTTPForwarder {
         do {
             jobs = try makePipe(nonBlocking: .read)
         } catch {
-            try? Sys.close(done.read)
-            try? Sys.close(done.write)
+            Sys.closeIgnoringError(done.read)
+            Sys.closeIgnoringError(done.write)
             throw error
         }
         // Workers block on the job pipe; only the read end is made blocking again.
@@ -136,10 +136,10 @@ final class HTTPForwarder {
 
     /// Lets the workers go once nothing is in flight, and removes the circuit file.
     func stop() {
-        try? Sys.close(jobWrite)
+        Sys.closeIgnoringError(jobWrite)
         for thread in threads { thread.join() }
         threads.removeAll()
-        for end in [jobRead, fd, doneWrite] { try? Sys.close(end) }
+        for end in [jobRead, fd, doneWrite] { Sys.closeIgnoringError(end) }
         circuitFile.remove()
     }
 

@@ -36,7 +36,7 @@ final class RunningCommand {
         guard let fd = stdin else { return }
         do throws(SystemError) {
             while written < body.count {
-                let count = try Sys.write(fd, body[written...])
+                let count = try Sys.write(fd, body, from: written, path: "command input")
                 guard count > 0 else { break }
                 written += count
             }
@@ -48,7 +48,7 @@ final class RunningCommand {
 
     func closeInput() {
         guard let fd = stdin else { return }
-        try? Sys.close(fd)
+        Sys.closeIgnoringError(fd)
         stdin = nil
         body = []
     }
@@ -62,7 +62,7 @@ final class RunningCommand {
             do throws(SystemError) {
                 let count = try Sys.read(fd, into: &chunk)
                 guard count > 0 else { break }
-                _ = try? Sys.write(Sys.standardError, chunk[..<count])
+                try? writeAll(Sys.standardError, Array(chunk[..<count]), path: "standard error")
                 stderrTail.append(chunk[..<count])
             } catch where error.wouldBlock {
                 return
@@ -75,7 +75,7 @@ final class RunningCommand {
 
     func closeErrors() {
         guard let fd = stderr else { return }
-        try? Sys.close(fd)
+        Sys.closeIgnoringError(fd)
         stderr = nil
     }
 

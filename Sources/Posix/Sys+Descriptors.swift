@@ -13,10 +13,11 @@ extension Sys {
         try syscall("read", path: path) { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
     }
 
-    /// Writes some of `bytes` (all of them, on a blocking descriptor, unless
-    /// interrupted); returns how many.
-    package static func write(_ fd: Int32, _ bytes: ArraySlice<UInt8>, path: String? = nil) throws(SystemError) -> Int {
-        try syscall("write", path: path) { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+    /// Writes some of `bytes[offset...]`; returns how many.
+    package static func write(_ fd: Int32, _ bytes: [UInt8], from offset: Int, path: String) throws(SystemError) -> Int {
+        try syscall("write", path: path) {
+            bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        }
     }
 
     /// Writes one byte: a token or a wake-up on a pipe (whole or not at all).
@@ -42,9 +43,10 @@ extension Sys {
         try syscall("open", path: path) { Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode) }
     }
 
-    /// Closes `fd` once (see `closeOnce`).
-    package static func close(_ fd: Int32, path: String? = nil) throws(SystemError) {
-        try closeOnce(fd, path: path)
+    /// Closes `fd` once where nothing was written through it, or the caller
+    /// is already failing: what close reports changes nothing then.
+    package static func closeIgnoringError(_ fd: Int32) {
+        _ = Glibc.close(fd)
     }
 
     /// Makes reads and writes on `fd` wait (`true`) or fail with EAGAIN (`false`).
@@ -69,9 +71,11 @@ extension Sys {
         return try poll(&watched, milliseconds: milliseconds) > 0
     }
 
-    /// Sends some of `bytes` on a socket without SIGPIPE; returns how many.
-    package static func send(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(SystemError) -> Int {
-        try syscall("send") { bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+    /// Sends some of `bytes[offset...]` without SIGPIPE; returns how many.
+    package static func send(_ fd: Int32, _ bytes: [UInt8], from offset: Int) throws(SystemError) -> Int {
+        try syscall("send") {
+            bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+        }
     }
 
     /// Shuts a socket down both ways: a thread blocked accepting or reading on it returns.

@@ -1,3 +1,4 @@
+package import CLinux
 package import Glibc
 
 /// The signals hookguard handles, by name, for modules that do not import Glibc.
@@ -54,19 +55,26 @@ extension Sys {
     }
 }
 
-/// The process's one signal loop: blocks signals and takes them with
-/// `sigwait` on a thread named `hg-signals`, handing each to a closure
-/// there. A process that forks must not start it first (the forked child
-/// would start threads of its own in a multi-threaded fork, which
+/// The process's one signal loop: blocks signals and takes them on a thread
+/// named `hg-signals`, handing each to a closure there. The thread reads
+/// them from a signalfd rather than with `sigwait`, so they stay blocked in
+/// it too: Swift's crash handler pauses each thread with the first of
+/// SIGUSR1, SIGUSR2, SIGPROF it does not block, and a `sigwait` for SIGUSR1
+/// would swallow that pause and hold a crashing worker process for 30 s.
+/// A process that forks must not start it first (the forked child would
+/// start threads of its own after a multi-threaded fork, which
 /// ThreadSanitizer refuses): the supervisor calls `Sys.waitForSignal` itself.
 package enum SignalWaiter {
     /// Call before any other thread is started, so none of them can take the
     /// signals. The thread runs for the life of the process; never joined.
     package static func start(_ signals: [Int32], handle: @escaping @Sendable (Int32) -> Void) throws(SystemError) {
         try Sys.blockSignals(signals)
+        let fd = try syscall("signalfd") { hookguard_signalfd(signals, Int32(signals.count)) }
         _ = WorkerThread(named: "hg-signals") {
             while true {
-                if let received = Sys.waitForSignal(signals) { handle(received) }
+                if let received = try? syscall("read", path: "signalfd", { hookguard_read_signal(fd) }) {
+                    handle(received)
+                }
             }
         }
     }

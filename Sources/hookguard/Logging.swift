@@ -67,7 +67,7 @@ final class LogSink: Sendable {
             defer { current = fresh }
             return current
         }
-        try? Sys.close(old)
+        Sys.closeIgnoringError(old)
     }
 
     func write(_ line: [UInt8]) {

@@ -33,7 +33,7 @@ final class MetricsEndpoint: Sendable {
             // Ends when the listener is shut down (accept fails).
             while let client = try? listener.accept() {
                 MetricsEndpoint.answer(client, text: text)
-                try? Sys.close(client)
+                Sys.closeIgnoringError(client)
             }
         }
         logger.notice("metrics", metadata: ["listen": "\(listener.address)"])
@@ -67,7 +67,7 @@ final class MetricsEndpoint: Sendable {
             "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
         response += body
         var offset = 0
-        while offset < response.count, let n = try? Sys.send(client, response[offset...]), n > 0 {
+        while offset < response.count, let n = try? Sys.send(client, response, from: offset), n > 0 {
             offset += n
         }
     }

@@ -21,4 +21,12 @@ int hookguard_set_mmap_threshold(int bytes);
 // Returns an error number, 0 on success.
 int hookguard_name_this_thread(const char *name);
 
+// signalfd(2) for `count` signals (which the caller has blocked), close-on-exec:
+// the signals are read from it while they stay blocked in every thread.
+int hookguard_signalfd(const int *signals, int count);
+
+// Reads the next signal from a signalfd made by hookguard_signalfd; its
+// number, or -1 with errno set.
+int hookguard_read_signal(int fd);
+
 #endif
