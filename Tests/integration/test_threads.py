@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 from pathlib import Path
 
-from harness import free_port, start_hookguard, stop, tail, wait_hookguard_ready, wait_until
+from harness import (HOOKGUARD_BIN, free_port, start_hookguard, stop, tail, wait_hookguard_ready,
+                     wait_until)
 
 
 def thread_names(pid: int) -> list[str]:
@@ -39,5 +41,26 @@ def test_serve_names_every_thread_and_the_supervisor_stays_single_threaded(tmp_p
         # One each: one signal thread, one waiting room, no worker twice.
         named = [n for n in names if n.startswith("hg-")]
         assert sorted(named) == sorted(expected), names
+    finally:
+        assert stop(proc, signal.SIGTERM, 10) == 0, tail(log)
+
+
+def test_drain_names_its_threads(tmp_path):
+    spool = tmp_path / "spool"
+    for sub in ("tmp", "new", "cur"):
+        (spool / sub).mkdir(parents=True)
+    log = tmp_path / "drain.log"
+    # Nothing to send: the forwarding threads wait for their first job.
+    args = [str(HOOKGUARD_BIN), "drain", str(spool), "--follow", "--concurrency", "2",
+            "--to-url", f"http://127.0.0.1:{free_port()}/hooks",
+            "--metrics-listen", f"127.0.0.1:{free_port()}"]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    try:
+        assert wait_until(lambda: "msg=draining" in log.read_text() or proc.poll() is not None, 15), tail(log)
+        expected = {"hg-signals", "hg-metrics", "hg-forward-1", "hg-forward-2"}
+        names = wait_until(lambda: (lambda n: n if expected <= set(n) else None)(thread_names(proc.pid)), 5)
+        assert names, f"threads of drain: {thread_names(proc.pid)}\n{tail(log)}"
+        assert sorted(n for n in names if n.startswith("hg-")) == sorted(expected), names
     finally:
         assert stop(proc, signal.SIGTERM, 10) == 0, tail(log)
