@@ -1,5 +1,6 @@
 package import Posix
 import CFastCGI
+import Glibc
 
 /// One FastCGI request: its parameters copied into Swift values (libfcgi
 /// frees its own at the next accept), its body stream, and the response.
@@ -64,5 +65,3 @@ package struct FastCGIBody: RequestBodySource {
         return BodyChunk(count: total, failed: FCGX_GetError(stream) != 0)
     }
 }
-
-import Glibc

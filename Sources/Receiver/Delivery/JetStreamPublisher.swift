@@ -2,6 +2,7 @@ package import Posix
 package import FastCGI
 internal import CNats
 import Synchronization
+import FoundationEssentials
 
 /// A JetStream that verified deliveries are published to.
 package struct NATSDestination: Sendable, Equatable {
@@ -342,5 +343,3 @@ final class JetStreamConnection: @unchecked Sendable {
         return nats_GetLastError(&status).map { String(cString: $0) } ?? ""
     }
 }
-
-import FoundationEssentials

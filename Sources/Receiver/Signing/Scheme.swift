@@ -1,3 +1,7 @@
+package import Posix
+package import FastCGI
+import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
+
 /// What differs between senders, as data: where the signature is and how
 /// its header is parsed, what bytes are signed (a template over id,
 /// timestamp and body with literal separators), the timestamp's header, unit
@@ -301,7 +305,3 @@ package struct Scheme: Sendable {
         SignatureSigner.signatureValue(self, key: secret, message: body, timestamp: nil)
     }
 }
-
-package import Posix
-package import FastCGI
-import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
