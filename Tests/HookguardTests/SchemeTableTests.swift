@@ -7,7 +7,7 @@ import Testing
 @testable import Doctor
 import HookguardTesting
 
-/// The README's schemes table is the catalog (`Scheme.catalog`), row for row;
+/// docs/schemes.md's schemes table is the catalog (`Scheme.catalog`), row for row;
 /// and `custom` can describe every preset through its parameters.
 @Suite struct SchemeTableTests {
     @Test func atLeastFortyPresetsEachDocumented() {
@@ -16,9 +16,9 @@ import HookguardTesting
         #expect(Scheme.presets.count == Scheme.catalog.count)
     }
 
-    @Test func readmeTableIsTheCatalog() throws {
-        let readme = try String(contentsOfFile: Self.repository + "/README.md", encoding: .utf8)
-        let section = try #require(readme.components(separatedBy: "\n## Schemes\n").dropFirst().first)
+    @Test func schemesPageTableIsTheCatalog() throws {
+        let page = try String(contentsOfFile: Self.repository + "/docs/schemes.md", encoding: .utf8)
+        let section = try #require(page.components(separatedBy: "\n## Schemes\n").dropFirst().first)
             .components(separatedBy: "\n## ").first ?? ""
         // The table that starts with "| scheme |": its rows after the header and the rule.
         let lines = section.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -31,7 +31,7 @@ import HookguardTesting
             try? expected.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
         }
         #expect(same, """
-            README's ## Schemes table differs from the catalog (the whole table is in $TMPDIR/hookguard-schemes-table.md); rows to add or correct:
+            docs/schemes.md's ## Schemes table differs from the catalog (the whole table is in $TMPDIR/hookguard-schemes-table.md); rows to add or correct:
             \(expected.filter { !rows.contains($0) }.joined(separator: "\n"))
             rows to remove: \(rows.filter { !expected.contains($0) }.joined(separator: "\n"))
             """)
@@ -59,8 +59,8 @@ import HookguardTesting
         #expect(custom.publicKey == preset.publicKey)
     }
 
-    @Test func readmeCustomExampleIsSlack() throws {
-        // The README's example: `custom` parameters that reproduce `slack`, checked
+    @Test func schemesPageCustomExampleIsSlack() throws {
+        // docs/schemes.md's example: `custom` parameters that reproduce `slack`, checked
         // against Slack's published example.
         let config = try LocationConfig(params: params([
             "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Slack-Signature",
