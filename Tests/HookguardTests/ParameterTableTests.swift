@@ -6,13 +6,7 @@ import Testing
 /// hookguard reads (`Parameter`), one row each.
 @Suite struct ParameterTableTests {
     @Test func configurationPageTableIsTheParameterList() throws {
-        let page = try String(contentsOfFile: Self.repository + "/docs/configuration.md", encoding: .utf8)
-        let section = try #require(page.components(separatedBy: "\n## Parameters (per location)\n").dropFirst().first)
-            .components(separatedBy: "\n## ").first ?? ""
-        // The table that starts with "| parameter |": its rows after the header and the rule.
-        let lines = section.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let start = try #require(lines.firstIndex { $0.hasPrefix("| parameter |") })
-        let rows = Array(lines[(start + 2)...].prefix { $0.hasPrefix("|") })
+        let rows = try DocsPage("docs/configuration.md").tableRows(under: "Parameters (per location)", header: "| parameter |")
         // Each row's first cell: one parameter name in backticks.
         let names = rows.map { row in
             row.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: true).first
@@ -33,7 +27,4 @@ import Testing
         let sorted = names.sorted()
         return sorted.isEmpty ? "none" : sorted.joined(separator: ", ")
     }
-
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
 }

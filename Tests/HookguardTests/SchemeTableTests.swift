@@ -17,13 +17,7 @@ import HookguardTesting
     }
 
     @Test func schemesPageTableIsTheCatalog() throws {
-        let page = try String(contentsOfFile: Self.repository + "/docs/schemes.md", encoding: .utf8)
-        let section = try #require(page.components(separatedBy: "\n## Schemes\n").dropFirst().first)
-            .components(separatedBy: "\n## ").first ?? ""
-        // The table that starts with "| scheme |": its rows after the header and the rule.
-        let lines = section.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let start = try #require(lines.firstIndex { $0.hasPrefix("| scheme |") })
-        let rows = Array(lines[(start + 2)...].prefix { $0.hasPrefix("|") })
+        let rows = try DocsPage("docs/schemes.md").tableRows(under: "Schemes", header: "| scheme |")
         let expected = Scheme.catalog.map(Self.row) + [Self.customRow]
         let same = rows == expected  // compared outside #expect, which would print both tables whole
         if !same {  // the rows to paste, whole
@@ -192,7 +186,4 @@ import HookguardTesting
         if let event = scheme.eventHeader { values[.eventHeader] = event.display }
         return values
     }
-
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
 }
