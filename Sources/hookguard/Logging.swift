@@ -55,7 +55,7 @@ final class LogSink: Sendable {
 
     private static func open(_ path: String) throws -> Int32 {
         let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw ValidationError("cannot open --log-file \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw CommandFailure("cannot open --log-file \(path): \(String(cString: strerror(errno)))") }
         return fd
     }
 

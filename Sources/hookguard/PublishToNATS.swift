@@ -69,10 +69,12 @@ struct PublishToNATS: ParsableCommand {
         guard let path = envelope ?? ProcessInfo.processInfo.environment["HOOKGUARD_ENVELOPE"] else {
             throw ValidationError("name the envelope file, or run under hookguard drain")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("cannot read \(path)")
+        let bytes: [UInt8]
+        do {
+            bytes = try readWholeFile(path)
+        } catch {
+            throw CommandFailure("cannot read the envelope: \(error)")
         }
-        let bytes = [UInt8](data)
         let stored = try StoredEnvelope(decoding: bytes)
         let message = JetStreamMessage(
             id: stored.id, scheme: stored.scheme, event: stored.event, deliveryID: stored.deliveryID,
