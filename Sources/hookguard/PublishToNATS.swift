@@ -21,15 +21,10 @@ struct NATSOptions: ParsableArguments {
 
     /// Validated the way a location's HOOKGUARD_NATS_* parameters are.
     func destination(url: String, subject: String) throws -> NATSDestination {
-        var params = RequestParams([
-            "HOOKGUARD_SCHEME": "github", "HOOKGUARD_SECRET": "unused",
-            Parameter.natsURL.rawValue: url, Parameter.natsSubject.rawValue: subject,
-            Parameter.natsTimeout.rawValue: String(natsTimeoutMs),
-        ])
-        params[Parameter.natsCredentials.rawValue] = natsCreds
-        params[Parameter.natsTokenFile.rawValue] = natsTokenFile
         do {
-            return try LocationConfig(params: params).nats!
+            return try NATSDestination(
+                url: url, subjectTemplate: subject, credentialsFile: natsCreds, tokenFile: natsTokenFile,
+                timeoutMilliseconds: natsTimeoutMs)
         } catch {
             throw ValidationError(error.description)
         }

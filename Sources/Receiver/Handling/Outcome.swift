@@ -88,7 +88,7 @@ package enum Outcome: Sendable {
     /// its sender requires (`Scheme.acceptedBody`, Adyen's `[accepted]`) in
     /// place of `{"id":…}`; the id is still in the log line.
     package func response(acceptedBody: String?) -> Response {
-        guard let acceptedBody, outcome == "accepted" else { return response }
+        guard let acceptedBody, kind == .accepted else { return response }
         return Response(status: 200, headers: [("Content-Type", "text/plain")], body: Array(acceptedBody.utf8))
     }
 
@@ -143,12 +143,17 @@ package enum Outcome: Sendable {
         }
     }
 
-    package var outcome: String {
+    /// How a request ended, in one word: the `outcome` of log lines and metrics.
+    package enum Kind: String, Sendable {
+        case accepted, handshake, refused, failed
+    }
+
+    package var kind: Kind {
         switch self {
-        case .accepted, .duplicate: "accepted"
-        case .handshake: "handshake"
-        case .rejected, .body, .methodNotAllowed, .badRequest, .handshakeRefused: "refused"
-        case .configInvalid, .spoolUnwritable, .forwardFailed, .duplicateInFlight, .cryptoFailed: "failed"
+        case .accepted, .duplicate: .accepted
+        case .handshake: .handshake
+        case .rejected, .body, .methodNotAllowed, .badRequest, .handshakeRefused: .refused
+        case .configInvalid, .spoolUnwritable, .forwardFailed, .duplicateInFlight, .cryptoFailed: .failed
         }
     }
 }
