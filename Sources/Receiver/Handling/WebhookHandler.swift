@@ -287,7 +287,7 @@ package final class WebhookHandler: Sendable {
         metadata.reserveCapacity(12)
         metadata["status"] = .string(String(status))
         metadata["outcome"] = .string(outcome.kind.rawValue)
-        metadata["reason"] = .string(outcome.reason)
+        metadata["reason"] = .string(outcome.reason.description)
         metadata["uri"] = .string(params.uri)
         metadata["duration_ms"] = .string(Self.milliseconds(nanoseconds))
         if let scheme = context.scheme { metadata["scheme"] = .string(scheme) }

@@ -8,7 +8,7 @@ package enum DeliveryMetrics {
     package static func request(_ outcome: Outcome, location: String, scheme: String?, bytes: Int?, nanoseconds: UInt64) {
         let dimensions = [
             ("location", location), ("scheme", scheme ?? "none"),
-            ("outcome", outcome.kind.rawValue), ("reason", outcome.reason),
+            ("outcome", outcome.kind.rawValue), ("reason", outcome.reason.description),
         ]
         Counter(label: "hookguard_deliveries_total", dimensions: dimensions).increment()
         Timer(label: "hookguard_request_duration_seconds", dimensions: [("location", location)])
