@@ -2,7 +2,7 @@
 import PackageDescription
 
 // The modules, each answering one question; a module imports only those
-// listed before it (Tests/HookguardTests/ModuleGraphTests.swift checks it):
+// listed before it (scripts/lib/module-graph checks it):
 //   Posix          every raw system call, behind one façade (and CLinux)
 //   FastCGI        the wire: request, response, CGI, listener, server, supervisor, launch
 //   Receiver       a location's configuration, signing schemes, delivery, the handler

@@ -67,10 +67,12 @@ package struct LocationDoctor: Sendable {
     }
 
     package func check(_ params: RequestParams, nginxBodyLimit: Int?? = .none) -> [DoctorCheck] {
-        if let role = params[Parameter.role.rawValue], !role.isEmpty, role != "receiver" {
-            return role == "metrics" || role == "health"
-                ? [.pass("role \(role)")]
-                : [.fail("unknown role \"\(role)\"", fix: "set HOOKGUARD_ROLE to metrics or health, or remove it")]
+        switch Role(params) {
+        case .receiver: break
+        case let role?: return [.pass("role \(role.rawValue)")]
+        case nil:
+            let role = params[Parameter.role.rawValue] ?? ""
+            return [.fail("unknown role \"\(role)\"", fix: "set HOOKGUARD_ROLE to metrics or health, or remove it")]
         }
         let config: LocationConfig
         do {

@@ -191,7 +191,7 @@ final class HTTPForwarder {
         }
         Counter(label: "hookguard_forwarded_total", dimensions: [("outcome", outcomeLabel), ("status_class", statusClass)])
             .increment()
-        DeliveryMetrics.forward(to: forwarding.endpoint.description, succeeded: verdict == .delivered,
+        DeliveryMetrics.forward(to: .http(url: forwarding.endpoint.description), succeeded: verdict == .delivered,
                                 nanoseconds: UInt64(max(0, (now - started).seconds) * 1e9))
         return Finished(claim: claim, attempt: attempt, started: started, result: result, verdict: verdict, outcome: outcome)
     }

@@ -52,9 +52,9 @@ struct Doctor: ParsableCommand {
         for file in nginx {
             let text: String
             do {
-                text = try String(contentsOfFile: file, encoding: .utf8)
+                text = String(decoding: try readWholeFile(file), as: UTF8.self)
             } catch {
-                throw ValidationError("cannot read \(file): \(error)")
+                throw CommandFailure("cannot read the nginx configuration: \(error)")
             }
             let locations: [NginxLocation]
             do {
@@ -87,9 +87,9 @@ struct Doctor: ParsableCommand {
     static func readEnvFile(_ path: String) throws -> [String: String] {
         let text: String
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            text = String(decoding: try readWholeFile(path), as: UTF8.self)
         } catch {
-            throw ValidationError("cannot read \(path): \(error)")
+            throw CommandFailure("cannot read the --env-file: \(error)")
         }
         var values: [String: String] = [:]
         for raw in text.split(separator: "\n") {

@@ -62,7 +62,9 @@ struct ForwardOptions: ParsableArguments {
         }
         guard circuitFailures >= 1 else { throw ValidationError("--circuit-failures must be at least 1") }
         guard circuitPause.duration > .zero else { throw ValidationError("--circuit-pause must be more than 0") }
-        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) { throw ValidationError("--ca-file: cannot read \(caFile)") }
+        if let caFile {
+            do { _ = try readWholeFile(caFile) } catch { throw CommandFailure("--ca-file: \(error)") }
+        }
         if (sign == nil) != (secretFile == nil) { throw ValidationError("--sign and --secret-file go together") }
         _ = try extraHeaders()
         _ = try signing()
@@ -94,7 +96,8 @@ struct ForwardOptions: ParsableArguments {
         }
         for text in headerFiles {
             let (name, path) = try split(text, "--header-file")
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("--header-file: cannot read \(path)") }
+            let data: [UInt8]
+            do { data = try readWholeFile(path) } catch { throw CommandFailure("--header-file: \(error)") }
             var value = String(decoding: data, as: UTF8.self)
             while value.hasSuffix("\n") || value.hasSuffix("\r") { value.removeLast() }
             // The value may be a token: never repeat it in a message.

@@ -7,7 +7,7 @@ struct Hookguard: ParsableCommand {
         abstract: "Verifies signed webhooks behind nginx or Apache and spools them durably.",
         discussion: """
             Each web-server location names its sender's scheme, secret and spool with \
-            HOOKGUARD_* FastCGI parameters; see the README for the reference.
+            HOOKGUARD_* FastCGI parameters; docs/ (/usr/share/doc/hookguard/docs/) has the reference.
             """,
         version: Hookguard.version,
         subcommands: [

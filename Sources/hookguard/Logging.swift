@@ -56,7 +56,7 @@ final class LogSink: Sendable {
         do {
             return try Sys.openForAppending(path, mode: 0o640)
         } catch {
-            throw ValidationError("cannot open --log-file \(path): \(error.reason)")
+            throw CommandFailure("cannot open --log-file \(path): \(error.reason)")
         }
     }
 

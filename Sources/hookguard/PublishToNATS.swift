@@ -20,15 +20,10 @@ struct NATSOptions: ParsableArguments {
 
     /// Validated the way a location's HOOKGUARD_NATS_* parameters are.
     func destination(url: String, subject: String) throws -> NATSDestination {
-        var params = RequestParams([
-            "HOOKGUARD_SCHEME": "github", "HOOKGUARD_SECRET": "unused",
-            Parameter.natsURL.rawValue: url, Parameter.natsSubject.rawValue: subject,
-            Parameter.natsTimeout.rawValue: String(natsTimeoutMs),
-        ])
-        params[Parameter.natsCredentials.rawValue] = natsCreds
-        params[Parameter.natsTokenFile.rawValue] = natsTokenFile
         do {
-            return try LocationConfig(params: params).nats!
+            return try NATSDestination(
+                url: url, subjectTemplate: subject, credentialsFile: natsCreds, tokenFile: natsTokenFile,
+                timeoutMilliseconds: natsTimeoutMs)
         } catch {
             throw ValidationError(error.description)
         }
@@ -68,10 +63,12 @@ struct PublishToNATS: ParsableCommand {
         guard let path = envelope ?? ProcessInfo.processInfo.environment["HOOKGUARD_ENVELOPE"] else {
             throw ValidationError("name the envelope file, or run under hookguard drain")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("cannot read \(path)")
+        let bytes: [UInt8]
+        do {
+            bytes = try readWholeFile(path)
+        } catch {
+            throw CommandFailure("cannot read the envelope: \(error)")
         }
-        let bytes = [UInt8](data)
         let stored = try StoredEnvelope(decoding: bytes)
         let message = JetStreamMessage(
             id: stored.id, scheme: stored.scheme, event: stored.event, deliveryID: stored.deliveryID,

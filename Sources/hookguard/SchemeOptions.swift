@@ -139,15 +139,16 @@ struct SchemeOptions: ParsableArguments {
 /// The body to sign or verify: a file, or standard input.
 func readBody(_ path: String?) throws -> [UInt8] {
     if let path, path != "-" {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("cannot read \(path)")
+        do {
+            return try readWholeFile(path)
+        } catch {
+            throw CommandFailure("cannot read the body: \(error)")
         }
-        return [UInt8](data)
     }
     var input = FileDescriptorBody(fd: Sys.standardInput)
     do {
         return try RequestBody.read(from: &input, contentLength: nil, limit: 1 << 30)
     } catch {
-        throw ValidationError("cannot read the body from standard input (\(error))")
+        throw CommandFailure("cannot read the body from standard input (\(error))")
     }
 }

@@ -52,12 +52,14 @@ struct Sign: ParsableCommand {
         let url = try options.signedURL(for: scheme)
         let lines: [(name: String, value: String)]
         if scheme.publicKey != nil || (scheme.asymmetricPrefix != nil && privateKeyFile != nil) {
-            guard let privateKeyFile, let pem = FileManager.default.contents(atPath: privateKeyFile) else {
+            guard let privateKeyFile else {
                 throw ValidationError("--private-key-file: \(scheme.name) is signed with the sender's private key (a readable PEM file)")
             }
+            let pem: [UInt8]
+            do { pem = try readWholeFile(privateKeyFile) } catch { throw CommandFailure("--private-key-file: \(error)") }
             do {
                 lines = try SignatureSigner.headers(
-                    scheme, privateKeyPEM: [UInt8](pem), body: readBody(file), timestamp: timestamp ?? now.seconds,
+                    scheme, privateKeyPEM: pem, body: readBody(file), timestamp: timestamp ?? now.seconds,
                     id: deliveryID, url: url)
             } catch let error as Scheme.KeyError {
                 throw ValidationError("--private-key-file: \(error.problem)")

@@ -31,7 +31,7 @@ struct SpoolStatus: ParsableCommand {
         do {
             counts = try SpoolCounts(reading: drainSpool)
         } catch {
-            throw ValidationError("cannot read the spool: \(error)")
+            throw CommandFailure("cannot read the spool: \(error)")
         }
         let age = counts.oldestAge()
         let circuits = CircuitStatus.read(drainSpool).filter(\.isLive)

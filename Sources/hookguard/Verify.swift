@@ -12,7 +12,7 @@ struct Verify: ParsableCommand {
         discussion: """
             Give the delivery's headers with --header (repeat it) and its exact body as FILE \
             (or standard input). Checks exactly what the server checks, with every secret \
-            of the file. Exit status 0: genuine; 1: refused, with the reason; 64: bad usage.
+            of the file. Exit status 0: genuine; 1: refused, with the reason, or a file could not be read; 64: bad usage.
             """
     )
 

@@ -131,20 +131,20 @@ import HookguardTesting
         let breakers = DestinationBreakers(workers: 4, logger: log.logger(), clock: { clock.now.load(ordering: .relaxed) })
         let policy = BreakerPolicy(failures: 2, backoffMilliseconds: 50)
         for _ in 0..<2 {
-            let pass = try breakers.admit("unix:/run/r.sock", policy: policy).get()
-            breakers.finish("unix:/run/r.sock", pass, policy: policy, failure: "socket /run/r.sock: no acknowledgement within the timeout")
+            let pass = try breakers.admit(.socket(path: "/run/r.sock"), policy: policy).get()
+            breakers.finish(.socket(path: "/run/r.sock"), pass, policy: policy, failure: "socket /run/r.sock: no acknowledgement within the timeout")
         }
-        #expect(!breakers.isUp("unix:/run/r.sock"))
-        #expect(breakers.isUp("nats://127.0.0.1:4222"), "one destination's breaker is not another's")
-        guard case .failure(.down) = breakers.admit("unix:/run/r.sock", policy: policy) else {
+        #expect(!breakers.isUp(.socket(path: "/run/r.sock")))
+        #expect(breakers.isUp(.nats(url: "nats://127.0.0.1:4222")), "one destination's breaker is not another's")
+        guard case .failure(.down) = breakers.admit(.socket(path: "/run/r.sock"), policy: policy) else {
             Issue.record("an open breaker let a request through")
             return
         }
         clock.advance(milliseconds: 50)
-        let probe = try breakers.admit("unix:/run/r.sock", policy: policy).get()
+        let probe = try breakers.admit(.socket(path: "/run/r.sock"), policy: policy).get()
         #expect(probe.isProbe)
-        breakers.finish("unix:/run/r.sock", probe, policy: policy, failure: nil)
-        #expect(breakers.isUp("unix:/run/r.sock"))
+        breakers.finish(.socket(path: "/run/r.sock"), probe, policy: policy, failure: nil)
+        #expect(breakers.isUp(.socket(path: "/run/r.sock")))
         let lines = log.lines.filter { $0.contains(" destination ") }
         #expect(lines.map { $0.split(separator: " ").first { $0.hasPrefix("state=") } } == ["state=down", "state=probing", "state=up"])
         #expect(lines.allSatisfy { $0.contains("destination=unix:/run/r.sock") })
@@ -155,12 +155,12 @@ import HookguardTesting
     @Test func aFullDestinationIsRefusedAfterABoundedWait() throws {
         let breakers = DestinationBreakers(workers: 4, logger: CapturedLog().logger())
         let policy = BreakerPolicy()
-        _ = try breakers.admit("unix:/run/hung.sock", policy: policy).get()
-        _ = try breakers.admit("unix:/run/hung.sock", policy: policy).get()
+        _ = try breakers.admit(.socket(path: "/run/hung.sock"), policy: policy).get()
+        _ = try breakers.admit(.socket(path: "/run/hung.sock"), policy: policy).get()
         let started = ContinuousClock.now
-        #expect(breakers.admit("unix:/run/hung.sock", policy: policy) == .failure(.saturated(limit: 2)))
+        #expect(breakers.admit(.socket(path: "/run/hung.sock"), policy: policy) == .failure(.saturated(limit: 2)))
         #expect(ContinuousClock.now - started < .seconds(1))
-        #expect(try breakers.admit("unix:/run/other.sock", policy: policy).get().isProbe == false)
+        #expect(try breakers.admit(.socket(path: "/run/other.sock"), policy: policy).get().isProbe == false)
     }
 }
 

@@ -89,13 +89,51 @@ import HookguardTesting
             "HOOKGUARD_SPOOL": nil, "HOOKGUARD_SOCKET": "/run/reader.sock", "HOOKGUARD_SOCKET_ACK": "1",
         ])
         #expect(config.spool == nil)
-        #expect(config.socket == SocketDestination(path: "/run/reader.sock", acknowledged: true, timeoutMilliseconds: 2000))
+        #expect(config.socket == (try SocketDestination(path: "/run/reader.sock", acknowledged: true, timeoutMilliseconds: 2000)))
         let both = try self.config(["HOOKGUARD_SOCKET": "/run/reader.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "250"])
         #expect(both.spool == "/var/spool/hookguard/tito")
         #expect(both.socket?.timeoutMilliseconds == 250)
         #expect(both.socket?.acknowledged == true, "acknowledged unless the location opts out")
         let unacknowledged = try self.config(["HOOKGUARD_SOCKET": "/run/reader.sock", "HOOKGUARD_SOCKET_ACK": "0"])
         #expect(unacknowledged.socket?.acknowledged == false)
+    }
+
+    /// The command line builds destinations without a location: the same checks, the same words.
+    @Test func destinationsRefuseWhatALocationRefuses() {
+        func problem(_ build: () throws -> Void) -> String? {
+            do { try build() } catch { return "\(error)" }
+            return nil
+        }
+        let url = "nats://127.0.0.1:4222"
+        let cases: [(String?, [String: String?])] = [
+            (problem { _ = try NATSDestination(url: "http://127.0.0.1:4222", subjectTemplate: "hooks") },
+             ["HOOKGUARD_NATS_URL": "http://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"]),
+            (problem { _ = try NATSDestination(url: "nats://u:p@127.0.0.1:4222", subjectTemplate: "hooks") },
+             ["HOOKGUARD_NATS_URL": "nats://u:p@127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"]),
+            (problem { _ = try NATSDestination(url: url, subjectTemplate: "") }, ["HOOKGUARD_NATS_URL": url]),
+            (problem { _ = try NATSDestination(url: url, subjectTemplate: "hooks.>") },
+             ["HOOKGUARD_NATS_URL": url, "HOOKGUARD_NATS_SUBJECT": "hooks.>"]),
+            (problem { _ = try NATSDestination(url: url, subjectTemplate: "h", tokenFile: "nats.token") },
+             ["HOOKGUARD_NATS_URL": url, "HOOKGUARD_NATS_SUBJECT": "h", "HOOKGUARD_NATS_TOKEN_FILE": "nats.token"]),
+            (problem { _ = try NATSDestination(url: url, subjectTemplate: "h", timeoutMilliseconds: 600_001) },
+             ["HOOKGUARD_NATS_URL": url, "HOOKGUARD_NATS_SUBJECT": "h", "HOOKGUARD_NATS_TIMEOUT_MS": "600001"]),
+            (problem { _ = try SocketDestination(path: "reader.sock") }, ["HOOKGUARD_SOCKET": "reader.sock"]),
+            (problem { _ = try SocketDestination(path: "/run/r.sock", timeoutMilliseconds: 0) },
+             ["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "0"]),
+        ]
+        for (direct, params) in cases {
+            let fromLocation = problem { _ = try config(params) }
+            #expect(direct != nil && direct == fromLocation, "\(params)")
+        }
+        #expect(problem { _ = try NATSDestination(url: url, subjectTemplate: "hooks.{scheme}", timeoutMilliseconds: 600_000) } == nil)
+    }
+
+    @Test func rolesAreTheParameterSpellings() {
+        #expect(Role(RequestParams([:])) == .receiver && Role(RequestParams(["HOOKGUARD_ROLE": ""])) == .receiver)
+        #expect(Role(RequestParams(["HOOKGUARD_ROLE": "metrics"])) == .metrics)
+        #expect(Role(RequestParams(["HOOKGUARD_ROLE": "health"])) == .health)
+        #expect(Role(RequestParams(["HOOKGUARD_ROLE": "Metrics"])) == nil)
+        #expect(Role.names == "receiver, metrics, health")
     }
 
     @Test func breakerParameters() throws {

@@ -11,13 +11,13 @@ import HookguardTesting
 /// libcrypto call report failure under `LibcryptoFaultInjection.failing`)
 /// is an error answered 503 `crypto-error`, never a match.
 @Suite struct CryptoFailureTests {
-    let dir: String
-    let log = CapturedLog()
-    let handler: WebhookHandler
+    let fixture: HandlerFixture
+    var dir: String { fixture.dir }
+    var log: CapturedLog { fixture.log }
+    var handler: WebhookHandler { fixture.handler }
 
     init() throws {
-        dir = try makeTemporaryDirectory()
-        handler = WebhookHandler(logger: log.logger())
+        fixture = try HandlerFixture()
     }
 
     func spooled() -> [String] {
@@ -44,7 +44,6 @@ import HookguardTesting
 
     /// Adyen's items are checked one by one: a failing HMAC is a 503, never "[accepted]".
     @Test func adyenItemsAreNotAcceptedWhenLibcryptoFails() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let vector = try #require(
             try loadVectors("bodysigned", as: [BodySignedVector].self).first { $0.scheme == "adyen" })
         let location = ["HOOKGUARD_SCHEME": "adyen", "HOOKGUARD_SECRET": vector.secret]
@@ -60,7 +59,6 @@ import HookguardTesting
     }
 
     @Test func tokenSchemesAcceptNoTokenWhenLibcryptoFails() {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let cases: [([String: String], [String])] = [
             (Self.gitlab.merging(["HTTP_X_GITLAB_TOKEN": "the-gitlab-token"]) { $1 }, ["the-gitlab-token", "wrong", "x"]),
             (Self.customToken.merging(["HTTP_AUTHORIZATION": "Bearer tok-123"]) { $1 }, ["Bearer tok-123", "Bearer nope"]),
@@ -82,7 +80,6 @@ import HookguardTesting
     }
 
     @Test func hmacSchemeAnswers503WhenLibcryptoFails() {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         // docs.github.com, "Validating webhook deliveries": the published test values.
         let github = ["HOOKGUARD_SCHEME": "github", "HOOKGUARD_SECRET": "It's a Secret to Everybody",
                       "HTTP_X_HUB_SIGNATURE_256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"]

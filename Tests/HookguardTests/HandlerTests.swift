@@ -59,13 +59,13 @@ struct AnswerTable: Decodable {
 }
 
 @Suite struct HandlerTests {
-    let dir: String
-    let log = CapturedLog()
-    let handler: WebhookHandler
+    let fixture: HandlerFixture
+    var dir: String { fixture.dir }
+    var log: CapturedLog { fixture.log }
+    var handler: WebhookHandler { fixture.handler }
 
     init() throws {
-        dir = try makeTemporaryDirectory()
-        handler = WebhookHandler(logger: log.logger())
+        fixture = try HandlerFixture()
     }
 
     var spool: String { dir + "/spool" }
@@ -86,7 +86,6 @@ struct AnswerTable: Decodable {
 
     /// Both suites read the same file: an empty or half-read table would pass them both.
     @Test func answerTableIsReadWhole() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let names = try AnswerTable.load().cases.map(\.name)
         #expect(names.count >= 30, "\(AnswerTable.path) has \(names.count) cases")
         #expect(Set(names).count == names.count, "two cases share a name (and so a location)")
@@ -94,7 +93,6 @@ struct AnswerTable: Decodable {
 
     @Test(arguments: try AnswerTable.load().cases.filter(\.runsInProcess))
     func answers(_ answerCase: AnswerCase) throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         for (name, text) in try AnswerTable.load().files {
             // hookguard refuses a secret file everyone can read
             #expect(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(text.utf8),
@@ -164,7 +162,6 @@ struct AnswerTable: Decodable {
 
     /// Adyen wants exactly `[accepted]`; the id is in the log line and names the spooled file.
     @Test func adyenAnsweredAcceptedWithTheIdLogged() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         // Adyen's documented example (Vectors/make_bodysigned.py).
         let vector = try #require(
             try loadVectors("bodysigned", as: [BodySignedVector].self).first { $0.scheme == "adyen" })

@@ -17,7 +17,7 @@ import HookguardTesting
             .slackURLVerification, params: params([:]),
             body: body(#"{"token":"t","challenge":"abc123","type":"url_verification"}"#), keys: [])
         #expect(slack?.response.body == body(#"{"challenge":"abc123"}"#))
-        #expect(slack?.reason == "handshake")
+        #expect(slack?.reason == .handshake)
         #expect(Handshakes.answer(.slackURLVerification, params: params([:]), body: body(#"{"type":"event_callback"}"#), keys: []) == nil)
 
         let ping = Handshakes.answer(.discordPing, params: params([:]), body: body(#"{"type":1}"#), keys: [])

@@ -10,13 +10,13 @@ import HookguardTesting
 /// The request path with timestamped schemes and HOOKGUARD_DEDUPE.
 @Suite struct ReplayHandlingTests {
     let secret = "whsec_" + Data(Array(repeating: UInt8(42), count: 32)).base64EncodedString()
-    let dir: String
-    let log = CapturedLog()
-    let handler: WebhookHandler
+    let fixture: HandlerFixture
+    var dir: String { fixture.dir }
+    var log: CapturedLog { fixture.log }
+    var handler: WebhookHandler { fixture.handler }
 
     init() throws {
-        dir = try makeTemporaryDirectory()
-        handler = WebhookHandler(logger: log.logger())
+        fixture = try HandlerFixture()
     }
 
     func request(_ body: [UInt8], timestamp: Int, id: String, extra: [String: String] = [:]) throws -> RequestParams {
@@ -48,7 +48,6 @@ import HookguardTesting
     }
 
     @Test func aRetryIsAnsweredWithTheFirstIdAndNotSpooledAgain() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let body = Array("{\"type\":\"invoice.paid\"}".utf8)
         let now = Int(Date().timeIntervalSince1970)
         let first = handle(try request(body, timestamp: now, id: "msg_retry"), body)
@@ -73,7 +72,6 @@ import HookguardTesting
     }
 
     @Test func staleAndFutureAreRefusedLikeABadSignature() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let body = Array("{}".utf8)
         let now = Int(Date().timeIntervalSince1970)
         let stale = handle(try request(body, timestamp: now - 3600, id: "msg_stale"), body)
@@ -90,7 +88,6 @@ import HookguardTesting
     }
 
     @Test func aRefusedCopyClaimsNothing() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let body = Array("{}".utf8)
         let now = Int(Date().timeIntervalSince1970)
         // A forgery with a genuine delivery's id must not make the genuine one a "duplicate".
@@ -111,7 +108,6 @@ import HookguardTesting
     }
 
     @Test func dedupeOnASchemeWithoutIdsIsAConfigError() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let body = Array("{}".utf8)
         var values = try request(body, timestamp: 0, id: "x").values
         values["HOOKGUARD_SCHEME"] = "slack"
@@ -121,7 +117,6 @@ import HookguardTesting
     }
 
     @Test func anUnusableStandardWebhooksSecretIsAConfigError() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let body = Array("{}".utf8)
         var values = try request(body, timestamp: Int(Date().timeIntervalSince1970), id: "x").values
         values["HOOKGUARD_SECRET"] = "whsec_!!not base64!!"

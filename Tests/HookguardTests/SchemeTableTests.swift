@@ -7,7 +7,7 @@ import Testing
 @testable import Doctor
 import HookguardTesting
 
-/// The README's schemes table is the catalog (`Scheme.catalog`), row for row;
+/// docs/schemes.md's schemes table is the catalog (`Scheme.catalog`), row for row;
 /// and `custom` can describe every preset through its parameters.
 @Suite struct SchemeTableTests {
     @Test func atLeastFortyPresetsEachDocumented() {
@@ -16,14 +16,8 @@ import HookguardTesting
         #expect(Scheme.presets.count == Scheme.catalog.count)
     }
 
-    @Test func readmeTableIsTheCatalog() throws {
-        let readme = try String(contentsOfFile: Self.repository + "/README.md", encoding: .utf8)
-        let section = try #require(readme.components(separatedBy: "\n## Schemes\n").dropFirst().first)
-            .components(separatedBy: "\n## ").first ?? ""
-        // The table that starts with "| scheme |": its rows after the header and the rule.
-        let lines = section.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let start = try #require(lines.firstIndex { $0.hasPrefix("| scheme |") })
-        let rows = Array(lines[(start + 2)...].prefix { $0.hasPrefix("|") })
+    @Test func schemesPageTableIsTheCatalog() throws {
+        let rows = try DocsPage("docs/schemes.md").tableRows(under: "Schemes", header: "| scheme |")
         let expected = Scheme.catalog.map(Self.row) + [Self.customRow]
         let same = rows == expected  // compared outside #expect, which would print both tables whole
         if !same {  // the rows to paste, whole
@@ -31,7 +25,7 @@ import HookguardTesting
             try? expected.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
         }
         #expect(same, """
-            README's ## Schemes table differs from the catalog (the whole table is in $TMPDIR/hookguard-schemes-table.md); rows to add or correct:
+            docs/schemes.md's ## Schemes table differs from the catalog (the whole table is in $TMPDIR/hookguard-schemes-table.md); rows to add or correct:
             \(expected.filter { !rows.contains($0) }.joined(separator: "\n"))
             rows to remove: \(rows.filter { !expected.contains($0) }.joined(separator: "\n"))
             """)
@@ -59,8 +53,8 @@ import HookguardTesting
         #expect(custom.publicKey == preset.publicKey)
     }
 
-    @Test func readmeCustomExampleIsSlack() throws {
-        // The README's example: `custom` parameters that reproduce `slack`, checked
+    @Test func schemesPageCustomExampleIsSlack() throws {
+        // docs/schemes.md's example: `custom` parameters that reproduce `slack`, checked
         // against Slack's published example.
         let config = try LocationConfig(params: params([
             "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Slack-Signature",
@@ -192,7 +186,4 @@ import HookguardTesting
         if let event = scheme.eventHeader { values[.eventHeader] = event.display }
         return values
     }
-
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
 }

@@ -39,7 +39,7 @@ def apache(request):
 
     hookguard = None
     if mode == "proxy-fcgi":
-        # As README's setup runs it: the web server's group may connect.
+        # As docs/configuration.md's setup runs it: the web server's group may connect.
         log = open(prefix.log, "ab")
         hookguard = subprocess.Popen(
             [str(prefix.bin), "serve", "--listen", f"unix:{prefix.socket}",

@@ -20,6 +20,7 @@ of the lines is the order of the events.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -96,7 +97,18 @@ def traced(tmp_path_factory):
         wait_hookguard_ready(proc, sock, log, timeout=30)
         yield work, sock, spool, trace, log
     finally:
-        stop(proc, signal.SIGTERM, 15)
+        # SIGTERM to strace would only detach it and leave hookguard running:
+        # hookguard (strace's child) is stopped, and strace ends with it.
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            stop(proc, signal.SIGKILL, 5)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -270,7 +270,7 @@ def test_sign_output_is_accepted_through_nginx(env, tmp_path, name):
 
 
 def test_sign_with_curl_header_file(env, tmp_path):
-    """The README's pattern: `curl -H @headers.txt` (values with spaces and commas survive)."""
+    """docs/schemes.md's pattern: `curl -H @headers.txt` (values with spaces and commas survive)."""
     body = body_for("stripe", "curl")
     (tmp_path / "body.json").write_bytes(body)
     signed = run_hookguard(*sign_args(env, "standard-webhooks"), str(tmp_path / "body.json"))
@@ -286,7 +286,7 @@ def test_sign_with_curl_header_file(env, tmp_path):
 
 
 def test_sign_with_bash_array(env, tmp_path):
-    """The README's other pattern: lines into a bash array of -H arguments."""
+    """docs/schemes.md's other pattern: lines into a bash array of -H arguments."""
     body = body_for("slack", "bash")
     (tmp_path / "body.json").write_bytes(body)
     script = r'''

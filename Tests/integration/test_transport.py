@@ -87,6 +87,18 @@ def stalled_in_body(sock_path: Path, spool: Path) -> socket.socket:
     return s
 
 
+def reading_a_socket(pid: int) -> bool:
+    """Whether a thread of `pid` is blocked reading a Unix socket: a worker
+    has the stalled request, not only the waiting room."""
+    for wchan in Path(f"/proc/{pid}/task").glob("*/wchan"):
+        try:
+            if wchan.read_text() == "unix_stream_read_generic":
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def closed_by_peer(s: socket.socket, within: float) -> tuple[float | None, bytes]:
     """Seconds until the peer closed `s` (None if it was still open after
     `within`), and what it sent before."""
@@ -403,6 +415,8 @@ def test_sigterm_with_silent_and_stalled_connections_ends_within_grace(place, su
         before = descriptors(server)
         held = [silent(sock, spool), stalled_in_body(sock, spool), silent(sock, spool)]
         assert wait_until(lambda: descriptors(server) >= before + WORKERS, 5), tail(log)
+        # In flight only once a worker reads its body (exit 1 after the grace).
+        assert wait_until(lambda: reading_a_socket(server), 5), tail(log)
         cpu_before = cpu_seconds(server)
 
         start = time.monotonic()

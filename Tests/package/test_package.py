@@ -219,6 +219,8 @@ def test_installed_layout(package):
                  "/usr/share/doc/hookguard/copyright", "/usr/share/doc/hookguard/changelog.gz",
                  "/usr/share/doc/hookguard/examples/nginx/hookguard-site.conf",
                  "/usr/share/doc/hookguard/examples/apache/hookguard-proxy-fcgi.conf",
+                 "/usr/share/doc/hookguard/README.md.gz",
+                 "/usr/share/doc/hookguard/docs/configuration.md.gz",
                  "/usr/share/man/man1/hookguard.1.gz", "/usr/share/man/man1/hookguard-serve.1.gz"):
         assert Path(path) in files and Path(path).exists(), f"{path} not installed"
 
@@ -358,7 +360,7 @@ def test_genuine_and_forged_delivery_through_the_installed_units(package):
     secret = f"package-secret-{os.urandom(8).hex()}"
     secret_file = SECRETS / f"package-test-{tag}.secret"
     spool = SPOOL_ROOT / f"package-test-{tag}"
-    # As an administrator does (README): root:hookguard 0640.
+    # As an administrator does (README, docs/apache-cgi-systemd.md): root:hookguard 0640.
     secret_file.write_text(f"# GitHub\n{secret}\n")
     shutil.chown(secret_file, "root", USER)
     os.chmod(secret_file, 0o640)
@@ -452,9 +454,9 @@ def test_man_page_renders(package):
     text = r.stdout
     for heading in ("NAME", "SYNOPSIS", "PARAMETERS", "SCHEMES", "ENVIRONMENT", "FILES"):
         assert re.search(rf"^{heading}$", text, re.M), f"no {heading} section:\n{text[:2000]}"
-    # Every parameter of the README's table is in the page.
-    readme = (REPO / "README.md").read_text()
-    table = readme.split("## Parameters (per location)", 1)[1].split("\n## ", 1)[0]
+    # Every parameter of docs/configuration.md's table is in the page.
+    page = (REPO / "docs" / "configuration.md").read_text()
+    table = page.split("## Parameters (per location)", 1)[1].split("\n## ", 1)[0]
     names = set(re.findall(r"`(HOOKGUARD_[A-Z_]+)`", table))
     assert len(names) > 15, names
     missing = {n for n in names if n not in text}

@@ -1,6 +1,6 @@
 """bench/run: hookguard against its peers, in one run, behind one nginx.
 
-See the README's "Performance" section for what each location is and what
+See bench/README.md for what each location is and what
 limits it. Run through bench/run (which installs what is missing and builds
 hookguard in release mode first)."""
 

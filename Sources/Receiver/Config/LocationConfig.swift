@@ -45,24 +45,6 @@ package enum Parameter: String, Sendable, CaseIterable {
     case verifyTokenFile = "HOOKGUARD_VERIFY_TOKEN_FILE"
 }
 
-/// A reader's Unix socket that verified deliveries are handed to.
-package struct SocketDestination: Sendable, Equatable {
-    package static let defaultTimeoutMilliseconds = 2000
-
-    package var path: String
-    /// Wait for the reader's `ok` line before answering 200 (the default;
-    /// without it a 200 only means the kernel took the line).
-    package var acknowledged: Bool
-    /// Bounds connect, write and acknowledgement together.
-    package var timeoutMilliseconds: Int
-
-    package init(path: String, acknowledged: Bool = true, timeoutMilliseconds: Int = SocketDestination.defaultTimeoutMilliseconds) {
-        self.path = path
-        self.acknowledged = acknowledged
-        self.timeoutMilliseconds = timeoutMilliseconds
-    }
-}
-
 /// A location whose parameters cannot work. The message names the parameter
 /// and what is wrong with it, never a secret's value.
 package struct ConfigError: Error, Sendable, CustomStringConvertible {
@@ -257,34 +239,11 @@ package struct LocationConfig: Sendable {
             }
             return nil
         }
-        guard url.hasPrefix("nats://") || url.hasPrefix("tls://"), url.count > 7 else {
-            throw ConfigError(.natsURL, "\"\(url)\" is not a nats:// URL")
-        }
-        guard !url.dropFirst(6).contains("@") else {
-            throw ConfigError(.natsURL, "holds credentials; put them in a file named by HOOKGUARD_NATS_CREDS or HOOKGUARD_NATS_TOKEN_FILE")
-        }
-        guard let template = value(.natsSubject) else {
-            throw ConfigError(.natsSubject, "missing; name the subject, e.g. hooks.{scheme}.{event}")
-        }
-        let allowed = template.replacing("{scheme}", with: "s").replacing("{event}", with: "e")
-        guard allowed.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }),
-            !allowed.hasPrefix("."), !allowed.hasSuffix("."), !allowed.contains("..")
-        else {
-            throw ConfigError(.natsSubject, "\"\(template)\" is not a subject: dot-separated tokens of letters, digits, - and _, with {scheme} and {event}")
-        }
-        var destination = NATSDestination(url: url, subjectTemplate: template)
-        for (parameter, path) in [(Parameter.natsCredentials, value(.natsCredentials)), (.natsTokenFile, value(.natsTokenFile))] {
-            if let path, !path.hasPrefix("/") { throw ConfigError(parameter, "\"\(path)\" is not an absolute path") }
-        }
-        destination.credentialsFile = value(.natsCredentials)
-        destination.tokenFile = value(.natsTokenFile)
-        if let text = value(.natsTimeout) {
-            guard let milliseconds = Int(text), (1...600_000).contains(milliseconds) else {
-                throw ConfigError(.natsTimeout, "\"\(text)\" is not a number of milliseconds from 1 to 600000")
-            }
-            destination.timeoutMilliseconds = milliseconds
-        }
-        return destination
+        return try NATSDestination(
+            url: url, subjectTemplate: value(.natsSubject) ?? "", credentialsFile: value(.natsCredentials),
+            tokenFile: value(.natsTokenFile),
+            timeoutMilliseconds: try value(.natsTimeout).map { text throws(ConfigError) in try milliseconds(text, .natsTimeout) }
+                ?? NATSDestination.defaultTimeoutMilliseconds)
     }
 
     private static func breakerPolicy(
@@ -320,22 +279,24 @@ package struct LocationConfig: Sendable {
             }
             return nil
         }
-        guard path.hasPrefix("/") else { throw ConfigError(.socket, "\"\(path)\" is not an absolute path") }
-        var destination = SocketDestination(path: path)
+        var acknowledged = true
         if let text = value(.socketAck) {
             switch text.lowercased() {
-            case "1", "on", "yes", "true": destination.acknowledged = true
-            case "0", "off", "no", "false": destination.acknowledged = false
+            case "1", "on", "yes", "true": acknowledged = true
+            case "0", "off", "no", "false": acknowledged = false
             default: throw ConfigError(.socketAck, "\"\(text)\" is neither 1 nor 0")
             }
         }
-        if let text = value(.socketTimeout) {
-            guard let milliseconds = Int(text), (1...600_000).contains(milliseconds) else {
-                throw ConfigError(.socketTimeout, "\"\(text)\" is not a number of milliseconds from 1 to 600000")
-            }
-            destination.timeoutMilliseconds = milliseconds
-        }
-        return destination
+        return try SocketDestination(
+            path: path, acknowledged: acknowledged,
+            timeoutMilliseconds: try value(.socketTimeout).map { text throws(ConfigError) in try milliseconds(text, .socketTimeout) }
+                ?? SocketDestination.defaultTimeoutMilliseconds)
+    }
+
+    /// A HOOKGUARD_*_TIMEOUT_MS value; its range is the destination's to check.
+    private static func milliseconds(_ text: String, _ parameter: Parameter) throws(ConfigError) -> Int {
+        guard let milliseconds = Int(text) else { throw Destinations.badTimeout(text, parameter) }
+        return milliseconds
     }
 
     private static func customScheme(_ value: (Parameter) -> String?) throws(ConfigError) -> Scheme {

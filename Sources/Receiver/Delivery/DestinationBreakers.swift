@@ -16,7 +16,7 @@ final class DestinationBreakers: Sendable {
     /// The longest wait for a place on a destination that keeps finishing requests (busy, not stuck).
     static let busyPlaceWaitNanoseconds: UInt64 = 250_000_000
 
-    private let breakers = Mutex<[String: CircuitBreaker]>([:])
+    private let breakers = Mutex<[DestinationName: CircuitBreaker]>([:])
     private let workers: Int
     private let logger: Logger
     private let clock: @Sendable () -> UInt64
@@ -31,7 +31,7 @@ final class DestinationBreakers: Sendable {
     /// for a destination that is down; when its places are taken, waiting
     /// `placeWaitNanoseconds`, or up to `busyPlaceWaitNanoseconds` while its
     /// requests keep finishing.
-    func admit(_ destination: String, policy: BreakerPolicy) -> Result<CircuitBreaker.Pass, CircuitBreaker.Refusal> {
+    func admit(_ destination: DestinationName, policy: BreakerPolicy) -> Result<CircuitBreaker.Pass, CircuitBreaker.Refusal> {
         let limit = policy.inFlightLimit(workers: workers)
         let started = clock()
         while true {
@@ -54,7 +54,7 @@ final class DestinationBreakers: Sendable {
     }
 
     /// Hands back a place `admit` gave; `failure` says why the hand-over failed.
-    func finish(_ destination: String, _ pass: CircuitBreaker.Pass, policy: BreakerPolicy, failure: String?) {
+    func finish(_ destination: DestinationName, _ pass: CircuitBreaker.Pass, policy: BreakerPolicy, failure: String?) {
         let now = clock()
         let transition = breakers.withLock { all in
             all[destination]?.finish(pass, succeeded: failure == nil, now: now, policy: policy)
@@ -70,13 +70,13 @@ final class DestinationBreakers: Sendable {
     }
 
     /// Whether `destination` takes deliveries now (tests).
-    func isUp(_ destination: String) -> Bool {
+    func isUp(_ destination: DestinationName) -> Bool {
         breakers.withLock { $0[destination]?.isUp ?? true }
     }
 
-    private func report(_ transition: CircuitBreaker.Transition, _ destination: String, detail: String) {
+    private func report(_ transition: CircuitBreaker.Transition, _ destination: DestinationName, detail: String) {
         let metadata: Logger.Metadata = [
-            "state": .string(transition.rawValue), "destination": .string(destination), "detail": .string(detail),
+            "state": .string(transition.rawValue), "destination": .string(destination.description), "detail": .string(detail),
         ]
         switch transition {
         case .down:
@@ -90,8 +90,8 @@ final class DestinationBreakers: Sendable {
         }
     }
 
-    private static func gauge(_ destination: String) -> Gauge {
-        Gauge(label: "hookguard_destination_up", dimensions: [("destination", destination)])
+    private static func gauge(_ destination: DestinationName) -> Gauge {
+        Gauge(label: "hookguard_destination_up", dimensions: [("destination", destination.description)])
     }
 }
 

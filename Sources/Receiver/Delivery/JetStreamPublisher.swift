@@ -9,20 +9,23 @@ package struct NATSDestination: Sendable, Equatable {
     package static let defaultTimeoutMilliseconds = 2000
 
     /// `nats://host:port`, never with credentials in it.
-    package var url: String
+    package let url: String
     /// A subject template: `{scheme}` and `{event}` are filled in per delivery.
-    package var subjectTemplate: String
+    package let subjectTemplate: String
     /// A NATS `.creds` file (JWT and NKey seed).
-    package var credentialsFile: String?
+    package let credentialsFile: String?
     /// A file holding an authentication token.
-    package var tokenFile: String?
+    package let tokenFile: String?
     /// Bounds the wait for JetStream's publish acknowledgement.
-    package var timeoutMilliseconds: Int
+    package let timeoutMilliseconds: Int
 
+    /// Checked as a location's HOOKGUARD_NATS_* parameters are (`Destinations`).
     package init(
         url: String, subjectTemplate: String, credentialsFile: String? = nil, tokenFile: String? = nil,
         timeoutMilliseconds: Int = NATSDestination.defaultTimeoutMilliseconds
-    ) {
+    ) throws(ConfigError) {
+        try Destinations.checkNATS(url: url, subjectTemplate: subjectTemplate, credentialsFile: credentialsFile,
+                                   tokenFile: tokenFile, timeoutMilliseconds: timeoutMilliseconds)
         self.url = url
         self.subjectTemplate = subjectTemplate
         self.credentialsFile = credentialsFile

@@ -88,31 +88,61 @@ package enum Outcome: Sendable {
     /// its sender requires (`Scheme.acceptedBody`, Adyen's `[accepted]`) in
     /// place of `{"id":…}`; the id is still in the log line.
     package func response(acceptedBody: String?) -> Response {
-        guard let acceptedBody, outcome == "accepted" else { return response }
+        guard let acceptedBody, kind == .accepted else { return response }
         return Response(status: 200, headers: [("Content-Type", "text/plain")], body: Array(acceptedBody.utf8))
     }
 
-    /// A short, stable code for logs and metrics.
-    package var reason: String {
+    /// A short, stable code for logs and metrics: the `reason` label is its description.
+    package enum Reason: Sendable, Equatable, CustomStringConvertible {
+        case accepted, fellBackToSpool, duplicate, duplicateInFlight, methodNotAllowed, configInvalid, badRequest
+        case bodyTooLarge, bodyIncomplete, bodyOverlong, cryptoError, spoolUnwritable, socketUnavailable
+        case natsUnavailable, handshake, handshakeRefused
+        /// `signature-missing`, `signature-mismatch`, …: the failure's own code.
+        case signature(SignatureFailure)
+
+        package var description: String {
+            switch self {
+            case .accepted: "accepted"
+            case .fellBackToSpool: "fell-back-to-spool"
+            case .duplicate: "duplicate"
+            case .duplicateInFlight: "duplicate-in-flight"
+            case .methodNotAllowed: "method-not-allowed"
+            case .configInvalid: "config-invalid"
+            case .badRequest: "bad-request"
+            case .bodyTooLarge: "body-too-large"
+            case .bodyIncomplete: "body-incomplete"
+            case .bodyOverlong: "body-overlong"
+            case .signature(let failure): failure.reasonCode
+            case .cryptoError: "crypto-error"
+            case .spoolUnwritable: "spool-unwritable"
+            case .socketUnavailable: "socket-unavailable"
+            case .natsUnavailable: "nats-unavailable"
+            case .handshake: "handshake"
+            case .handshakeRefused: "handshake-refused"
+            }
+        }
+    }
+
+    package var reason: Reason {
         switch self {
-        case .accepted(_, .spoolAfter): "fell-back-to-spool"
-        case .accepted(_, .nats(let ack)) where ack.duplicate: "duplicate"
-        case .accepted: "accepted"
-        case .duplicate: "duplicate"
-        case .duplicateInFlight: "duplicate-in-flight"
-        case .methodNotAllowed: "method-not-allowed"
-        case .configInvalid: "config-invalid"
-        case .badRequest: "bad-request"
-        case .body(.tooLarge): "body-too-large"
-        case .body(.incomplete): "body-incomplete"
-        case .body(.overlong): "body-overlong"
-        case .rejected(let failure, _): failure.reasonCode
-        case .cryptoFailed: "crypto-error"
-        case .spoolUnwritable: "spool-unwritable"
-        case .forwardFailed(.socket): "socket-unavailable"
-        case .forwardFailed(.nats): "nats-unavailable"
-        case .handshake: "handshake"
-        case .handshakeRefused: "handshake-refused"
+        case .accepted(_, .spoolAfter): .fellBackToSpool
+        case .accepted(_, .nats(let ack)) where ack.duplicate: .duplicate
+        case .accepted: .accepted
+        case .duplicate: .duplicate
+        case .duplicateInFlight: .duplicateInFlight
+        case .methodNotAllowed: .methodNotAllowed
+        case .configInvalid: .configInvalid
+        case .badRequest: .badRequest
+        case .body(.tooLarge): .bodyTooLarge
+        case .body(.incomplete): .bodyIncomplete
+        case .body(.overlong): .bodyOverlong
+        case .rejected(let failure, _): .signature(failure)
+        case .cryptoFailed: .cryptoError
+        case .spoolUnwritable: .spoolUnwritable
+        case .forwardFailed(.socket): .socketUnavailable
+        case .forwardFailed(.nats): .natsUnavailable
+        case .handshake: .handshake
+        case .handshakeRefused: .handshakeRefused
         }
     }
 
@@ -143,12 +173,17 @@ package enum Outcome: Sendable {
         }
     }
 
-    package var outcome: String {
+    /// How a request ended, in one word: the `outcome` of log lines and metrics.
+    package enum Kind: String, Sendable {
+        case accepted, handshake, refused, failed
+    }
+
+    package var kind: Kind {
         switch self {
-        case .accepted, .duplicate: "accepted"
-        case .handshake: "handshake"
-        case .rejected, .body, .methodNotAllowed, .badRequest, .handshakeRefused: "refused"
-        case .configInvalid, .spoolUnwritable, .forwardFailed, .duplicateInFlight, .cryptoFailed: "failed"
+        case .accepted, .duplicate: .accepted
+        case .handshake: .handshake
+        case .rejected, .body, .methodNotAllowed, .badRequest, .handshakeRefused: .refused
+        case .configInvalid, .spoolUnwritable, .forwardFailed, .duplicateInFlight, .cryptoFailed: .failed
         }
     }
 }

@@ -46,15 +46,16 @@ package final class WebhookHandler: Sendable {
     }
 
     package func handle(_ params: RequestParams, body source: inout some RequestBodySource) -> Response {
-        switch params[Parameter.role.rawValue] ?? "" {
-        case "", "receiver":
+        switch Role(params) {
+        case .receiver:
             return receive(params, body: &source)
-        case "metrics":
+        case .metrics:
             return status.metrics(params, logger: logger)
-        case "health":
+        case .health:
             return status.health(params, logger: logger)
-        case let role:
-            let error = ConfigError(.role, "unknown role \"\(role)\"; known: receiver, metrics, health")
+        case nil:
+            let role = params[Parameter.role.rawValue] ?? ""
+            let error = ConfigError(.role, "unknown role \"\(role)\"; known: \(Role.names)")
             let outcome = Outcome.configInvalid(error)
             log(outcome, status: outcome.response.status, params: params, context: LogContext(), nanoseconds: 0)
             return outcome.response
@@ -170,7 +171,7 @@ package final class WebhookHandler: Sendable {
         var failure: Outcome.ForwardFailure? = nil
         if let socket = config.socket {
             let result = handOver(
-                to: "unix:\(socket.path)", kind: "socket", policy: config.breaker,
+                to: .socket(path: socket.path), policy: config.breaker,
                 cutOff: { SocketForwardError(kind: .cutOff, path: socket.path, detail: $0.description) }
             ) { () throws(SocketForwardError) in
                 try socketForwarder.send(
@@ -187,7 +188,7 @@ package final class WebhookHandler: Sendable {
                 id: envelope.id.text, scheme: envelope.scheme, event: envelope.event,
                 deliveryID: envelope.deliveryID, destination: nats)
             let result = handOver(
-                to: nats.url, kind: "nats", policy: config.breaker,
+                to: .nats(url: nats.url), policy: config.breaker,
                 cutOff: { NATSForwardError(url: nats.url, detail: $0.description) }
             ) { () throws(NATSForwardError) in
                 try publisher.publish(encoded, as: message, to: nats)
@@ -206,10 +207,10 @@ package final class WebhookHandler: Sendable {
                 try envelope.write(to: fd, path: path)
             }
         } catch {
-            DeliveryMetrics.forward(to: "spool", succeeded: false, nanoseconds: monotonicNanoseconds() - started)
+            DeliveryMetrics.forward(to: .spool, succeeded: false, nanoseconds: monotonicNanoseconds() - started)
             return .spoolUnwritable(error, after: failure)
         }
-        DeliveryMetrics.forward(to: "spool", succeeded: true, nanoseconds: monotonicNanoseconds() - started)
+        DeliveryMetrics.forward(to: .spool, succeeded: true, nanoseconds: monotonicNanoseconds() - started)
         return .accepted(envelope.id, failure.map { .spoolAfter($0) } ?? .spool)
     }
 
@@ -217,7 +218,7 @@ package final class WebhookHandler: Sendable {
     /// `cutOff` error, at once), timing it for the metrics and telling the
     /// breaker how it went.
     private func handOver<Success, Failure: Error & CustomStringConvertible>(
-        to destination: String, kind: String, policy: BreakerPolicy,
+        to destination: DestinationName, policy: BreakerPolicy,
         cutOff: (CircuitBreaker.Refusal) -> Failure, _ hand: () throws(Failure) -> Success
     ) -> Result<Success, Failure> {
         let pass: CircuitBreaker.Pass
@@ -229,7 +230,7 @@ package final class WebhookHandler: Sendable {
         let result = Result { () throws(Failure) in try hand() }
         var failure: String? = nil
         if case .failure(let error) = result { failure = error.description }
-        DeliveryMetrics.forward(to: kind, succeeded: failure == nil, nanoseconds: monotonicNanoseconds() - started)
+        DeliveryMetrics.forward(to: destination, succeeded: failure == nil, nanoseconds: monotonicNanoseconds() - started)
         breakers.finish(destination, pass, policy: policy, failure: failure)
         return result
     }
@@ -285,24 +286,24 @@ package final class WebhookHandler: Sendable {
         var metadata: Logger.Metadata = [:]
         metadata.reserveCapacity(12)
         metadata["status"] = .string(String(status))
-        metadata["outcome"] = .string(outcome.outcome)
-        metadata["reason"] = .string(outcome.reason)
+        metadata["outcome"] = .string(outcome.kind.rawValue)
+        metadata["reason"] = .string(outcome.reason.description)
         metadata["uri"] = .string(params.uri)
         metadata["duration_ms"] = .string(Self.milliseconds(nanoseconds))
         if let scheme = context.scheme { metadata["scheme"] = .string(scheme) }
         if let bytes = context.bytes { metadata["bytes"] = .string(String(bytes)) }
         if case .accepted(let id, let destination) = outcome {
             metadata["id"] = .string(id.text)
-            metadata["destination"] = .string(destination.name)
+            metadata["destination"] = .string(destination.kind.rawValue)
         }
         if case .duplicate(let id) = outcome { metadata["id"] = .string(id.text) }
         if let senderID = context.senderID { metadata["delivery_id"] = .string(senderID) }
         if let detail = outcome.detail { metadata["detail"] = .string(detail) }
         let level: Logger.Level =
-            switch outcome.outcome {
-            case "accepted", "handshake": .info
-            case "refused": .warning
-            default: .error
+            switch outcome.kind {
+            case .accepted, .handshake: .info
+            case .refused: .warning
+            case .failed: .error
             }
         logger.log(level: level, "request", metadata: metadata, source: "Receiver")
     }
@@ -318,11 +319,11 @@ extension WebhookHandler {
 }
 
 extension Outcome.Destination {
-    var name: String {
+    var kind: DestinationName.Kind {
         switch self {
-        case .spool, .spoolAfter: "spool"
-        case .socket: "socket"
-        case .nats: "nats"
+        case .spool, .spoolAfter: .spool
+        case .socket: .socket
+        case .nats: .nats
         }
     }
 }

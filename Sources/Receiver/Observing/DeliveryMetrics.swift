@@ -8,7 +8,7 @@ package enum DeliveryMetrics {
     package static func request(_ outcome: Outcome, location: String, scheme: String?, bytes: Int?, nanoseconds: UInt64) {
         let dimensions = [
             ("location", location), ("scheme", scheme ?? "none"),
-            ("outcome", outcome.outcome), ("reason", outcome.reason),
+            ("outcome", outcome.kind.rawValue), ("reason", outcome.reason.description),
         ]
         Counter(label: "hookguard_deliveries_total", dimensions: dimensions).increment()
         Timer(label: "hookguard_request_duration_seconds", dimensions: [("location", location)])
@@ -18,10 +18,10 @@ package enum DeliveryMetrics {
         }
     }
 
-    package static func forward(to destination: String, succeeded: Bool, nanoseconds: UInt64) {
+    package static func forward(to destination: DestinationName, succeeded: Bool, nanoseconds: UInt64) {
         Timer(
             label: "hookguard_forward_duration_seconds",
-            dimensions: [("destination", destination), ("result", succeeded ? "ok" : "failed")]
+            dimensions: [("destination", destination.metricsLabel), ("result", succeeded ? "ok" : "failed")]
         ).recordNanoseconds(Int64(nanoseconds))
     }
 

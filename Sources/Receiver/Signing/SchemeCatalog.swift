@@ -2,7 +2,7 @@ package import Posix
 package import FastCGI
 
 /// Every preset, one row per sender, as each sender documents its scheme.
-/// The README's schemes table is checked against this list (SchemeTableTests).
+/// docs/schemes.md's table is checked against this list (SchemeTableTests).
 extension Scheme {
     package static let catalog: [Scheme] = [
         // MARK: body HMAC, hex or base64, one signature per header
