@@ -1,6 +1,5 @@
 package import Posix
 package import FastCGI
-import Glibc
 import Synchronization
 
 /// Secret files, read once and read again when they change (another inode,
@@ -9,20 +8,14 @@ import Synchronization
 package final class SecretFileCache: Sendable {
     private struct Identity: Equatable {
         var device: UInt64, inode: UInt64, size: Int64
-        var modified: timespec, changed: timespec
+        var modified: FileTime, changed: FileTime
 
-        init(_ st: stat) {
-            device = UInt64(st.st_dev)
-            inode = UInt64(st.st_ino)
-            size = Int64(st.st_size)
-            modified = st.st_mtim
-            changed = st.st_ctim
-        }
-
-        static func == (a: Identity, b: Identity) -> Bool {
-            a.device == b.device && a.inode == b.inode && a.size == b.size
-                && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
-                && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+        init(_ status: FileStatus) {
+            device = status.device
+            inode = status.inode
+            size = status.size
+            modified = status.modified
+            changed = status.changed
         }
     }
 
@@ -41,15 +34,17 @@ package final class SecretFileCache: Sendable {
 
     /// The file's secrets with their line numbers.
     package func numberedSecrets(at path: String) throws(ConfigError) -> [(line: Int, secret: Secret)] {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            throw ConfigError(.secretFile, "cannot read \(path): \(SystemError("stat", errno: errno).reason)")
+        let st: FileStatus
+        do {
+            st = try Sys.stat(path)
+        } catch {
+            throw ConfigError(.secretFile, "cannot read \(path): \(error.reason)")
         }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
+        guard st.kind == .regular else {
             throw ConfigError(.secretFile, "\(path) is not a regular file")
         }
         // A secret everyone on the machine can read is no longer a secret.
-        guard st.st_mode & S_IROTH == 0 else {
+        guard st.permissions & 0o004 == 0 else {
             throw ConfigError(.secretFile, "\(path) is readable by everyone; refusing it (chmod o-rwx \(path))")
         }
         let identity = Identity(st)
