@@ -6,17 +6,6 @@ package enum FileKind: Sendable, Equatable {
     case regular, directory, symbolicLink, socket, other
 }
 
-/// A file time: seconds and nanoseconds since the Unix epoch.
-package struct FileTime: Sendable, Equatable {
-    package var seconds: Int
-    package var nanoseconds: Int
-
-    package init(seconds: Int, nanoseconds: Int = 0) {
-        self.seconds = seconds
-        self.nanoseconds = nanoseconds
-    }
-}
-
 /// The fields of `stat(2)` callers look at.
 package struct FileStatus: Sendable, Equatable {
     package var kind: FileKind
@@ -27,13 +16,13 @@ package struct FileStatus: Sendable, Equatable {
     package var inode: UInt64
     package var owner: UInt32
     package var group: UInt32
-    package var modified: FileTime
-    package var changed: FileTime
+    package var modified: Timestamp
+    package var changed: Timestamp
 
     package init(
         kind: FileKind = .regular, permissions: UInt32 = 0, size: Int64 = 0, device: UInt64 = 0, inode: UInt64 = 0,
-        owner: UInt32 = 0, group: UInt32 = 0, modified: FileTime = FileTime(seconds: 0),
-        changed: FileTime = FileTime(seconds: 0)
+        owner: UInt32 = 0, group: UInt32 = 0, modified: Timestamp = Timestamp(seconds: 0),
+        changed: Timestamp = Timestamp(seconds: 0)
     ) {
         self.kind = kind
         self.permissions = permissions
@@ -58,8 +47,8 @@ package struct FileStatus: Sendable, Equatable {
         self.init(
             kind: kind, permissions: UInt32(st.st_mode & 0o7777), size: Int64(st.st_size), device: UInt64(st.st_dev),
             inode: UInt64(st.st_ino), owner: st.st_uid, group: st.st_gid,
-            modified: FileTime(seconds: st.st_mtim.tv_sec, nanoseconds: st.st_mtim.tv_nsec),
-            changed: FileTime(seconds: st.st_ctim.tv_sec, nanoseconds: st.st_ctim.tv_nsec))
+            modified: Timestamp(seconds: st.st_mtim.tv_sec, nanoseconds: st.st_mtim.tv_nsec),
+            changed: Timestamp(seconds: st.st_ctim.tv_sec, nanoseconds: st.st_ctim.tv_nsec))
     }
 
     /// The same file (device and inode) as `other`.

@@ -8,7 +8,7 @@ import Synchronization
 package final class SecretFileCache: Sendable {
     private struct Identity: Equatable {
         var device: UInt64, inode: UInt64, size: Int64
-        var modified: FileTime, changed: FileTime
+        var modified: Timestamp, changed: Timestamp
 
         init(_ status: FileStatus) {
             device = status.device

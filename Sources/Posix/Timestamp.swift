@@ -1,7 +1,5 @@
-package import Posix
-package import FastCGI
-
-/// A moment in UTC with nanoseconds, as the envelope's `received_at` records it.
+/// A moment in UTC with nanoseconds: the wall clock's now, a file's times,
+/// the envelope's `received_at`.
 package struct Timestamp: Sendable, Comparable {
     package var seconds: Int
     package var nanoseconds: Int
