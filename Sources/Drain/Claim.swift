@@ -1,6 +1,6 @@
 package import Posix
 import FastCGI
-package import Receiver
+import Receiver
 
 /// A delivery this process holds: its envelope open and `flock`ed, in `cur/`.
 ///

@@ -1,6 +1,6 @@
 package import Posix
 import FastCGI
-package import Receiver
+import Receiver
 
 /// What an operator or a monitoring check looks at: how many deliveries wait,
 /// run, wait for a retry or were given up on, and how old the oldest
