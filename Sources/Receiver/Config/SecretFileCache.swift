@@ -3,24 +3,12 @@ package import FastCGI
 import Synchronization
 
 /// Secret files, read once and read again when they change (another inode,
-/// size, or modification time), so a secret is rotated by rewriting its file.
-/// Each request costs one `stat`.
+/// size, modification or change time), so a secret is rotated by rewriting
+/// its file. Each request costs one `stat`.
 package final class SecretFileCache: Sendable {
-    private struct Identity: Equatable {
-        var device: UInt64, inode: UInt64, size: Int64
-        var modified: Timestamp, changed: Timestamp
-
-        init(_ status: FileStatus) {
-            device = status.device
-            inode = status.inode
-            size = status.size
-            modified = status.modified
-            changed = status.changed
-        }
-    }
-
     private struct Entry {
-        var identity: Identity
+        /// The file as it was read; any difference in a later `stat` reads it again.
+        var status: FileStatus
         var secrets: [(line: Int, secret: Secret)]
     }
 
@@ -47,8 +35,7 @@ package final class SecretFileCache: Sendable {
         guard st.permissions & 0o004 == 0 else {
             throw ConfigError(.secretFile, "\(path) is readable by everyone; refusing it (chmod o-rwx \(path))")
         }
-        let identity = Identity(st)
-        if let cached = entries.withLock({ $0[path] }), cached.identity == identity {
+        if let cached = entries.withLock({ $0[path] }), cached.status == st {
             return cached.secrets
         }
         let contents: [UInt8]
@@ -61,7 +48,7 @@ package final class SecretFileCache: Sendable {
         guard !secrets.isEmpty else {
             throw ConfigError(.secretFile, "\(path) holds no secret (only blank or # lines)")
         }
-        entries.withLock { $0[path] = Entry(identity: identity, secrets: secrets) }
+        entries.withLock { $0[path] = Entry(status: st, secrets: secrets) }
         return secrets
     }
 }
