@@ -93,7 +93,7 @@ package struct ReaderConnection: Sendable {
         } catch where error.isSocketTimeout {
             throw SocketForwardError(kind: .timeout, path: path, detail: "connection")
         } catch {
-            let detail = error.call == "connect" ? error.reason : SystemError(error.call, errno: error.errno).description
+            let detail = error.call == "connect" ? error.reason : "\(error.call): \(error.reason)"
             throw SocketForwardError(kind: .connect, path: path, detail: detail)
         }
     }
