@@ -11,10 +11,6 @@ import PackageDescription
 //   hookguard      the executable: flags → values → wiring
 //   HookguardTesting  what the unit tests and the fuzz targets share
 
-/// Receiver and Drain go without MemberImportVisibility: on Swift 6.3 a clean build
-/// of it attributes `struct timespec`'s members to SwiftOverlayShims in some
-/// compile batches (files importing only Glibc then fail on `st_mtim.tv_sec`
-/// and `timespec()`), while an incremental build of the same sources passes.
 let settings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
@@ -47,12 +43,12 @@ let package = Package(
         .target(
             name: "Receiver",
             dependencies: ["Posix", "FastCGI", "CLibCrypto", "CNats", logging, metrics],
-            swiftSettings: settings
+            swiftSettings: strictSettings
         ),
         .target(
             name: "Drain",
             dependencies: ["Posix", "FastCGI", "Receiver", "CCurl", logging, metrics],
-            swiftSettings: settings
+            swiftSettings: strictSettings
         ),
         .target(name: "Doctor", dependencies: ["Posix", "FastCGI", "Receiver"], swiftSettings: strictSettings),
         .executableTarget(

@@ -1,7 +1,6 @@
 import Posix
 package import FastCGI
 import Receiver
-import Glibc
 
 /// One finding of `hookguard doctor`: what was checked, and how to fix it when it failed.
 package struct DoctorCheck: Sendable, Equatable {
@@ -28,32 +27,22 @@ package struct ServiceUser: Sendable {
     package var groups: Set<UInt32>
 
     package static func current() -> ServiceUser {
-        let uid = geteuid()
-        let name = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? String(uid)
-        return ServiceUser(name: name, uid: uid, groups: groups(of: name, primary: getegid()))
+        let uid = Sys.effectiveUserID
+        let name = Sys.accountName(of: uid) ?? String(uid)
+        return ServiceUser(name: name, uid: uid, groups: Sys.groupIDs(ofAccount: name, primary: Sys.effectiveGroupID))
     }
 
     package static func named(_ name: String) -> ServiceUser? {
-        guard let entry = getpwnam(name) else { return nil }
-        return ServiceUser(name: name, uid: entry.pointee.pw_uid, groups: groups(of: name, primary: entry.pointee.pw_gid))
+        guard let account = Sys.account(named: name) else { return nil }
+        return ServiceUser(name: name, uid: account.uid, groups: Sys.groupIDs(ofAccount: name, primary: account.gid))
     }
 
-    private static func groups(of name: String, primary: gid_t) -> Set<UInt32> {
-        var count: Int32 = 64
-        var list = [gid_t](repeating: 0, count: Int(count))
-        if getgrouplist(name, primary, &list, &count) < 0 {
-            list = [gid_t](repeating: 0, count: Int(count))
-            _ = getgrouplist(name, primary, &list, &count)
-        }
-        return Set(list.prefix(Int(max(count, 0)))).union([primary])
-    }
-
-    /// Whether this user may access a file with `stat` under `need` (4 read, 2 write, 1 search).
-    func may(_ need: mode_t, _ st: stat) -> Bool {
+    /// Whether this user may access a file with status `st` under `need` (4 read, 2 write, 1 search).
+    func may(_ need: UInt32, _ st: FileStatus) -> Bool {
         if uid == 0 { return true }
-        let mode = st.st_mode
-        if st.st_uid == uid { return mode & (need << 6) == need << 6 }
-        if groups.contains(st.st_gid) { return mode & (need << 3) == need << 3 }
+        let mode = st.permissions
+        if st.owner == uid { return mode & (need << 6) == need << 6 }
+        if groups.contains(st.group) { return mode & (need << 3) == need << 3 }
         return mode & need == need
     }
 }
@@ -101,11 +90,10 @@ package struct LocationDoctor: Sendable {
     }
 
     func secretFile(_ path: String, scheme: Scheme? = nil) -> [DoctorCheck] {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
+        guard let st = try? Sys.stat(path) else {
             return [.fail("secret file \(path) is missing", fix: "create it with the sender's secret, one per line, mode 0640")]
         }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
+        guard st.kind == .regular else {
             return [.fail("secret file \(path) is not a regular file", fix: "point HOOKGUARD_SECRET_FILE at a file")]
         }
         var checks: [DoctorCheck] = []
@@ -115,7 +103,7 @@ package struct LocationDoctor: Sendable {
             checks.append(.fail("secret file \(path) is not readable by \(user.name)",
                                 fix: "chgrp the file to a group of \(user.name) and chmod 0640 (and let it reach the directory)"))
         }
-        if st.st_mode & 0o004 != 0 {
+        if st.permissions & 0o004 != 0 {
             checks.append(.fail("secret file \(path) is readable by everyone", fix: "chmod o-rwx \(path)"))
         } else {
             checks.append(.pass("secret file \(path) not world-readable"))
@@ -154,38 +142,37 @@ package struct LocationDoctor: Sendable {
     }
 
     func spoolChecks(_ root: String) -> [DoctorCheck] {
-        var st = stat()
-        guard stat(root, &st) == 0 else {
+        guard let st = try? Sys.stat(root) else {
             // hookguard creates it: its nearest existing ancestor must let it.
             var ancestor = root
-            while let slash = ancestor.lastIndex(of: "/"), slash != ancestor.startIndex {
+            var found: FileStatus?
+            while found == nil, let slash = ancestor.lastIndex(of: "/"), slash != ancestor.startIndex {
                 ancestor = String(ancestor[..<slash])
-                if stat(ancestor, &st) == 0 { break }
+                found = try? Sys.stat(ancestor)
             }
-            if (st.st_mode & S_IFMT) == S_IFDIR && user.may(3, st) {
+            if let found, found.kind == .directory && user.may(3, found) {
                 return [.pass("spool \(root) will be created by \(user.name) in \(ancestor)")]
             }
             return [.fail("spool \(root) is missing and \(user.name) cannot create it in \(ancestor)",
                           fix: "mkdir -p \(root) && chown \(user.name) \(root) && chmod 0750 \(root)")]
         }
-        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+        guard st.kind == .directory else {
             return [.fail("spool \(root) is not a directory", fix: "point HOOKGUARD_SPOOL at a directory")]
         }
         var checks: [DoctorCheck] = []
-        var devices: Set<UInt64> = [UInt64(st.st_dev)]
+        var devices: Set<UInt64> = [st.device]
         var problems: [String] = []
         for sub in ["tmp", "new", "cur"] {
-            var sst = stat()
             let path = root + "/" + sub
-            if stat(path, &sst) != 0 {
+            guard let sst = try? Sys.stat(path) else {
                 if !user.may(3, st) { problems.append("\(sub)/ missing and cannot be created") }
                 continue
             }
-            guard (sst.st_mode & S_IFMT) == S_IFDIR else {
+            guard sst.kind == .directory else {
                 problems.append("\(sub)/ is not a directory")
                 continue
             }
-            devices.insert(UInt64(sst.st_dev))
+            devices.insert(sst.device)
             if (sub == "tmp" || sub == "new") && !user.may(3, sst) { problems.append("\(sub)/ not writable by \(user.name)") }
         }
         if problems.isEmpty {
@@ -220,24 +207,18 @@ package struct LocationDoctor: Sendable {
             return .fail("NATS \(url): no host:port in the URL", fix: "set HOOKGUARD_NATS_URL to nats://HOST:PORT")
         }
         let host = String(address[..<colon])
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>? = nil
-        guard getaddrinfo(host, String(port), &hints, &result) == 0, let info = result else {
+        let connected: Int32?
+        do {
+            connected = try Sys.connectTCP(host: host, port: port, timeoutSeconds: 2)
+        } catch {
+            return .fail("NATS \(url): \(error.reason)", fix: "start nats-server -js there, or fall back with HOOKGUARD_SPOOL")
+        }
+        guard let fd = connected else {
             return .fail("NATS \(url): cannot resolve \(host)", fix: "check the host in HOOKGUARD_NATS_URL")
         }
-        defer { freeaddrinfo(result) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var timeout = timeval()
-        timeout.tv_sec = 2
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
-            return .fail("NATS \(url): \(String(cString: strerror(errno)))", fix: "start nats-server -js there, or fall back with HOOKGUARD_SPOOL")
-        }
+        defer { Sys.closeIgnoringError(fd) }
         var greeting = [UInt8](repeating: 0, count: 5)
-        let n = greeting.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 5, Int32(MSG_WAITALL)) }
+        let n = try? Sys.receive(fd, into: &greeting, waitingForAll: true, path: url)
         guard n == 5, greeting == Array("INFO ".utf8) else {
             return .fail("NATS \(url): something answers, but not a NATS server", fix: "point HOOKGUARD_NATS_URL at nats-server")
         }
@@ -258,8 +239,7 @@ package struct LocationDoctor: Sendable {
         var dir = path
         while let slash = dir.lastIndex(of: "/"), slash != dir.startIndex {
             dir = String(dir[..<slash])
-            var st = stat()
-            guard stat(dir, &st) == 0, user.may(1, st) else { return false }
+            guard let st = try? Sys.stat(dir), user.may(1, st) else { return false }
         }
         return true
     }

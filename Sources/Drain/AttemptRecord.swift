@@ -2,7 +2,6 @@ package import Posix
 import FastCGI
 import Receiver
 package import FoundationEssentials
-import Glibc
 
 /// What drain remembers about a delivery whose command failed: how many
 /// attempts failed, when the next one is due, and how the last one ended.

@@ -2,7 +2,6 @@ import Posix
 import FastCGI
 import Receiver
 package import FoundationEssentials
-import Glibc
 
 /// What `hookguard spool` shows of a running `drain --to-url`'s circuit
 /// breaker, read from `circuit-<pid>.json` at the spool's root.
@@ -22,7 +21,14 @@ package struct CircuitStatus: Codable, Sendable, Equatable {
     }
 
     /// Whether the drain that wrote it still runs.
-    package var isLive: Bool { kill(pid, 0) == 0 || errno == EPERM }
+    package var isLive: Bool {
+        do {
+            try Sys.kill(pid, 0)
+            return true
+        } catch {
+            return error.isNotPermitted
+        }
+    }
 
     /// Every circuit file in the spool.
     package static func read(_ spool: DrainSpool) -> [CircuitStatus] {
@@ -48,8 +54,10 @@ struct CircuitFile {
 
     /// Also removes the files of drains that are gone (killed, so they could not).
     init(spool: DrainSpool, url: String) {
-        for stale in CircuitStatus.read(spool) where !stale.isLive { unlink(spool.root + "/circuit-\(stale.pid).json") }
-        let pid = getpid()
+        for stale in CircuitStatus.read(spool) where !stale.isLive {
+            _ = try? Sys.unlinkIfPresent(spool.root + "/circuit-\(stale.pid).json")
+        }
+        let pid = Sys.processID
         path = spool.root + "/circuit-\(pid).json"
         staged = spool.tmp + "/circuit-\(pid).json"
         self.url = url
@@ -59,7 +67,7 @@ struct CircuitFile {
     func write(_ breaker: URLCircuitBreaker, now: ContinuousClock.Instant) {
         let status = CircuitStatus(
             url: url, state: breaker.stateName, consecutiveFailures: breaker.consecutiveFailures,
-            reopensAt: breaker.reopensAt.map { Date().addingTimeInterval(max(0, ($0 - now).seconds)) }, pid: getpid())
+            reopensAt: breaker.reopensAt.map { Date().addingTimeInterval(max(0, ($0 - now).seconds)) }, pid: Sys.processID)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .secondsSince1970
@@ -68,6 +76,6 @@ struct CircuitFile {
     }
 
     func remove() {
-        unlink(path)
+        _ = try? Sys.unlinkIfPresent(path)
     }
 }

@@ -1,7 +1,6 @@
 package import Posix
 import FastCGI
-package import Receiver
-import Glibc
+import Receiver
 
 /// A delivery this process holds: its envelope open and `flock`ed, in `cur/`.
 ///
@@ -46,8 +45,8 @@ package final class Claim {
     /// (A crash between the two leaves only a record, which `repairRecords` removes.)
     package func complete() throws(SystemError) {
         defer { release() }
-        try unlinkIfPresent(envelopePath)
-        try unlinkIfPresent(spool.recordPath(entry, in: .cur))
+        try Sys.unlinkIfPresent(envelopePath)
+        try Sys.unlinkIfPresent(spool.recordPath(entry, in: .cur))
     }
 
     /// An attempt failed and another is due later: the record is replaced
@@ -79,8 +78,8 @@ package final class Claim {
     package func giveUp(_ record: AttemptRecord) throws(SystemError) {
         defer { release() }
         try spool.writeRecord(record, for: entry)
-        try syscall("rename", path: envelopePath) { rename(envelopePath, spool.envelopePath(entry, in: .failed)) }
-        try renameIfPresent(spool.recordPath(entry, in: .cur), spool.recordPath(entry, in: .failed))
+        try Sys.rename(envelopePath, spool.envelopePath(entry, in: .failed))
+        try Sys.renameIfPresent(spool.recordPath(entry, in: .cur), spool.recordPath(entry, in: .failed))
     }
 
     /// Lets the delivery go as it is (in `cur/`, record unchanged), for the
@@ -88,7 +87,7 @@ package final class Claim {
     package func release() {
         guard held else { return }
         held = false
-        close(fd)
+        Sys.closeIgnoringError(fd)
     }
 }
 
@@ -117,33 +116,29 @@ extension DrainSpool {
             guard let opened = try openEnvelope(entry) else { return .gone }
             fd = opened
         }
-        var own = stat()
-        guard fstat(fd, &own) == 0 else {
-            let code = errno
-            close(fd)
-            throw SystemError("fstat", path: envelopePath(entry, in: .cur), errno: code)
-        }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let code = errno
-            guard code == EWOULDBLOCK || code == EINTR else {
-                close(fd)
-                throw SystemError("flock", path: envelopePath(entry, in: .cur), errno: code)
+        let own: FileStatus
+        do throws(SystemError) {
+            own = try Sys.fstat(fd, path: envelopePath(entry, in: .cur))
+            guard try Sys.tryLockExclusive(fd, path: envelopePath(entry, in: .cur)) else {
+                // Its holder may already have removed it or moved it to failed/, and not yet closed it.
+                guard isSameFile(own, envelopePath(entry, in: .new)) || isSameFile(own, envelopePath(entry, in: .cur)) else {
+                    Sys.closeIgnoringError(fd)
+                    return .gone
+                }
+                return .busy(fd: fd)
             }
-            // Its holder may already have removed it or moved it to failed/, and not yet closed it.
-            guard isSameFile(own, envelopePath(entry, in: .new)) || isSameFile(own, envelopePath(entry, in: .cur)) else {
-                close(fd)
-                return .gone
-            }
-            return .busy(fd: fd)
+        } catch {
+            Sys.closeIgnoringError(fd)
+            throw error
         }
         // Ours now, and nobody moves a locked envelope: find where it is.
         let waiting = envelopePath(entry, in: .new)
         if isSameFile(own, waiting) {
             do {
-                try unlinkIfPresent(recordPath(entry, in: .cur))
-                try syscall("rename", path: waiting) { rename(waiting, envelopePath(entry, in: .cur)) }
+                try Sys.unlinkIfPresent(recordPath(entry, in: .cur))
+                try Sys.rename(waiting, envelopePath(entry, in: .cur))
             } catch {
-                close(fd)
+                Sys.closeIgnoringError(fd)
                 throw error
             }
             return .claimed(Claim(entry: entry, spool: self, fd: fd, record: nil, reclaimed: false))
@@ -152,7 +147,7 @@ extension DrainSpool {
             return .claimed(Claim(
                 entry: entry, spool: self, fd: fd, record: readRecord(entry, in: .cur), reclaimed: true))
         }
-        close(fd)
+        Sys.closeIgnoringError(fd)
         return .gone
     }
 
@@ -160,8 +155,8 @@ extension DrainSpool {
         for place in [Place.new, .cur] {
             let path = envelopePath(entry, in: place)
             do {
-                return try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
-            } catch where error.errno == ENOENT {
+                return try Sys.open(path, [.readOnly, .noFollow])
+            } catch where error.isNotFound {
                 continue
             }
         }
@@ -179,20 +174,19 @@ extension DrainSpool {
         for name in try listDirectory(cur) {
             guard let entry = EntryName(recordFile: name), !exists(envelopePath(entry, in: .cur)) else { continue }
             if exists(envelopePath(entry, in: .failed)) && !exists(recordPath(entry, in: .failed)) {
-                if try renameIfPresent(recordPath(entry, in: .cur), recordPath(entry, in: .failed)) { repaired += 1 }
-            } else if try unlinkIfPresent(recordPath(entry, in: .cur)) {
+                if try Sys.renameIfPresent(recordPath(entry, in: .cur), recordPath(entry, in: .failed)) { repaired += 1 }
+            } else if try Sys.unlinkIfPresent(recordPath(entry, in: .cur)) {
                 repaired += 1
             }
         }
         for name in try listDirectory(failed) {
             guard let entry = EntryName(recordFile: name), !exists(envelopePath(entry, in: .failed)) else { continue }
-            if try unlinkIfPresent(recordPath(entry, in: .failed)) { repaired += 1 }
+            if try Sys.unlinkIfPresent(recordPath(entry, in: .failed)) { repaired += 1 }
         }
         for name in try listDirectory(tmp) where EntryName(recordFile: name) != nil {
-            var st = stat()
             let path = tmp + "/" + name
-            guard lstat(path, &st) == 0, st.st_mtim.tv_sec < now.seconds - 60 else { continue }
-            if try unlinkIfPresent(path) { repaired += 1 }
+            guard let st = try? Sys.lstat(path), st.modified.seconds < now.seconds - 60 else { continue }
+            if try Sys.unlinkIfPresent(path) { repaired += 1 }
         }
         return repaired
     }
@@ -203,15 +197,14 @@ extension DrainSpool {
     package func retryFailed() throws(SystemError) -> [EntryName] {
         var moved: [EntryName] = []
         for entry in try entries(in: .failed) {
-            guard try renameIfPresent(envelopePath(entry, in: .failed), envelopePath(entry, in: .new)) else { continue }
-            try unlinkIfPresent(recordPath(entry, in: .failed))
+            guard try Sys.renameIfPresent(envelopePath(entry, in: .failed), envelopePath(entry, in: .new)) else { continue }
+            try Sys.unlinkIfPresent(recordPath(entry, in: .failed))
             moved.append(entry)
         }
         return moved
     }
 }
 
-private func isSameFile(_ own: stat, _ path: String) -> Bool {
-    var other = stat()
-    return lstat(path, &other) == 0 && other.st_ino == own.st_ino && other.st_dev == own.st_dev
+private func isSameFile(_ own: FileStatus, _ path: String) -> Bool {
+    (try? Sys.lstat(path))?.isSameFile(as: own) ?? false
 }

@@ -1,7 +1,6 @@
 package import Posix
 import FastCGI
 package import Receiver
-import Glibc
 
 /// The spool as `hookguard drain` sees it: the writer's `tmp/ new/ cur/`, plus
 /// `failed/`, where a delivery whose every attempt failed waits for an operator.
@@ -99,22 +98,5 @@ package struct EntryName: Hashable, Comparable, Sendable, CustomStringConvertibl
 
 /// Whether something exists at `path` (not following a final symlink).
 func exists(_ path: String) -> Bool {
-    var st = stat()
-    return lstat(path, &st) == 0
-}
-
-/// Renames, and tells whether anything was there to rename.
-@discardableResult
-func renameIfPresent(_ from: String, _ to: String) throws(SystemError) -> Bool {
-    if rename(from, to) == 0 { return true }
-    if errno == ENOENT { return false }
-    throw SystemError("rename", path: from, errno: errno)
-}
-
-/// Unlinks, and tells whether anything was there to remove.
-@discardableResult
-func unlinkIfPresent(_ path: String) throws(SystemError) -> Bool {
-    if unlink(path) == 0 { return true }
-    if errno == ENOENT { return false }
-    throw SystemError("unlink", path: path, errno: errno)
+    (try? Sys.lstat(path)) != nil
 }

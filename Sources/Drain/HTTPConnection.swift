@@ -2,7 +2,6 @@ import Posix
 import FastCGI
 import Receiver
 internal import CCurl
-import Glibc
 import Synchronization
 
 /// Where `drain --to-url` sends deliveries: an `http://` or `https://` URL,
@@ -233,7 +232,7 @@ package final class HTTPConnection {
         guard curl_easy_header(handle, "Retry-After", 0, UInt32(CURLH_HEADER), -1, &header) == CURLHE_OK,
               let value = header?.pointee.value
         else { return nil }
-        return Self.retryAfter(String(cString: value), now: time(nil))
+        return Self.retryAfter(String(cString: value), now: Sys.wallClock().seconds)
     }
 
     /// `Retry-After` as a wait from `now`: delay-seconds or an HTTP date

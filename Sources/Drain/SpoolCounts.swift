@@ -1,7 +1,6 @@
 package import Posix
 import FastCGI
-package import Receiver
-import Glibc
+import Receiver
 
 /// What an operator or a monitoring check looks at: how many deliveries wait,
 /// run, wait for a retry or were given up on, and how old the oldest
@@ -25,18 +24,16 @@ package struct SpoolCounts: Sendable, Equatable {
     /// waiting one takes its lock for an instant; a drain that meets that lock
     /// tries again when it is let go.
     package init(reading spool: DrainSpool) throws(SystemError) {
-        var st = stat()
-        guard stat(spool.root, &st) == 0 else { throw SystemError("stat", path: spool.root, errno: errno) }
+        _ = try Sys.stat(spool.root)
         for entry in try optionalEntries(spool, .new) {
             new += 1
             noteArrival(entry, spool.envelopePath(entry, in: .new))
         }
         for entry in try optionalEntries(spool, .cur) {
             let path = spool.envelopePath(entry, in: .cur)
-            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-            guard fd >= 0 else { continue }  // finished since the listing
-            if flock(fd, LOCK_EX | LOCK_NB) == 0 { retrying += 1 } else { inProgress += 1 }
-            close(fd)
+            guard let fd = try? Sys.open(path, [.readOnly, .noFollow]) else { continue }  // finished since the listing
+            if (try? Sys.tryLockExclusive(fd, path: path)) == true { retrying += 1 } else { inProgress += 1 }
+            Sys.closeIgnoringError(fd)
             noteArrival(entry, path)
         }
         failed = try optionalEntries(spool, .failed).count
@@ -45,8 +42,7 @@ package struct SpoolCounts: Sendable, Equatable {
     private mutating func noteArrival(_ entry: EntryName, _ path: String) {
         var arrival = entry.arrivalMilliseconds
         if arrival == nil {
-            var st = stat()
-            if stat(path, &st) == 0 { arrival = UInt64(max(0, st.st_mtim.tv_sec)) * 1000 }
+            if let st = try? Sys.stat(path) { arrival = UInt64(max(0, st.modified.seconds)) * 1000 }
         }
         guard let arrival else { return }
         oldestMilliseconds = min(oldestMilliseconds ?? arrival, arrival)
@@ -63,7 +59,7 @@ package struct SpoolCounts: Sendable, Equatable {
 private func optionalEntries(_ spool: DrainSpool, _ place: Place) throws(SystemError) -> [EntryName] {
     do {
         return try spool.entries(in: place)
-    } catch where error.errno == ENOENT {
+    } catch where error.isNotFound {
         return []
     }
 }

@@ -1,5 +1,4 @@
-package import CLinux
-package import Glibc
+import Glibc
 
 /// Puts `contents` at `final` whole: written to `staged` (mode 0640), flushed,
 /// closed and renamed over `final`, so a reader sees the old file or the new
@@ -11,9 +10,9 @@ package func replaceWhole(_ final: String, with contents: [UInt8], stagedAt stag
         try writeAll(fd, contents, path: path)
     }
     do {
-        try syscall("rename", path: final) { rename(staged, final) }
+        try Sys.rename(staged, final)
     } catch {
-        unlink(staged)
+        Sys.removeLeftover(staged)
         throw error
     }
 }
@@ -31,7 +30,7 @@ package func closeOnce(_ fd: Int32, path: String? = nil) throws(SystemError) {
 /// The name of a directory entry from `readdir`, read in place: the entry
 /// is only as long as its name, so copying `entry.pointee` (or its `d_name`
 /// tuple) can read past the end of the directory buffer.
-package func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+private func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
     let offset = MemoryLayout<dirent>.offset(of: \.d_name)!
     return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
 }
@@ -51,50 +50,44 @@ package enum StagedFlush {
 package func stage(
     _ path: String, exclusive: Bool, flush: StagedFlush, write: (Int32, String) throws(SystemError) -> Void
 ) throws(SystemError) {
-    let fd = try syscall("open", path: path) {
-        open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0o640)
-    }
+    let fd = try Sys.open(path, [.writeOnly, .create, exclusive ? .exclusive : .truncate], mode: 0o640)
     do throws(SystemError) {
         do throws(SystemError) {
             try write(fd, path)
             switch flush {
-            case .durable: try syscall("fsync", path: path) { fsync(fd) }
-            case .writtenOut: try syscall("sync_file_range", path: path) { hookguard_write_file_data(fd) }
+            case .durable: try Sys.fsync(fd, path: path)
+            case .writtenOut: try Sys.writeOutFileData(fd, path: path)
             }
         } catch {
-            close(fd)
+            Sys.closeIgnoringError(fd)
             throw error
         }
         try closeOnce(fd, path: path)
     } catch {
-        unlink(path)
+        Sys.removeLeftover(path)
         throw error
     }
 }
 
-package func makeDirectories(_ path: String, mode: mode_t = 0o750) throws(SystemError) {
-    var st = stat()
-    if stat(path, &st) == 0 {
-        guard (st.st_mode & S_IFMT) == S_IFDIR else { throw SystemError("mkdir", path: path, errno: ENOTDIR) }
+package func makeDirectories(_ path: String, mode: UInt32 = 0o750) throws(SystemError) {
+    do throws(SystemError) {
+        guard try Sys.stat(path).kind == .directory else { throw SystemError("mkdir", path: path, errno: ENOTDIR) }
         return
+    } catch where error.isNotFound {
+        // Only a missing directory is made; one we may not look into is reported as such.
     }
-    // Only a missing directory is made; one we may not look into is reported as such.
-    guard errno == ENOENT else { throw SystemError("stat", path: path, errno: errno) }
     if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
         try makeDirectories(String(path[..<slash]), mode: mode)
     }
-    if mkdir(path, mode) != 0 && errno != EEXIST {
-        throw SystemError("mkdir", path: path, errno: errno)
-    }
+    do throws(SystemError) {
+        try Sys.mkdir(path, mode: mode)
+    } catch where error.alreadyExists {}
 }
 
 package func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SystemError) {
     var offset = 0
     while offset < bytes.count {
-        let written = try syscall("write", path: path) {
-            bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-        }
-        offset += written
+        offset += try Sys.write(fd, bytes, from: offset, path: path)
     }
 }
 
@@ -125,23 +118,19 @@ package func absolutePath(_ path: String) -> String {
 }
 
 package func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
-    let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
-    defer { close(fd) }
+    let fd = try Sys.open(path, .readOnly)
+    defer { Sys.closeIgnoringError(fd) }
     return try readAll(fd, path: path)
 }
 
 /// Everything from the start of an open file, read with `pread` so the
 /// descriptor's offset (shared with a command that inherits it) stays put.
 package func readAll(_ fd: Int32, path: String) throws(SystemError) -> [UInt8] {
-    var st = stat()
-    try syscall("fstat", path: path) { fstat(fd, &st) }
-    var bytes = [UInt8](repeating: 0, count: max(Int(st.st_size), 0) + 1)
+    var bytes = [UInt8](repeating: 0, count: max(Int(try Sys.fstat(fd, path: path).size), 0) + 1)
     var count = 0
     while true {
         if count == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
-        let n = try syscall("read", path: path) {
-            bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + count, $0.count - count, off_t(count)) }
-        }
+        let n = try Sys.pread(fd, into: &bytes, from: count, path: path)
         if n == 0 { break }
         count += n
     }

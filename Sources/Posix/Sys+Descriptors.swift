@@ -1,8 +1,9 @@
 import Glibc
 
-/// Descriptors: reads, writes, waits and closes, for modules that do not
-/// import Glibc. Each retries EINTR and throws a `SystemError` naming the call;
-/// on a non-blocking descriptor "try again" is `SystemError.wouldBlock`.
+/// Descriptors: reads, byte writes, waits and shutdowns, for modules that do
+/// not import Glibc (writes from an offset, closes and sends are in Sys+Files
+/// and Sys+Sockets). Each retries EINTR and throws a `SystemError` naming the
+/// call; on a non-blocking descriptor "try again" is `SystemError.wouldBlock`.
 extension Sys {
     package static let standardInput = STDIN_FILENO
     package static let standardOutput = STDOUT_FILENO
@@ -11,13 +12,6 @@ extension Sys {
     /// Reads at most `buffer.count` bytes into the start of `buffer`; 0 at the end of the file.
     package static func read(_ fd: Int32, into buffer: inout [UInt8], path: String? = nil) throws(SystemError) -> Int {
         try syscall("read", path: path) { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
-    }
-
-    /// Writes some of `bytes[offset...]`; returns how many.
-    package static func write(_ fd: Int32, _ bytes: [UInt8], from offset: Int, path: String) throws(SystemError) -> Int {
-        try syscall("write", path: path) {
-            bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-        }
     }
 
     /// Writes one byte: a token or a wake-up on a pipe (whole or not at all).
@@ -43,12 +37,6 @@ extension Sys {
         try syscall("open", path: path) { Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode) }
     }
 
-    /// Closes `fd` once where nothing was written through it, or the caller
-    /// is already failing: what close reports changes nothing then.
-    package static func closeIgnoringError(_ fd: Int32) {
-        _ = Glibc.close(fd)
-    }
-
     /// Makes reads and writes on `fd` wait (`true`) or fail with EAGAIN (`false`).
     package static func setBlocking(_ fd: Int32, _ blocking: Bool) throws(SystemError) {
         let flags = try syscall("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
@@ -69,13 +57,6 @@ extension Sys {
     package static func waitReadable(_ fd: Int32, milliseconds: Int32) throws(SystemError) -> Bool {
         var watched = [Watched(reading: fd)]
         return try poll(&watched, milliseconds: milliseconds) > 0
-    }
-
-    /// Sends some of `bytes[offset...]` without SIGPIPE; returns how many.
-    package static func send(_ fd: Int32, _ bytes: [UInt8], from offset: Int) throws(SystemError) -> Int {
-        try syscall("send") {
-            bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-        }
     }
 
     /// Shuts a socket down both ways: a thread blocked accepting or reading on it returns.

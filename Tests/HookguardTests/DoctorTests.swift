@@ -67,10 +67,7 @@ import Glibc
     }
 
     @Test func readPermissionsFollowOwnerGroupOther() {
-        var st = stat()
-        st.st_uid = 1000
-        st.st_gid = 2000
-        st.st_mode = 0o100640
+        let st = FileStatus(kind: .regular, permissions: 0o640, owner: 1000, group: 2000)
         let owner = ServiceUser(name: "o", uid: 1000, groups: [1000])
         let member = ServiceUser(name: "m", uid: 1001, groups: [2000])
         let stranger = ServiceUser(name: "s", uid: 1002, groups: [1002])

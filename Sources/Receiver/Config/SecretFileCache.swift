@@ -1,33 +1,14 @@
 package import Posix
 package import FastCGI
-import Glibc
 import Synchronization
 
 /// Secret files, read once and read again when they change (another inode,
-/// size, or modification time), so a secret is rotated by rewriting its file.
-/// Each request costs one `stat`.
+/// size, modification or change time), so a secret is rotated by rewriting
+/// its file. Each request costs one `stat`.
 package final class SecretFileCache: Sendable {
-    private struct Identity: Equatable {
-        var device: UInt64, inode: UInt64, size: Int64
-        var modified: timespec, changed: timespec
-
-        init(_ st: stat) {
-            device = UInt64(st.st_dev)
-            inode = UInt64(st.st_ino)
-            size = Int64(st.st_size)
-            modified = st.st_mtim
-            changed = st.st_ctim
-        }
-
-        static func == (a: Identity, b: Identity) -> Bool {
-            a.device == b.device && a.inode == b.inode && a.size == b.size
-                && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
-                && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
-        }
-    }
-
     private struct Entry {
-        var identity: Identity
+        /// The file as it was read; any difference in a later `stat` reads it again.
+        var status: FileStatus
         var secrets: [(line: Int, secret: Secret)]
     }
 
@@ -41,19 +22,20 @@ package final class SecretFileCache: Sendable {
 
     /// The file's secrets with their line numbers.
     package func numberedSecrets(at path: String) throws(ConfigError) -> [(line: Int, secret: Secret)] {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            throw ConfigError(.secretFile, "cannot read \(path): \(SystemError("stat", errno: errno).reason)")
+        let st: FileStatus
+        do {
+            st = try Sys.stat(path)
+        } catch {
+            throw ConfigError(.secretFile, "cannot read \(path): \(error.reason)")
         }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
+        guard st.kind == .regular else {
             throw ConfigError(.secretFile, "\(path) is not a regular file")
         }
         // A secret everyone on the machine can read is no longer a secret.
-        guard st.st_mode & S_IROTH == 0 else {
+        guard st.permissions & 0o004 == 0 else {
             throw ConfigError(.secretFile, "\(path) is readable by everyone; refusing it (chmod o-rwx \(path))")
         }
-        let identity = Identity(st)
-        if let cached = entries.withLock({ $0[path] }), cached.identity == identity {
+        if let cached = entries.withLock({ $0[path] }), cached.status == st {
             return cached.secrets
         }
         let contents: [UInt8]
@@ -66,7 +48,7 @@ package final class SecretFileCache: Sendable {
         guard !secrets.isEmpty else {
             throw ConfigError(.secretFile, "\(path) holds no secret (only blank or # lines)")
         }
-        entries.withLock { $0[path] = Entry(identity: identity, secrets: secrets) }
+        entries.withLock { $0[path] = Entry(status: st, secrets: secrets) }
         return secrets
     }
 }

@@ -1,6 +1,5 @@
 package import Posix
 package import FastCGI
-import Glibc
 import Logging
 import Metrics
 import Synchronization
@@ -49,7 +48,7 @@ final class DestinationBreakers: Sendable {
             guard waited < Self.placeWaitNanoseconds || (busy && waited < Self.busyPlaceWaitNanoseconds) else {
                 return result
             }
-            usleep(1000)
+            Sys.sleep(seconds: 0.001)
         }
     }
 

@@ -1,6 +1,5 @@
 package import Posix
 package import FastCGI
-import Glibc
 import Synchronization
 
 /// Remembers, beside a spool, which sender ids were accepted within a window,
@@ -71,41 +70,52 @@ package final class DuplicateRecords: Sendable {
         let deadline = monotonicNanoseconds() + UInt64(lockWaitMilliseconds) * 1_000_000
         var remadeDirectory = false
         while true {
-            var fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-            if fd < 0 && errno == EEXIST {
-                fd = open(path, O_RDWR | O_CLOEXEC)
-                if fd < 0 && errno == ENOENT { continue }  // swept in between
+            let opened: Int32?
+            do throws(SystemError) {
+                opened = try Self.openRecord(path)
+            } catch where error.isNotFound {
+                guard !remadeDirectory else { throw .system(error) }
+                remadeDirectory = true  // the spool was removed under us
+                do { try makeDirectories(directory) } catch { throw .system(error) }
+                continue
+            } catch {
+                throw .system(error)
             }
-            if fd < 0 {
-                let code = errno
-                if code == ENOENT && !remadeDirectory {  // the spool was removed under us
-                    remadeDirectory = true
-                    do { try makeDirectories(directory) } catch { throw .system(error) }
-                    continue
-                }
-                throw .system(SystemError("open", path: path, errno: code))
-            }
+            guard let fd = opened else { continue }  // swept in between
             let record = DeliveryRecord(fd: fd, path: path)
 
-            while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-                let code = errno
-                guard code == EWOULDBLOCK || code == EINTR else {
-                    throw .system(SystemError("flock", path: path, errno: code))
-                }
+            while true {
+                let locked: Bool
+                do { locked = try Sys.tryLockExclusive(fd, path: path) } catch { throw .system(error) }
+                if locked { break }
                 guard monotonicNanoseconds() < deadline else { throw .busy }
-                usleep(2000)
+                Sys.sleep(seconds: 0.002)
             }
-            var held = stat(), named = stat()
-            guard fstat(fd, &held) == 0 else { throw .system(SystemError("fstat", path: path, errno: errno)) }
-            guard stat(path, &named) == 0, named.st_ino == held.st_ino, named.st_dev == held.st_dev else {
+            let held: FileStatus
+            do { held = try Sys.fstat(fd, path: path) } catch { throw .system(error) }
+            guard let named = try? Sys.stat(path), named.isSameFile(as: held) else {
                 continue  // swept while we waited: that inode is no record any more
             }
-            if held.st_size > 0, let first = record.storedID(),
-                now.seconds - held.st_mtim.tv_sec < window
+            if held.size > 0, let first = record.storedID(),
+                now.seconds - held.modified.seconds < window
             {
                 return .duplicate(of: first)
             }
             return .first(record)
+        }
+    }
+
+    /// Opens the record at `path`, creating it empty when missing; nil when
+    /// it was there but removed before it could be opened.
+    private static func openRecord(_ path: String) throws(SystemError) -> Int32? {
+        do {
+            return try Sys.open(path, [.readWrite, .create, .exclusive], mode: 0o640)
+        } catch where error.alreadyExists {
+            do {
+                return try Sys.open(path, .readWrite)
+            } catch where error.isNotFound {
+                return nil
+            }
         }
     }
 
@@ -121,23 +131,18 @@ package final class DuplicateRecords: Sendable {
             last[directory] = now.seconds
             return true
         }
-        guard due, let dir = opendir(directory) else { return }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = entryName(entry)
-            guard name.utf8.count == 64 else { continue }
+        guard due, let names = try? listDirectory(directory) else { return }
+        for name in names where name.utf8.count == 64 {
             let path = directory + "/" + name
-            var named = stat()
-            guard stat(path, &named) == 0, now.seconds - named.st_mtim.tv_sec >= window else { continue }
-            let fd = open(path, O_RDWR | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            defer { close(fd) }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }  // in use
-            var held = stat()
-            guard fstat(fd, &held) == 0, stat(path, &named) == 0, named.st_ino == held.st_ino,
-                now.seconds - held.st_mtim.tv_sec >= window
+            guard let named = try? Sys.stat(path), now.seconds - named.modified.seconds >= window,
+                let fd = try? Sys.open(path, .readWrite)
             else { continue }
-            unlink(path)
+            defer { Sys.closeIgnoringError(fd) }
+            guard (try? Sys.tryLockExclusive(fd, path: path)) == true else { continue }  // in use
+            guard let held = try? Sys.fstat(fd, path: path), let stillNamed = try? Sys.stat(path),
+                stillNamed.inode == held.inode, now.seconds - held.modified.seconds >= window
+            else { continue }
+            Sys.removeLeftover(path)
         }
     }
 }
@@ -173,14 +178,13 @@ package final class DeliveryRecord {
 
     /// Unlocks and closes the record; later copies of the delivery may look.
     package func release() {
-        if fd >= 0 { close(fd) }
+        if fd >= 0 { Sys.closeIgnoringError(fd) }
         fd = -1
     }
 
     fileprivate func storedID() -> DeliveryID? {
         var buffer = [UInt8](repeating: 0, count: 64)
-        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { return nil }
+        guard let n = try? Sys.pread(fd, into: &buffer, from: 0, path: path), n > 0 else { return nil }
         let text = String(decoding: buffer[0..<n], as: UTF8.self).trimmingASCIIWhitespace()
         return DeliveryID(parsing: String(text))
     }
@@ -195,10 +199,7 @@ package final class DeliveryRecord {
     /// would buy nothing a reader can rely on.
     package func commit(_ id: DeliveryID) throws(SystemError) {
         let line = Array((id.text + "\n").utf8)
-        try syscall("ftruncate", path: path) { ftruncate(fd, 0) }
-        let written = try syscall("pwrite", path: path) {
-            line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        }
-        guard written == line.count else { throw SystemError("pwrite", path: path, errno: EIO) }
+        try Sys.ftruncate(fd, size: 0, path: path)
+        try Sys.pwriteAll(fd, line, at: 0, path: path)
     }
 }

@@ -1,6 +1,5 @@
 package import Posix
 package import FastCGI
-import Glibc
 import Synchronization
 
 /// Why a delivery could not be handed to the socket reader.
@@ -86,50 +85,26 @@ package struct ReaderConnection: Sendable {
     let path: String
 
     package static func open(_ path: String, deadline: Deadline) throws(SocketForwardError) -> ReaderConnection {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        guard path.utf8.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard path.utf8.count <= Sys.maxUnixSocketPathBytes else {
             throw SocketForwardError(kind: .connect, path: path, detail: "path too long for a Unix socket")
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path.utf8) }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else {
-            throw SocketForwardError(kind: .connect, path: path, detail: SystemError("socket", errno: errno).description)
-        }
-        let connection = ReaderConnection(fd: fd, path: path)
-        do throws(SocketForwardError) {
-            // On Unix sockets SO_SNDTIMEO bounds connect() too.
-            try connection.setTimeout(SO_SNDTIMEO, deadline, waitingFor: "connection")
-            let status = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-            if status != 0 {
-                let code = errno
-                if code == EAGAIN || code == EINPROGRESS {
-                    throw SocketForwardError(kind: .timeout, path: path, detail: "connection")
-                }
-                throw SocketForwardError(kind: .connect, path: path, detail: SystemError("connect", errno: code).reason)
-            }
+        do {
+            return ReaderConnection(fd: try Sys.connectUnix(path, deadline: deadline), path: path)
+        } catch where error.isSocketTimeout {
+            throw SocketForwardError(kind: .timeout, path: path, detail: "connection")
         } catch {
-            connection.close()
-            throw error
+            let detail = error.call == "connect" ? error.reason : "\(error.call): \(error.reason)"
+            throw SocketForwardError(kind: .connect, path: path, detail: detail)
         }
-        return connection
     }
 
     package func close() {
-        _ = Glibc.close(fd)
+        Sys.closeIgnoringError(fd)
     }
 
     /// False when the reader has hung up (or sent something unasked) while the
     /// connection sat idle: such a connection is not reused.
-    var isOpenForWriting: Bool {
-        var byte: UInt8 = 0
-        let peeked = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        return peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
-    }
+    var isOpenForWriting: Bool { Sys.isQuiet(fd) }
 
     func deliver(_ line: [UInt8], acknowledged: Bool, deadline: Deadline) throws(SocketForwardError) {
         try write(line, deadline: deadline)
@@ -139,18 +114,10 @@ package struct ReaderConnection: Sendable {
     private func write(_ line: [UInt8], deadline: Deadline) throws(SocketForwardError) {
         var offset = 0
         while offset < line.count {
-            try setTimeout(SO_SNDTIMEO, deadline, waitingFor: "write")
-            // MSG_NOSIGNAL: a reader that hung up gives EPIPE here, never SIGPIPE.
-            let sent = line.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if sent < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                if code == EAGAIN || code == EWOULDBLOCK {
-                    throw SocketForwardError(kind: .timeout, path: path, detail: "write of the whole line")
-                }
-                throw SocketForwardError(kind: .write, path: path, detail: SystemError("send", errno: code).reason)
+            try setTimeout(.send, deadline, waitingFor: "write")
+            offset += try step(.write, timingOut: "write of the whole line") { () throws(SystemError) in
+                try Sys.send(fd, line, from: offset)
             }
-            offset += sent
         }
     }
 
@@ -159,18 +126,12 @@ package struct ReaderConnection: Sendable {
         var answer = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 256)
         while !answer.contains(UInt8(ascii: "\n")) {
-            try setTimeout(SO_RCVTIMEO, deadline, waitingFor: "acknowledgement")
-            let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            try setTimeout(.receive, deadline, waitingFor: "acknowledgement")
+            let received = try step(.acknowledge, timingOut: "acknowledgement") { () throws(SystemError) in
+                try Sys.receive(fd, into: &chunk, path: path)
+            }
             if received == 0 {
                 throw SocketForwardError(kind: .acknowledge, path: path, detail: "reader closed the connection before acknowledging")
-            }
-            if received < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                if code == EAGAIN || code == EWOULDBLOCK {
-                    throw SocketForwardError(kind: .timeout, path: path, detail: "acknowledgement")
-                }
-                throw SocketForwardError(kind: .acknowledge, path: path, detail: SystemError("recv", errno: code).reason)
             }
             answer.append(contentsOf: chunk[0..<received])
             if answer.count > 4096 { break }
@@ -182,11 +143,26 @@ package struct ReaderConnection: Sendable {
         }
     }
 
-    private func setTimeout(_ option: Int32, _ deadline: Deadline, waitingFor what: String) throws(SocketForwardError) {
-        guard var left = deadline.remaining else {
+    /// One send or receive; its failure as `kind`, or as a timeout waiting for `what`.
+    private func step(
+        _ kind: SocketForwardError.Kind, timingOut what: String, _ call: () throws(SystemError) -> Int
+    ) throws(SocketForwardError) -> Int {
+        do {
+            return try call()
+        } catch where error.isSocketTimeout {
             throw SocketForwardError(kind: .timeout, path: path, detail: what)
+        } catch {
+            throw SocketForwardError(kind: kind, path: path, detail: error.reason)
         }
-        if left.tv_sec == 0 && left.tv_usec == 0 { left.tv_usec = 1 }
-        setsockopt(fd, SOL_SOCKET, option, &left, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    private func setTimeout(_ which: SocketTimeout, _ deadline: Deadline, waitingFor what: String) throws(SocketForwardError) {
+        let set: Bool
+        do {
+            set = try Sys.setTimeout(fd, which, remainingOf: deadline, path: path)
+        } catch {
+            throw SocketForwardError(kind: .connect, path: path, detail: error.description)
+        }
+        if !set { throw SocketForwardError(kind: .timeout, path: path, detail: what) }
     }
 }

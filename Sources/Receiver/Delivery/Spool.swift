@@ -1,7 +1,5 @@
 package import Posix
 package import FastCGI
-import CLinux
-import Glibc
 import Logging
 import Synchronization
 
@@ -126,7 +124,7 @@ package final class SpoolRegistry: Sendable {
         sweepIfDue(spool)
         do {
             return try spool.store(id: id, writing: write)
-        } catch where error.errno == ENOENT {
+        } catch where error.isNotFound {
             // The spool was removed under us: make it again, once.
             markPrepared(root, false)
             try spool.prepare()
@@ -172,11 +170,10 @@ extension Spool {
         var removed: [String] = []
         for name in try listDirectory(tmp) {
             let path = tmp + "/" + name
-            var st = stat()
-            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
-                now.seconds - st.st_mtim.tv_sec >= Self.staleStagedSeconds
+            guard let st = try? Sys.lstat(path), st.kind == .regular,
+                now.seconds - st.modified.seconds >= Self.staleStagedSeconds
             else { continue }
-            if unlink(path) == 0 { removed.append(name) }
+            if (try? Sys.unlinkIfPresent(path)) == true { removed.append(name) }
         }
         return removed
     }
@@ -185,22 +182,17 @@ extension Spool {
 extension Spool {
     /// Entries waiting in `new/`.
     package func depth() -> Int? {
-        guard let dir = opendir(new) else { return nil }
-        defer { closedir(dir) }
-        var count = 0
-        while let entry = readdir(dir) {
-            if !entryName(entry).hasPrefix(".") { count += 1 }
-        }
-        return count
+        guard let names = try? listDirectory(new) else { return nil }
+        return names.count(where: { !$0.hasPrefix(".") })
     }
 
     /// Whether a file can be created in `tmp/` now (created and removed again).
     package func probeWritable() throws(SystemError) {
         try prepare()
-        let probe = tmp + "/.probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = try syscall("open", path: probe) { open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640) }
-        close(fd)
-        unlink(probe)
+        let probe = tmp + "/.probe-\(Sys.processID)-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = try Sys.open(probe, [.writeOnly, .create, .exclusive], mode: 0o640)
+        Sys.closeIgnoringError(fd)
+        Sys.removeLeftover(probe)
     }
 }
 

@@ -1,7 +1,5 @@
 package import Posix
 package import FastCGI
-import CLinux
-import Glibc
 
 /// Group commit of spool entries, pipelined so that a batch costs one device
 /// flush under load.
@@ -80,14 +78,14 @@ final class SpoolCommit: @unchecked Sendable {  // all mutable state is guarded 
     private func lead(_ batch: Batch, completing previous: Batch?) {
         let flushed = Result { () throws(SystemError) in try flushes.filesystem(tmp) }
         if case .failure = flushed {
-            for entry in batch.entries { unlink(entry.staged) }
+            for entry in batch.entries { Sys.removeLeftover(entry.staged) }
         } else {
             batch.renames = batch.entries.map { entry in
                 Result { () throws(SystemError) in
                     do throws(SystemError) {
-                        try syscall("rename", path: entry.final) { rename(entry.staged, entry.final) }
+                        try Sys.rename(entry.staged, entry.final)
                     } catch {
-                        unlink(entry.staged)
+                        Sys.removeLeftover(entry.staged)
                         throw error
                     }
                 }
@@ -141,39 +139,15 @@ struct SpoolFlushes: Sendable {
 }
 
 func fsyncDirectory(_ path: String) throws(SystemError) {
-    let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-    defer { close(fd) }
-    try syscall("fsync", path: path) { fsync(fd) }
+    try withDirectory(path) { fd throws(SystemError) in try Sys.fsync(fd, path: path) }
 }
 
 func syncFilesystem(_ path: String) throws(SystemError) {
-    let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-    defer { close(fd) }
-    try syscall("syncfs", path: path) { hookguard_syncfs(fd) }
+    try withDirectory(path) { fd throws(SystemError) in try Sys.syncfs(fd, path: path) }
 }
 
-/// A mutex and its condition variable (pthreads). Foundation's NSCondition
-/// would do, but importing Foundation maps 6 MiB more into every hookguard
-/// (FoundationEssentials has no condition variable).
-final class Condition: @unchecked Sendable {  // the pthread objects are made for sharing between threads
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
-    }
-
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
-    /// Unlocks, sleeps until `broadcast`, locks again (wakes may be spurious: loop).
-    func wait() { pthread_cond_wait(condition, mutex) }
-    func broadcast() { pthread_cond_broadcast(condition) }
+private func withDirectory(_ path: String, _ body: (Int32) throws(SystemError) -> Void) throws(SystemError) {
+    let fd = try Sys.open(path, [.readOnly, .directory])
+    defer { Sys.closeIgnoringError(fd) }
+    try body(fd)
 }

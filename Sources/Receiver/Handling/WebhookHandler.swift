@@ -1,6 +1,5 @@
 import Posix
 package import FastCGI
-import Glibc
 package import Logging
 import Synchronization
 

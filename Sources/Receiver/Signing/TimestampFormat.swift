@@ -1,6 +1,5 @@
 package import Posix
 package import FastCGI
-import Glibc
 
 /// How a sender writes the timestamp it signs.
 package enum TimestampFormat: String, Sendable, CaseIterable {
@@ -46,7 +45,7 @@ package enum TimestampFormat: String, Sendable, CaseIterable {
         return Int(text)
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, converted by libc's `timegm`.
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, converted by libc's `timegm` (`Sys.unixSeconds`).
     private static func rfc3339Seconds(_ text: Substring) -> Int? {
         let bytes = Array(text.utf8)
         func number(_ range: Range<Int>) -> Int32? {
@@ -85,14 +84,9 @@ package enum TimestampFormat: String, Sendable, CaseIterable {
             return nil
         }
         guard index == bytes.count else { return nil }
-        var parts = tm()
-        parts.tm_year = year - 1900
-        parts.tm_mon = month - 1
-        parts.tm_mday = day
-        parts.tm_hour = hour
-        parts.tm_min = minute
-        parts.tm_sec = second
-        return Int(timegm(&parts)) - offset
+        let time = CalendarTime(
+            year: Int(year), month: Int(month), day: Int(day), hour: Int(hour), minute: Int(minute), second: Int(second))
+        return Sys.unixSeconds(utc: time) - offset
     }
 }
 
