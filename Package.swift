@@ -90,20 +90,22 @@ let package = Package(
 /// libFuzzer supplies their `main`, so an ordinary build could not link them.
 let fuzzTargets = ["signatures", "envelope", "secrets", "request", "nginx"]
 if Context.environment["HOOKGUARD_FUZZ"] == "1" {
-    package.targets += [
-        .target(
-            name: "FuzzSupport",
-            dependencies: ["Receiver", "HookguardTesting"],
-            path: "Fuzz/Sources/FuzzSupport",
-            swiftSettings: strictSettings
-        )
-    ] + fuzzTargets.map { name in
-        .executableTarget(
-            name: name,
-            dependencies: ["FuzzSupport", "Posix", "FastCGI", "Receiver", "Doctor", "HookguardTesting", logging],
-            path: "Fuzz/Sources/\(name)",
-            swiftSettings: strictSettings
-        )
-    }
+    package.targets +=
+        [
+            .target(
+                name: "FuzzSupport",
+                dependencies: ["Receiver", "HookguardTesting"],
+                path: "Fuzz/Sources/FuzzSupport",
+                swiftSettings: strictSettings
+            )
+        ]
+        + fuzzTargets.map { name in
+            .executableTarget(
+                name: name,
+                dependencies: ["FuzzSupport", "Posix", "FastCGI", "Receiver", "Doctor", "HookguardTesting", logging],
+                path: "Fuzz/Sources/\(name)",
+                swiftSettings: strictSettings
+            )
+        }
     package.products += fuzzTargets.map { .executable(name: $0, targets: [$0]) }
 }

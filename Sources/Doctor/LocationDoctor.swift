@@ -1,5 +1,5 @@
-import Posix
 package import FastCGI
+import Posix
 import Receiver
 
 /// One finding of `hookguard doctor`: what was checked, and how to fix it when it failed.
@@ -82,7 +82,8 @@ package struct LocationDoctor: Sendable {
 
     private func fix(for error: ConfigError) -> String {
         switch error.parameter {
-        case .scheme: "set HOOKGUARD_SCHEME to one of: \((Scheme.presets.keys.sorted() + ["custom"]).joined(separator: ", "))"
+        case .scheme:
+            "set HOOKGUARD_SCHEME to one of: \((Scheme.presets.keys.sorted() + ["custom"]).joined(separator: ", "))"
         case .secretFile, .secret: "set HOOKGUARD_SECRET_FILE to an absolute path of a file with the sender's secret"
         case .spool: "set HOOKGUARD_SPOOL (an absolute directory) or HOOKGUARD_SOCKET"
         default: "correct \(error.parameter.rawValue) as the message says"
@@ -91,7 +92,11 @@ package struct LocationDoctor: Sendable {
 
     func secretFile(_ path: String, scheme: Scheme? = nil) -> [DoctorCheck] {
         guard let st = try? Sys.stat(path) else {
-            return [.fail("secret file \(path) is missing", fix: "create it with the sender's secret, one per line, mode 0640")]
+            return [
+                .fail(
+                    "secret file \(path) is missing", fix: "create it with the sender's secret, one per line, mode 0640"
+                )
+            ]
         }
         guard st.kind == .regular else {
             return [.fail("secret file \(path) is not a regular file", fix: "point HOOKGUARD_SECRET_FILE at a file")]
@@ -100,8 +105,10 @@ package struct LocationDoctor: Sendable {
         if user.may(4, st) && parentsSearchable(path) {
             checks.append(.pass("secret file \(path) readable by \(user.name)"))
         } else {
-            checks.append(.fail("secret file \(path) is not readable by \(user.name)",
-                                fix: "chgrp the file to a group of \(user.name) and chmod 0640 (and let it reach the directory)"))
+            checks.append(
+                .fail(
+                    "secret file \(path) is not readable by \(user.name)",
+                    fix: "chgrp the file to a group of \(user.name) and chmod 0640 (and let it reach the directory)"))
         }
         if st.permissions & 0o004 != 0 {
             checks.append(.fail("secret file \(path) is readable by everyone", fix: "chmod o-rwx \(path)"))
@@ -110,7 +117,8 @@ package struct LocationDoctor: Sendable {
         }
         if let contents = try? readWholeFile(path) {
             if Secret.parseFile(contents).isEmpty {
-                checks.append(.fail("secret file \(path) holds no secret", fix: "write the sender's secret on a line of its own"))
+                checks.append(
+                    .fail("secret file \(path) holds no secret", fix: "write the sender's secret on a line of its own"))
             } else {
                 checks.append(.pass("secret file \(path) holds \(Secret.parseFile(contents).count) secret(s)"))
             }
@@ -136,8 +144,9 @@ package struct LocationDoctor: Sendable {
             return lines.isEmpty ? [] : [.pass("secret file \(path): every secret is a \(scheme.name) key")]
         }
         return unusable.map { bad in
-            .fail("secret file \(bad) (skipped; \(lines.count - unusable.count) usable line(s) left)",
-                  fix: "correct line \(bad.line) of \(path) or remove it")
+            .fail(
+                "secret file \(bad) (skipped; \(lines.count - unusable.count) usable line(s) left)",
+                fix: "correct line \(bad.line) of \(path) or remove it")
         }
     }
 
@@ -153,8 +162,11 @@ package struct LocationDoctor: Sendable {
             if let found, found.kind == .directory && user.may(3, found) {
                 return [.pass("spool \(root) will be created by \(user.name) in \(ancestor)")]
             }
-            return [.fail("spool \(root) is missing and \(user.name) cannot create it in \(ancestor)",
-                          fix: "mkdir -p \(root) && chown \(user.name) \(root) && chmod 0750 \(root)")]
+            return [
+                .fail(
+                    "spool \(root) is missing and \(user.name) cannot create it in \(ancestor)",
+                    fix: "mkdir -p \(root) && chown \(user.name) \(root) && chmod 0750 \(root)")
+            ]
         }
         guard st.kind == .directory else {
             return [.fail("spool \(root) is not a directory", fix: "point HOOKGUARD_SPOOL at a directory")]
@@ -173,19 +185,25 @@ package struct LocationDoctor: Sendable {
                 continue
             }
             devices.insert(sst.device)
-            if (sub == "tmp" || sub == "new") && !user.may(3, sst) { problems.append("\(sub)/ not writable by \(user.name)") }
+            if (sub == "tmp" || sub == "new") && !user.may(3, sst) {
+                problems.append("\(sub)/ not writable by \(user.name)")
+            }
         }
         if problems.isEmpty {
             checks.append(.pass("spool \(root) writable by \(user.name)"))
         } else {
-            checks.append(.fail("spool \(root): \(problems.joined(separator: ", "))",
-                                fix: "chown -R \(user.name) \(root) and make tmp/ new/ cur/ directories"))
+            checks.append(
+                .fail(
+                    "spool \(root): \(problems.joined(separator: ", "))",
+                    fix: "chown -R \(user.name) \(root) and make tmp/ new/ cur/ directories"))
         }
         if devices.count == 1 {
             checks.append(.pass("spool \(root): tmp/ new/ cur/ on one filesystem"))
         } else {
-            checks.append(.fail("spool \(root): tmp/ new/ cur/ span filesystems, so rename is not atomic",
-                                fix: "keep the whole spool on one filesystem (no mount inside it)"))
+            checks.append(
+                .fail(
+                    "spool \(root): tmp/ new/ cur/ span filesystems, so rename is not atomic",
+                    fix: "keep the whole spool on one filesystem (no mount inside it)"))
         }
         return checks
     }
@@ -196,7 +214,9 @@ package struct LocationDoctor: Sendable {
             connection.close()
             return .pass("socket \(path) accepts connections")
         } catch {
-            return .fail("socket \(path): \(error.detail)", fix: "start the reader on \(path), or fall back with HOOKGUARD_SPOOL")
+            return .fail(
+                "socket \(path): \(error.detail)", fix: "start the reader on \(path), or fall back with HOOKGUARD_SPOOL"
+            )
         }
     }
 
@@ -211,7 +231,8 @@ package struct LocationDoctor: Sendable {
         do {
             connected = try Sys.connectTCP(host: host, port: port, timeoutSeconds: 2)
         } catch {
-            return .fail("NATS \(url): \(error.reason)", fix: "start nats-server -js there, or fall back with HOOKGUARD_SPOOL")
+            return .fail(
+                "NATS \(url): \(error.reason)", fix: "start nats-server -js there, or fall back with HOOKGUARD_SPOOL")
         }
         guard let fd = connected else {
             return .fail("NATS \(url): cannot resolve \(host)", fix: "check the host in HOOKGUARD_NATS_URL")
@@ -220,7 +241,8 @@ package struct LocationDoctor: Sendable {
         var greeting = [UInt8](repeating: 0, count: 5)
         let n = try? Sys.receive(fd, into: &greeting, waitingForAll: true, path: url)
         guard n == 5, greeting == Array("INFO ".utf8) else {
-            return .fail("NATS \(url): something answers, but not a NATS server", fix: "point HOOKGUARD_NATS_URL at nats-server")
+            return .fail(
+                "NATS \(url): something answers, but not a NATS server", fix: "point HOOKGUARD_NATS_URL at nats-server")
         }
         return .pass("NATS \(url) answers")
     }
@@ -232,7 +254,9 @@ package struct LocationDoctor: Sendable {
         }
         return .fail(
             "nginx client_max_body_size \(nginx) < HOOKGUARD_MAX_BODY \(hookguard): nginx refuses larger deliveries itself",
-            fix: "set client_max_body_size \(max(1, (hookguard + 1024 * 1024 - 1) / (1024 * 1024)))m in this server or location")
+            fix:
+                "set client_max_body_size \(max(1, (hookguard + 1024 * 1024 - 1) / (1024 * 1024)))m in this server or location"
+        )
     }
 
     private func parentsSearchable(_ path: String) -> Bool {

@@ -31,7 +31,11 @@ package enum NginxConfig {
         var tokens = try tokenize(text)
         var result: [NginxLocation] = []
         // A stack of the blocks we are in: their name and the body size limit in force.
-        struct Block { var name: [String]; var bodySize: Int?; var params: [String: String] }
+        struct Block {
+            var name: [String]
+            var bodySize: Int?
+            var params: [String: String]
+        }
         var stack = [Block(name: ["main"], bodySize: defaultClientMaxBodySize, params: [:])]
         var statement: [String] = []
         while !tokens.isEmpty {
@@ -45,9 +49,10 @@ package enum NginxConfig {
                 guard statement.isEmpty, stack.count > 1 else { throw .unbalanced(line: line) }
                 let block = stack.removeLast()
                 if block.name.first == "location", block.params.keys.contains(where: { $0.hasPrefix("HOOKGUARD_") }) {
-                    result.append(NginxLocation(
-                        name: block.name.dropFirst().joined(separator: " "), params: block.params,
-                        clientMaxBodySize: block.bodySize))
+                    result.append(
+                        NginxLocation(
+                            name: block.name.dropFirst().joined(separator: " "), params: block.params,
+                            clientMaxBodySize: block.bodySize))
                 }
             case ";":
                 if statement.first == "fastcgi_param", statement.count >= 3 {
@@ -70,7 +75,8 @@ package enum NginxConfig {
     package static func parseSize(_ text: String) -> Int? {
         let lower = text.lowercased()
         let units: [Character: Int] = ["k": 1024, "m": 1024 * 1024, "g": 1024 * 1024 * 1024]
-        var digits = Substring(lower), factor = 1
+        var digits = Substring(lower)
+        var factor = 1
         if let unit = lower.last, let multiplier = units[unit] {
             digits = lower.dropLast()
             factor = multiplier

@@ -1,7 +1,7 @@
-package import Posix
 import FastCGI
-import Receiver
 package import FoundationEssentials
+package import Posix
+import Receiver
 
 /// What drain remembers about a delivery whose command failed: how many
 /// attempts failed, when the next one is due, and how the last one ended.

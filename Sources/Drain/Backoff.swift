@@ -1,5 +1,5 @@
-import Posix
 import FastCGI
+import Posix
 import Receiver
 
 /// How long a failed delivery waits before its next attempt: `base` after the
@@ -42,7 +42,7 @@ extension Duration {
             break
         }
         guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-              let value = Double(number), value.isFinite
+            let value = Double(number), value.isFinite
         else { return nil }
         let seconds = value * scale
         guard seconds < 1e12 else { return nil }

@@ -1,7 +1,7 @@
-import Posix
 import FastCGI
-import Receiver
 package import FoundationEssentials
+import Posix
+import Receiver
 
 /// What `hookguard spool` shows of a running `drain --to-url`'s circuit
 /// breaker, read from `circuit-<pid>.json` at the spool's root.
@@ -67,7 +67,8 @@ struct CircuitFile {
     func write(_ breaker: URLCircuitBreaker, now: ContinuousClock.Instant) {
         let status = CircuitStatus(
             url: url, state: breaker.stateName, consecutiveFailures: breaker.consecutiveFailures,
-            reopensAt: breaker.reopensAt.map { Date().addingTimeInterval(max(0, ($0 - now).seconds)) }, pid: Sys.processID)
+            reopensAt: breaker.reopensAt.map { Date().addingTimeInterval(max(0, ($0 - now).seconds)) },
+            pid: Sys.processID)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .secondsSince1970

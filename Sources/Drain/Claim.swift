@@ -1,5 +1,5 @@
-package import Posix
 import FastCGI
+package import Posix
 import Receiver
 
 /// A delivery this process holds: its envelope open and `flock`ed, in `cur/`.
@@ -121,7 +121,8 @@ extension DrainSpool {
             own = try Sys.fstat(fd, path: envelopePath(entry, in: .cur))
             guard try Sys.tryLockExclusive(fd, path: envelopePath(entry, in: .cur)) else {
                 // Its holder may already have removed it or moved it to failed/, and not yet closed it.
-                guard isSameFile(own, envelopePath(entry, in: .new)) || isSameFile(own, envelopePath(entry, in: .cur)) else {
+                guard isSameFile(own, envelopePath(entry, in: .new)) || isSameFile(own, envelopePath(entry, in: .cur))
+                else {
                     Sys.closeIgnoringError(fd)
                     return .gone
                 }
@@ -144,8 +145,9 @@ extension DrainSpool {
             return .claimed(Claim(entry: entry, spool: self, fd: fd, record: nil, reclaimed: false))
         }
         if isSameFile(own, envelopePath(entry, in: .cur)) {
-            return .claimed(Claim(
-                entry: entry, spool: self, fd: fd, record: readRecord(entry, in: .cur), reclaimed: true))
+            return .claimed(
+                Claim(
+                    entry: entry, spool: self, fd: fd, record: readRecord(entry, in: .cur), reclaimed: true))
         }
         Sys.closeIgnoringError(fd)
         return .gone
@@ -156,7 +158,7 @@ extension DrainSpool {
             let path = envelopePath(entry, in: place)
             do {
                 return try Sys.open(path, [.readOnly, .noFollow])
-            } catch where error.isNotFound {
+            } catch  where error.isNotFound {
                 continue
             }
         }
@@ -174,7 +176,9 @@ extension DrainSpool {
         for name in try listDirectory(cur) {
             guard let entry = EntryName(recordFile: name), !exists(envelopePath(entry, in: .cur)) else { continue }
             if exists(envelopePath(entry, in: .failed)) && !exists(recordPath(entry, in: .failed)) {
-                if try Sys.renameIfPresent(recordPath(entry, in: .cur), recordPath(entry, in: .failed)) { repaired += 1 }
+                if try Sys.renameIfPresent(recordPath(entry, in: .cur), recordPath(entry, in: .failed)) {
+                    repaired += 1
+                }
             } else if try Sys.unlinkIfPresent(recordPath(entry, in: .cur)) {
                 repaired += 1
             }
@@ -197,7 +201,9 @@ extension DrainSpool {
     package func retryFailed() throws(SystemError) -> [EntryName] {
         var moved: [EntryName] = []
         for entry in try entries(in: .failed) {
-            guard try Sys.renameIfPresent(envelopePath(entry, in: .failed), envelopePath(entry, in: .new)) else { continue }
+            guard try Sys.renameIfPresent(envelopePath(entry, in: .failed), envelopePath(entry, in: .new)) else {
+                continue
+            }
             try Sys.unlinkIfPresent(recordPath(entry, in: .failed))
             moved.append(entry)
         }

@@ -1,5 +1,5 @@
-package import Posix
 import FastCGI
+package import Posix
 package import Receiver
 
 /// The spool as `hookguard drain` sees it: the writer's `tmp/ new/ cur/`, plus

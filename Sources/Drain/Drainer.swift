@@ -1,8 +1,8 @@
-package import Posix
 import FastCGI
-import Receiver
 import FoundationEssentials
 package import Logging
+package import Posix
+import Receiver
 
 /// How `hookguard drain` runs a command for each delivery.
 package struct DrainOptions: Sendable {
@@ -103,8 +103,10 @@ package final class Drainer {
         self.spool = spool
         self.options = options
         self.logger = logger
-        let ours: Set<String> = ["HOOKGUARD_ID", "HOOKGUARD_EVENT", "HOOKGUARD_SCHEME", "HOOKGUARD_DELIVERY_ID",
-                                 "HOOKGUARD_ENVELOPE", "HOOKGUARD_ATTEMPT"]
+        let ours: Set<String> = [
+            "HOOKGUARD_ID", "HOOKGUARD_EVENT", "HOOKGUARD_SCHEME", "HOOKGUARD_DELIVERY_ID",
+            "HOOKGUARD_ENVELOPE", "HOOKGUARD_ATTEMPT",
+        ]
         baseEnvironment = ProcessInfo.processInfo.environment
             .filter { !ours.contains($0.key) }
             .map { "\($0.key)=\($0.value)" }
@@ -134,10 +136,12 @@ package final class Drainer {
         sweepStaleStaged()
         try scan()
         if options.follow { nextRescan = clock.now + options.rescanInterval }
-        logger.notice("draining", metadata: [
-            "spool": "\(spool.root)", "follow": "\(options.follow)", "concurrency": "\(options.concurrency)",
-            "waiting": "\(queue.count)",
-        ])
+        logger.notice(
+            "draining",
+            metadata: [
+                "spool": "\(spool.root)", "follow": "\(options.follow)", "concurrency": "\(options.concurrency)",
+                "waiting": "\(queue.count)",
+            ])
 
         while true {
             if !stopping { startWhatIsDue() }
@@ -180,24 +184,30 @@ package final class Drainer {
             }
         }
         if !jobs.isEmpty {
-            logger.error("commands still running after SIGKILL; exiting without them (their deliveries stay in cur/)",
-                         metadata: ["pids": "\(jobs.keys.sorted().map(String.init).joined(separator: ","))"])
+            logger.error(
+                "commands still running after SIGKILL; exiting without them (their deliveries stay in cur/)",
+                metadata: ["pids": "\(jobs.keys.sorted().map(String.init).joined(separator: ","))"])
         }
         for fd in heldElsewhere.values { Sys.closeIgnoringError(fd) }
         heldElsewhere.removeAll()
         releaseKeptClaims()
         summary.unreadable = unreadable.count
         if !unreadable.isEmpty {
-            logger.error("left deliveries it could not read", metadata: [
-                "spool": "\(spool.root)", "deliveries": "\(unreadable.count)",
-                "ids": "\(unreadable.keys.sorted().prefix(20).map(\.stem).joined(separator: ","))",
-            ])
+            logger.error(
+                "left deliveries it could not read",
+                metadata: [
+                    "spool": "\(spool.root)", "deliveries": "\(unreadable.count)",
+                    "ids": "\(unreadable.keys.sorted().prefix(20).map(\.stem).joined(separator: ","))",
+                ])
         }
-        logger.notice("stopped", metadata: [
-            "spool": "\(spool.root)", "delivered": "\(summary.delivered)", "failed_attempts": "\(summary.failedAttempts)",
-            "moved_to_failed": "\(summary.movedToFailed)", "interrupted": "\(summary.interrupted)",
-            "unreadable": "\(summary.unreadable)",
-        ])
+        logger.notice(
+            "stopped",
+            metadata: [
+                "spool": "\(spool.root)", "delivered": "\(summary.delivered)",
+                "failed_attempts": "\(summary.failedAttempts)",
+                "moved_to_failed": "\(summary.movedToFailed)", "interrupted": "\(summary.interrupted)",
+                "unreadable": "\(summary.unreadable)",
+            ])
         return summary
     }
 
@@ -225,7 +235,9 @@ package final class Drainer {
 
     private func notice(_ event: DirectoryWatcher.Event) {
         guard let entry = EntryName(envelopeFile: event.name) else { return }
-        let arrived = event.directory == spool.new && (event.has(DirectoryWatcher.Change.movedIn) || event.has(DirectoryWatcher.Change.closedAfterWriting))
+        let arrived =
+            event.directory == spool.new
+            && (event.has(DirectoryWatcher.Change.movedIn) || event.has(DirectoryWatcher.Change.closedAfterWriting))
         // Anything else matters only for an entry held elsewhere: its holder may be gone.
         if arrived || heldElsewhere[entry] != nil { enqueue(entry) }
     }
@@ -237,7 +249,8 @@ package final class Drainer {
 
     private func startWhatIsDue() {
         while jobs.count + (forwarder?.inFlight ?? 0) < options.concurrency, forwarder?.mayStart() ?? true,
-              let entry = queue.popFirst() {
+            let entry = queue.popFirst()
+        {
             if let kept = keptClaims.removeValue(forKey: entry) {
                 start(kept)
                 continue
@@ -270,10 +283,12 @@ package final class Drainer {
             guard let fd = heldElsewhere[entry] else { continue }
             reportedHeld.insert(entry)
             let holders = processesHolding(fd)
-            logger.notice("delivery held by another process; it runs once that process closes it", metadata: [
-                "id": "\(entry)", "held_for": "\((now - since).shortDescription)",
-                "holders": "\(holders.isEmpty ? "other drains" : holders.map(String.init).joined(separator: ","))",
-            ])
+            logger.notice(
+                "delivery held by another process; it runs once that process closes it",
+                metadata: [
+                    "id": "\(entry)", "held_for": "\((now - since).shortDescription)",
+                    "holders": "\(holders.isEmpty ? "other drains" : holders.map(String.init).joined(separator: ","))",
+                ])
         }
     }
 
@@ -288,10 +303,13 @@ package final class Drainer {
     private func couldNotRead(_ entry: EntryName, _ error: any Error) {
         let detail = "\(error)"
         guard unreadable.updateValue(detail, forKey: entry) != detail else { return }
-        logger.error("cannot read delivery; left where it is", metadata: [
-            "id": "\(entry)", "detail": "\(detail)",
-            "retry": "\(options.follow ? "at the next rescan, within \(options.rescanInterval.shortDescription)" : "on the next run")",
-        ])
+        logger.error(
+            "cannot read delivery; left where it is",
+            metadata: [
+                "id": "\(entry)", "detail": "\(detail)",
+                "retry":
+                    "\(options.follow ? "at the next rescan, within \(options.rescanInterval.shortDescription)" : "on the next run")",
+            ])
     }
 
     private func releaseKeptClaims() {
@@ -328,8 +346,11 @@ package final class Drainer {
             envelope = try StoredEnvelope(decoding: claim.readEnvelope())
         } catch let error as EnvelopeReadError {
             // It will never read better: no point in retrying.
-            giveUp(claim, AttemptRecord(attempts: attempt, lastAttemptAt: Date(), nextAttemptAt: nil,
-                                        outcome: "envelope unreadable: \(error)"))
+            giveUp(
+                claim,
+                AttemptRecord(
+                    attempts: attempt, lastAttemptAt: Date(), nextAttemptAt: nil,
+                    outcome: "envelope unreadable: \(error)"))
             return
         } catch {
             claim.release()
@@ -342,25 +363,29 @@ package final class Drainer {
             running.insert(claim.entry)
             return
         }
-        let environment = baseEnvironment + [
-            "HOOKGUARD_ID=\(envelope.id)",
-            "HOOKGUARD_EVENT=\(envelope.event ?? "")",
-            "HOOKGUARD_SCHEME=\(envelope.scheme)",
-            "HOOKGUARD_DELIVERY_ID=\(envelope.deliveryID ?? "")",
-            "HOOKGUARD_ENVELOPE=\(claim.envelopePath)",
-            "HOOKGUARD_ATTEMPT=\(attempt)",
-        ]
+        let environment =
+            baseEnvironment + [
+                "HOOKGUARD_ID=\(envelope.id)",
+                "HOOKGUARD_EVENT=\(envelope.event ?? "")",
+                "HOOKGUARD_SCHEME=\(envelope.scheme)",
+                "HOOKGUARD_DELIVERY_ID=\(envelope.deliveryID ?? "")",
+                "HOOKGUARD_ENVELOPE=\(claim.envelopePath)",
+                "HOOKGUARD_ATTEMPT=\(attempt)",
+            ]
         let process: ChildProcess
         do {
             process = try ChildProcess.spawn(
-                executable: options.executable, arguments: options.arguments, environment: environment, inherit: claim.fd)
+                executable: options.executable, arguments: options.arguments, environment: environment,
+                inherit: claim.fd)
         } catch {
-            failed(claim, attempt: attempt, outcome: "could not start: \(error)", status: nil, timedOut: false, stderr: "")
+            failed(
+                claim, attempt: attempt, outcome: "could not start: \(error)", status: nil, timedOut: false, stderr: "")
             return
         }
         let now = clock.now
-        let job = RunningCommand(claim: claim, process: process, attempt: attempt, body: envelope.body, started: now,
-                      deadline: options.timeout.map { now + $0 })
+        let job = RunningCommand(
+            claim: claim, process: process, attempt: attempt, body: envelope.body, started: now,
+            deadline: options.timeout.map { now + $0 })
         jobs[process.pid] = job
         running.insert(claim.entry)
         job.writeInput()
@@ -382,21 +407,24 @@ package final class Drainer {
                 summary.delivered += 1
                 logger.info("delivered", metadata: metadata)
             } catch {
-                logger.error("command succeeded but the delivery could not be removed; it will run again",
-                             metadata: metadata.merging(["detail": "\(error)"]) { $1 })
+                logger.error(
+                    "command succeeded but the delivery could not be removed; it will run again",
+                    metadata: metadata.merging(["detail": "\(error)"]) { $1 })
             }
             return
         }
         if job.interrupted && !job.timedOut {
             job.claim.release()
             summary.interrupted += 1
-            logger.warning("command stopped by shutdown; the delivery stays in cur/ for the next run",
-                           metadata: metadata.merging(["status": "\(status)"]) { $1 })
+            logger.warning(
+                "command stopped by shutdown; the delivery stays in cur/ for the next run",
+                metadata: metadata.merging(["status": "\(status)"]) { $1 })
             return
         }
         let outcome = job.timedOut ? "timed out after \(options.timeout?.shortDescription ?? "?")" : status.description
-        failed(job.claim, attempt: job.attempt, outcome: outcome, status: status, timedOut: job.timedOut,
-               stderr: job.stderrTail.text)
+        failed(
+            job.claim, attempt: job.attempt, outcome: outcome, status: status, timedOut: job.timedOut,
+            stderr: job.stderrTail.text)
     }
 
     /// A forwarded delivery's request ended: `finish(_:_:)`'s counterpart for `--to-url`.
@@ -405,10 +433,12 @@ package final class Drainer {
         running.remove(claim.entry)
         var metadata: Logger.Metadata = [
             "id": "\(claim.entry)", "attempt": "\(forwarded.attempt)",
-            "duration_ms": "\(WebhookHandler.milliseconds(UInt64(max(0, (clock.now - forwarded.started).seconds) * 1e9)))",
+            "duration_ms":
+                "\(WebhookHandler.milliseconds(UInt64(max(0, (clock.now - forwarded.started).seconds) * 1e9)))",
         ]
-        var record = AttemptRecord(attempts: forwarded.attempt, lastAttemptAt: Date(), nextAttemptAt: nil,
-                                   outcome: forwarded.outcome)
+        var record = AttemptRecord(
+            attempts: forwarded.attempt, lastAttemptAt: Date(), nextAttemptAt: nil,
+            outcome: forwarded.outcome)
         var retryAfter: Duration? = nil
         switch forwarded.result {
         case .success(let response):
@@ -427,24 +457,31 @@ package final class Drainer {
                 summary.delivered += 1
                 logger.info("delivered", metadata: metadata)
             } catch {
-                logger.error("delivered but the delivery could not be removed; it will be sent again",
-                             metadata: metadata.merging(["detail": "\(error)"]) { $1 })
+                logger.error(
+                    "delivered but the delivery could not be removed; it will be sent again",
+                    metadata: metadata.merging(["detail": "\(error)"]) { $1 })
             }
         case nil:
             claim.release()
             summary.interrupted += 1
-            logger.warning("request stopped by shutdown; the delivery stays in cur/ for the next run", metadata: metadata)
+            logger.warning(
+                "request stopped by shutdown; the delivery stays in cur/ for the next run", metadata: metadata)
         case .refused?:
-            logger.warning("the service refused the delivery", metadata: metadata.merging(["outcome": "\(forwarded.outcome)"]) { $1 })
+            logger.warning(
+                "the service refused the delivery",
+                metadata: metadata.merging(["outcome": "\(forwarded.outcome)"]) { $1 })
             giveUp(claim, record)
         case .retry?:
             retryLater(claim, record, atLeast: retryAfter)
         }
     }
 
-    private func failed(_ claim: Claim, attempt: Int, outcome: String, status: ExitStatus?, timedOut: Bool, stderr: String) {
-        var record = AttemptRecord(attempts: attempt, lastAttemptAt: Date(), nextAttemptAt: nil, outcome: outcome,
-                                   timedOut: timedOut, stderrTail: stderr)
+    private func failed(
+        _ claim: Claim, attempt: Int, outcome: String, status: ExitStatus?, timedOut: Bool, stderr: String
+    ) {
+        var record = AttemptRecord(
+            attempts: attempt, lastAttemptAt: Date(), nextAttemptAt: nil, outcome: outcome,
+            timedOut: timedOut, stderrTail: stderr)
         switch status {
         case .exited(let code)?: record.exitStatus = Int(code)
         case .signaled(let signal)?: record.signal = Int(signal)
@@ -455,7 +492,9 @@ package final class Drainer {
 
     /// Records a failed attempt and schedules the next one after the backoff
     /// (or `atLeast`, when longer), or gives up after the last attempt.
-    private func retryLater(_ claim: Claim, _ failed: AttemptRecord, atLeast minimum: Duration? = nil, commandRan: Bool = false) {
+    private func retryLater(
+        _ claim: Claim, _ failed: AttemptRecord, atLeast minimum: Duration? = nil, commandRan: Bool = false
+    ) {
         var record = failed
         let (attempt, outcome) = (record.attempts, record.outcome)
         guard attempt < options.maxAttempts else {
@@ -472,19 +511,24 @@ package final class Drainer {
                 try claim.recordFailure(record)
             } else {
                 keptClaims[claim.entry] = try claim.recordFailureKeepingHold(record)
-                logger.warning("the command left processes holding the delivery (its fd 3); drain keeps its claim and retries on schedule", metadata: [
-                    "id": "\(claim.entry)", "holders": "\(holders.map(String.init).joined(separator: ","))",
-                ])
+                logger.warning(
+                    "the command left processes holding the delivery (its fd 3); drain keeps its claim and retries on schedule",
+                    metadata: [
+                        "id": "\(claim.entry)", "holders": "\(holders.map(String.init).joined(separator: ","))",
+                    ])
             }
             summary.failedAttempts += 1
             if !stopping { retryAt[claim.entry] = record.nextAttemptAt }
-            logger.warning("attempt failed; will retry", metadata: [
-                "id": "\(claim.entry)", "attempt": "\(attempt)", "outcome": "\(outcome)",
-                "retry_in": "\(delay.shortDescription)",
-            ])
+            logger.warning(
+                "attempt failed; will retry",
+                metadata: [
+                    "id": "\(claim.entry)", "attempt": "\(attempt)", "outcome": "\(outcome)",
+                    "retry_in": "\(delay.shortDescription)",
+                ])
         } catch {
-            logger.error("attempt failed and could not be recorded; the delivery stays in cur/",
-                         metadata: ["id": "\(claim.entry)", "outcome": "\(outcome)", "detail": "\(error)"])
+            logger.error(
+                "attempt failed and could not be recorded; the delivery stays in cur/",
+                metadata: ["id": "\(claim.entry)", "outcome": "\(outcome)", "detail": "\(error)"])
         }
     }
 
@@ -492,12 +536,15 @@ package final class Drainer {
         do {
             try claim.giveUp(record)
             summary.movedToFailed += 1
-            logger.error("gave up; moved to failed/", metadata: [
-                "id": "\(claim.entry)", "attempts": "\(record.attempts)", "outcome": "\(record.outcome)",
-            ])
+            logger.error(
+                "gave up; moved to failed/",
+                metadata: [
+                    "id": "\(claim.entry)", "attempts": "\(record.attempts)", "outcome": "\(record.outcome)",
+                ])
         } catch {
-            logger.error("gave up but could not move the delivery to failed/; it stays in cur/",
-                         metadata: ["id": "\(claim.entry)", "outcome": "\(record.outcome)", "detail": "\(error)"])
+            logger.error(
+                "gave up but could not move the delivery to failed/; it stays in cur/",
+                metadata: ["id": "\(claim.entry)", "outcome": "\(record.outcome)", "detail": "\(error)"])
         }
     }
 
@@ -520,9 +567,11 @@ package final class Drainer {
         heldSince.removeAll()
         reportedHeld.removeAll()
         nextRescan = nil
-        logger.notice("\(name): claiming no more deliveries", metadata: [
-            "running": "\(jobs.count)", "grace": "\(options.grace.shortDescription)",
-        ])
+        logger.notice(
+            "\(name): claiming no more deliveries",
+            metadata: [
+                "running": "\(jobs.count)", "grace": "\(options.grace.shortDescription)",
+            ])
     }
 
     private func handleTimers() {
@@ -531,9 +580,11 @@ package final class Drainer {
             if let deadline = job.deadline, deadline <= now, !job.timedOut, !job.interrupted {
                 job.timedOut = true
                 job.terminate(now: now, killDelay: options.killDelay)
-                logger.warning("command timed out; stopping it", metadata: [
-                    "id": "\(job.claim.entry)", "timeout": "\(options.timeout?.shortDescription ?? "")",
-                ])
+                logger.warning(
+                    "command timed out; stopping it",
+                    metadata: [
+                        "id": "\(job.claim.entry)", "timeout": "\(options.timeout?.shortDescription ?? "")",
+                    ])
             }
             if let deadline = stopDeadline, deadline <= now, !job.interrupted {
                 job.interrupted = true
@@ -561,7 +612,9 @@ package final class Drainer {
             if let deadline = job.deadline, !job.timedOut { consider(deadline - now) }
             if let killAt = job.killAt { consider(killAt - now) }
         }
-        if let stopDeadline, !jobs.isEmpty, jobs.values.contains(where: { !$0.interrupted }) { consider(stopDeadline - now) }
+        if let stopDeadline, !jobs.isEmpty, jobs.values.contains(where: { !$0.interrupted }) {
+            consider(stopDeadline - now)
+        }
         if let hardStopDeadline, !jobs.isEmpty { consider(hardStopDeadline - now) }
         if let nextRescan { consider(nextRescan - now) }
         for (entry, since) in heldSince where !reportedHeld.contains(entry) && heldElsewhere[entry] != nil {

@@ -1,5 +1,5 @@
-import Posix
 import FastCGI
+import Posix
 import Receiver
 
 /// Entries waiting to be tried, oldest first, each once.

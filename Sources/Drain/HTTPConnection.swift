@@ -1,7 +1,7 @@
-import Posix
-import FastCGI
-import Receiver
 internal import CCurl
+import FastCGI
+import Posix
+import Receiver
 import Synchronization
 
 /// Where `drain --to-url` sends deliveries: an `http://` or `https://` URL,
@@ -128,7 +128,9 @@ package final class HTTPConnection {
     private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
 
     package init(endpoint: HTTPEndpoint, options: Options, abort: TransferAbort) throws(HTTPSetupError) {
-        guard Self.globalInit == CURLE_OK, let handle = curl_easy_init() else { throw HTTPSetupError(option: "curl_easy_init", message: "libcurl could not start") }
+        guard Self.globalInit == CURLE_OK, let handle = curl_easy_init() else {
+            throw HTTPSetupError(option: "curl_easy_init", message: "libcurl could not start")
+        }
         self.handle = handle
         self.abort = abort
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
@@ -144,34 +146,47 @@ package final class HTTPConnection {
             ("CURLOPT_HTTP_VERSION", hookguard_curl_set_long(handle, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1)),
             ("CURLOPT_POST", hookguard_curl_set_long(handle, CURLOPT_POST, 1)),
             ("CURLOPT_TIMEOUT_MS", hookguard_curl_set_long(handle, CURLOPT_TIMEOUT_MS, milliseconds(options.timeout))),
-            ("CURLOPT_CONNECTTIMEOUT_MS", hookguard_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(options.connectTimeout))),
+            (
+                "CURLOPT_CONNECTTIMEOUT_MS",
+                hookguard_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(options.connectTimeout))
+            ),
             ("CURLOPT_TCP_KEEPALIVE", hookguard_curl_set_long(handle, CURLOPT_TCP_KEEPALIVE, 1)),
             ("CURLOPT_SSL_VERIFYPEER", hookguard_curl_set_long(handle, CURLOPT_SSL_VERIFYPEER, 1)),
             ("CURLOPT_SSL_VERIFYHOST", hookguard_curl_set_long(handle, CURLOPT_SSL_VERIFYHOST, 2)),
-            ("CURLOPT_WRITEFUNCTION", hookguard_curl_set_write_function(handle) { data, size, count, context in
-                let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
-                let total = size * count
-                let wanted = min(total, HTTPConnection.bodyHeadBytes - sink.head.count)
-                if wanted > 0, let data {
-                    data.withMemoryRebound(to: UInt8.self, capacity: wanted) {
-                        sink.head.append(contentsOf: UnsafeBufferPointer(start: $0, count: wanted))
+            (
+                "CURLOPT_WRITEFUNCTION",
+                hookguard_curl_set_write_function(handle) { data, size, count, context in
+                    let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+                    let total = size * count
+                    let wanted = min(total, HTTPConnection.bodyHeadBytes - sink.head.count)
+                    if wanted > 0, let data {
+                        data.withMemoryRebound(to: UInt8.self, capacity: wanted) {
+                            sink.head.append(contentsOf: UnsafeBufferPointer(start: $0, count: wanted))
+                        }
                     }
+                    return total  // the rest is read and dropped
                 }
-                return total  // the rest is read and dropped
-            }),
+            ),
             ("CURLOPT_WRITEDATA", hookguard_curl_set_pointer(handle, CURLOPT_WRITEDATA, sinkPointer)),
-            ("CURLOPT_XFERINFOFUNCTION", hookguard_curl_set_progress_function(handle) { context, _, _, _, _ in
-                Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue().abort.isAborted ? 1 : 0
-            }),
+            (
+                "CURLOPT_XFERINFOFUNCTION",
+                hookguard_curl_set_progress_function(handle) { context, _, _, _, _ in
+                    Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue().abort.isAborted ? 1 : 0
+                }
+            ),
             ("CURLOPT_XFERINFODATA", hookguard_curl_set_pointer(handle, CURLOPT_XFERINFODATA, sinkPointer)),
             ("CURLOPT_NOPROGRESS", hookguard_curl_set_long(handle, CURLOPT_NOPROGRESS, 0)),
         ]
         if let socket = endpoint.unixSocket {
-            settings.append(("CURLOPT_UNIX_SOCKET_PATH",
-                             socket.withCString { hookguard_curl_set_pointer(handle, CURLOPT_UNIX_SOCKET_PATH, $0) }))
+            settings.append(
+                (
+                    "CURLOPT_UNIX_SOCKET_PATH",
+                    socket.withCString { hookguard_curl_set_pointer(handle, CURLOPT_UNIX_SOCKET_PATH, $0) }
+                ))
         }
         if let caFile = options.caFile {
-            settings.append(("CURLOPT_CAINFO", caFile.withCString { hookguard_curl_set_pointer(handle, CURLOPT_CAINFO, $0) }))
+            settings.append(
+                ("CURLOPT_CAINFO", caFile.withCString { hookguard_curl_set_pointer(handle, CURLOPT_CAINFO, $0) }))
         }
         if let (option, code) = settings.first(where: { $0.1 != CURLE_OK }) {
             curl_easy_cleanup(handle)
@@ -187,12 +202,16 @@ package final class HTTPConnection {
 
     /// POSTs `body` as it is with exactly `headers` (curl adds `Host` and
     /// `Content-Length` only). Blocks for at most the timeout.
-    package func post(headers: [(name: String, value: String)], body: [UInt8]) -> Result<HTTPResponse, HTTPTransferError> {
+    package func post(headers: [(name: String, value: String)], body: [UInt8]) -> Result<
+        HTTPResponse, HTTPTransferError
+    > {
         // Without these, curl would add its own for a POST: an `Expect:
         // 100-continue` pause for large bodies, a form Content-Type, `Accept: */*`.
         var list: UnsafeMutablePointer<curl_slist>? = nil
         defer { curl_slist_free_all(list) }
-        let suppressed = ["expect", "content-type", "accept"].filter { name in !headers.contains { $0.name.lowercased() == name } }
+        let suppressed = ["expect", "content-type", "accept"].filter { name in
+            !headers.contains { $0.name.lowercased() == name }
+        }
         for line in headers.map(Self.headerLine) + suppressed.map({ "\($0):" }) {
             guard let appended = curl_slist_append(list, line) else {
                 return .failure(HTTPTransferError(kind: .failed, message: "out of memory for the request headers"))
@@ -205,8 +224,8 @@ package final class HTTPConnection {
             // A non-null pointer even for an empty body: null would make curl read a callback.
             let pointer = bytes.baseAddress ?? UnsafeRawPointer(errorBuffer)
             guard hookguard_curl_set_pointer(handle, CURLOPT_HTTPHEADER, list) == CURLE_OK,
-                  hookguard_curl_set_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count)) == CURLE_OK,
-                  hookguard_curl_set_pointer(handle, CURLOPT_POSTFIELDS, pointer) == CURLE_OK
+                hookguard_curl_set_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count)) == CURLE_OK,
+                hookguard_curl_set_pointer(handle, CURLOPT_POSTFIELDS, pointer) == CURLE_OK
             else { return CURLE_FAILED_INIT }
             let code = curl_easy_perform(handle)
             _ = hookguard_curl_set_pointer(handle, CURLOPT_POSTFIELDS, nil)
@@ -215,11 +234,12 @@ package final class HTTPConnection {
         }
         guard code == CURLE_OK else {
             let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
-            let kind: HTTPTransferError.Kind = switch code {
-            case CURLE_OPERATION_TIMEDOUT: .timedOut
-            case CURLE_ABORTED_BY_CALLBACK: .aborted
-            default: .failed
-            }
+            let kind: HTTPTransferError.Kind =
+                switch code {
+                case CURLE_OPERATION_TIMEDOUT: .timedOut
+                case CURLE_ABORTED_BY_CALLBACK: .aborted
+                default: .failed
+                }
             return .failure(HTTPTransferError(kind: kind, message: detail))
         }
         var status = 0
@@ -230,7 +250,7 @@ package final class HTTPConnection {
     private func retryAfter() -> Duration? {
         var header: UnsafeMutablePointer<curl_header>? = nil
         guard curl_easy_header(handle, "Retry-After", 0, UInt32(CURLH_HEADER), -1, &header) == CURLHE_OK,
-              let value = header?.pointee.value
+            let value = header?.pointee.value
         else { return nil }
         return Self.retryAfter(String(cString: value), now: Sys.wallClock().seconds)
     }

@@ -1,9 +1,9 @@
-import Posix
 import FastCGI
-import Receiver
 import FoundationEssentials
 import Logging
 import Metrics
+import Posix
+import Receiver
 import Synchronization
 
 /// `drain --to-url`'s side of the drainer: claimed deliveries go to worker
@@ -77,7 +77,10 @@ final class HTTPForwarder {
         let (shared, jobRead, doneWrite) = (shared, jobs.read, done.write)
         self.jobRead = jobRead
         for _ in 0..<workers {
-            threads.append(WorkerThread(named: "hg-forward-\(threads.count + 1)") { Self.work(forwarding, shared: shared, jobs: jobRead, done: doneWrite) })
+            threads.append(
+                WorkerThread(named: "hg-forward-\(threads.count + 1)") {
+                    Self.work(forwarding, shared: shared, jobs: jobRead, done: doneWrite)
+                })
         }
         circuitFile.write(breaker, now: clock.now)
     }
@@ -147,10 +150,12 @@ final class HTTPForwarder {
         let url = "\(forwarding.endpoint)"
         switch breaker.state {
         case .open:
-            logger.warning("circuit open: no requests for a while", metadata: [
-                "url": "\(url)", "consecutive_failures": "\(breaker.consecutiveFailures)",
-                "pause": "\(breaker.currentPause.shortDescription)",
-            ])
+            logger.warning(
+                "circuit open: no requests for a while",
+                metadata: [
+                    "url": "\(url)", "consecutive_failures": "\(breaker.consecutiveFailures)",
+                    "pause": "\(breaker.currentPause.shortDescription)",
+                ])
         case .closed where before.state != .closed:
             logger.notice("circuit closed: the service answers again", metadata: ["url": "\(url)"])
         default:
@@ -158,8 +163,10 @@ final class HTTPForwarder {
         }
     }
 
-    private func finish(_ claim: Claim, attempt: Int, started: ContinuousClock.Instant,
-                        result: Result<HTTPResponse, HTTPTransferError>, now: ContinuousClock.Instant) -> Finished {
+    private func finish(
+        _ claim: Claim, attempt: Int, started: ContinuousClock.Instant,
+        result: Result<HTTPResponse, HTTPTransferError>, now: ContinuousClock.Instant
+    ) -> Finished {
         let verdict: ForwardVerdict?
         let outcome: String
         let statusClass: String
@@ -171,11 +178,12 @@ final class HTTPForwarder {
             statusClass = "\(response.status / 100)xx"
         case .failure(let error):
             verdict = error.kind == .aborted ? nil : .retry
-            outcome = switch error.kind {
-            case .timedOut: "timed out after \(forwarding.connection.timeout.shortDescription): \(error.message)"
-            case .aborted: "stopped by shutdown"
-            case .failed: "request failed: \(error.message)"
-            }
+            outcome =
+                switch error.kind {
+                case .timedOut: "timed out after \(forwarding.connection.timeout.shortDescription): \(error.message)"
+                case .aborted: "stopped by shutdown"
+                case .failed: "request failed: \(error.message)"
+                }
             statusClass = "none"
         }
         switch verdict {
@@ -183,17 +191,22 @@ final class HTTPForwarder {
         case .delivered?, .refused?: breaker.recordSuccess()
         case nil: break
         }
-        let outcomeLabel = switch verdict {
-        case .delivered?: "delivered"
-        case .retry?: "retried"
-        case .refused?: "refused"
-        case nil: "interrupted"
-        }
-        Counter(label: "hookguard_forwarded_total", dimensions: [("outcome", outcomeLabel), ("status_class", statusClass)])
-            .increment()
-        DeliveryMetrics.forward(to: .http(url: forwarding.endpoint.description), succeeded: verdict == .delivered,
-                                nanoseconds: UInt64(max(0, (now - started).seconds) * 1e9))
-        return Finished(claim: claim, attempt: attempt, started: started, result: result, verdict: verdict, outcome: outcome)
+        let outcomeLabel =
+            switch verdict {
+            case .delivered?: "delivered"
+            case .retry?: "retried"
+            case .refused?: "refused"
+            case nil: "interrupted"
+            }
+        Counter(
+            label: "hookguard_forwarded_total", dimensions: [("outcome", outcomeLabel), ("status_class", statusClass)]
+        )
+        .increment()
+        DeliveryMetrics.forward(
+            to: .http(url: forwarding.endpoint.description), succeeded: verdict == .delivered,
+            nanoseconds: UInt64(max(0, (now - started).seconds) * 1e9))
+        return Finished(
+            claim: claim, attempt: attempt, started: started, result: result, verdict: verdict, outcome: outcome)
     }
 
     /// One worker thread: takes a job per token on the job pipe until the
@@ -206,8 +219,9 @@ final class HTTPForwarder {
             guard let job = shared.jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
             if connection == nil && setupError == nil {
                 do {
-                    connection = try HTTPConnection(endpoint: forwarding.endpoint, options: forwarding.connection,
-                                                    abort: shared.abort)
+                    connection = try HTTPConnection(
+                        endpoint: forwarding.endpoint, options: forwarding.connection,
+                        abort: shared.abort)
                 } catch {
                     setupError = "cannot set up the connection: \(error)"
                 }
@@ -215,7 +229,8 @@ final class HTTPForwarder {
             let result: Result<HTTPResponse, HTTPTransferError>
             if let connection {
                 do {
-                    let headers = try forwarding.requestHeaders(for: job.envelope, attempt: job.attempt, now: Sys.wallClock().seconds)
+                    let headers = try forwarding.requestHeaders(
+                        for: job.envelope, attempt: job.attempt, now: Sys.wallClock().seconds)
                     result = connection.post(headers: headers, body: job.envelope.body)
                 } catch {
                     result = .failure(HTTPTransferError(kind: .failed, message: "cannot sign: \(error)"))

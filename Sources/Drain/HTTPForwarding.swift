@@ -1,5 +1,5 @@
-import Posix
 import FastCGI
+import Posix
 package import Receiver
 
 /// What `drain --to-url` sends for each delivery and how it reads the answer.
@@ -39,7 +39,7 @@ package struct HTTPForwarding: Sendable {
             ("Hookguard-Delivery-Id", envelope.deliveryID), ("Hookguard-Attempt", String(attempt)),
             ("Hookguard-Received-At", envelope.receivedAt),
         ]
-        for case let (name, value?) in ours { result.set((name, value)) }
+        for case (let name, let value?) in ours { result.set((name, value)) }
         for header in headers.extra { result.set(header) }
         if let signing {
             let lines = try SignatureSigner.headers(
@@ -93,7 +93,9 @@ package struct ForwardedHeaders: Sendable {
 
     func forwards(_ name: String) -> Bool {
         let name = name.lowercased()
-        guard !Self.neverForwarded.contains(name), !name.hasPrefix("hookguard-"), !drop.contains(name) else { return false }
+        guard !Self.neverForwarded.contains(name), !name.hasPrefix("hookguard-"), !drop.contains(name) else {
+            return false
+        }
         return keep?.contains(name) ?? true
     }
 
@@ -101,7 +103,10 @@ package struct ForwardedHeaders: Sendable {
     package static func isValid(name: String, value: String) -> Bool {
         let token = "!#$%&'*+-.^_`|~"
         return !name.isEmpty
-            && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || token.unicodeScalars.contains($0)) }
+            && name.unicodeScalars.allSatisfy {
+                $0.isASCII
+                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || token.unicodeScalars.contains($0))
+            }
             && !value.unicodeScalars.contains { $0 == "\r" || $0 == "\n" || $0 == "\0" }
     }
 

@@ -1,5 +1,5 @@
-import Posix
 import FastCGI
+import Posix
 import Receiver
 
 /// One command running for one claimed delivery.
@@ -18,8 +18,10 @@ final class RunningCommand {
     var interrupted = false
     var killAt: ContinuousClock.Instant?
 
-    init(claim: Claim, process: ChildProcess, attempt: Int, body: [UInt8], started: ContinuousClock.Instant,
-         deadline: ContinuousClock.Instant?) {
+    init(
+        claim: Claim, process: ChildProcess, attempt: Int, body: [UInt8], started: ContinuousClock.Instant,
+        deadline: ContinuousClock.Instant?
+    ) {
         self.claim = claim
         self.process = process
         self.attempt = attempt
@@ -40,7 +42,7 @@ final class RunningCommand {
                 guard count > 0 else { break }
                 written += count
             }
-        } catch where error.wouldBlock {
+        } catch  where error.wouldBlock {
             return
         } catch {}
         closeInput()
@@ -64,7 +66,7 @@ final class RunningCommand {
                 guard count > 0 else { break }
                 try? writeAll(Sys.standardError, Array(chunk[..<count]), path: "standard error")
                 stderrTail.append(chunk[..<count])
-            } catch where error.wouldBlock {
+            } catch  where error.wouldBlock {
                 return
             } catch {
                 break

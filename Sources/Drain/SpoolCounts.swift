@@ -1,5 +1,5 @@
-package import Posix
 import FastCGI
+package import Posix
 import Receiver
 
 /// What an operator or a monitoring check looks at: how many deliveries wait,
@@ -59,7 +59,7 @@ package struct SpoolCounts: Sendable, Equatable {
 private func optionalEntries(_ spool: DrainSpool, _ place: Place) throws(SystemError) -> [EntryName] {
     do {
         return try spool.entries(in: place)
-    } catch where error.isNotFound {
+    } catch  where error.isNotFound {
         return []
     }
 }

@@ -1,7 +1,7 @@
-import Posix
 import FastCGI
-import Receiver
 import FoundationEssentials
+import Posix
+import Receiver
 
 /// The parts of a spooled envelope a command is given: the body, byte-exact
 /// (`body` as UTF-8, or `body_base64` decoded), and the metadata it gets in

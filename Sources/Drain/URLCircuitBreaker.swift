@@ -1,5 +1,5 @@
-import Posix
 import FastCGI
+import Posix
 import Receiver
 
 /// Cuts a failing upstream off instead of hammering it: after `failures`

@@ -1,5 +1,5 @@
-import Foundation
 package import FastCGI
+import Foundation
 package import Receiver
 
 /// A handler with a temporary directory and a captured log of its own, the

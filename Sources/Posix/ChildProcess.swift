@@ -46,8 +46,10 @@ package struct ChildProcess {
 
             try check("posix_spawnattr_init", posix_spawnattr_init(&attributes))
             defer { posix_spawnattr_destroy(&attributes) }
-            try check("posix_spawnattr_setflags", posix_spawnattr_setflags(
-                &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)))
+            try check(
+                "posix_spawnattr_setflags",
+                posix_spawnattr_setflags(
+                    &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)))
             try check("posix_spawnattr_setpgroup", posix_spawnattr_setpgroup(&attributes, 0))
             var none = sigset_t()
             sigemptyset(&none)

@@ -56,7 +56,8 @@ package final class DirectoryWatcher {
                     offset += 16 + length
                     if mask & UInt32(IN_Q_OVERFLOW) != 0 { overflowed = true }
                     guard let directory = directories[wd] else { continue }
-                    events.append(Event(directory: directory, name: String(decoding: nameBytes, as: UTF8.self), mask: mask))
+                    events.append(
+                        Event(directory: directory, name: String(decoding: nameBytes, as: UTF8.self), mask: mask))
                 }
             }
             if overflowed { return .overflowed }

@@ -7,7 +7,8 @@ package import Glibc
 /// the delivery's descriptor: a `setsid` child that inherited fd 3 holds the
 /// delivery's lock for as long as it lives.
 package func processesHolding(_ fd: Int32) -> [Int32] {
-    var own = stat(), hookguard = stat()
+    var own = stat()
+    var hookguard = stat()
     guard fstat(fd, &own) == 0, stat("/proc/self/exe", &hookguard) == 0,
         let names = try? listDirectory("/proc")
     else { return [] }

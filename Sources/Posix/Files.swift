@@ -5,7 +5,9 @@ import Glibc
 /// one, never a part. On failure `staged` is removed. Flushing `final`'s
 /// directory is the caller's: the spool shares it between deliveries.
 /// `exclusive`: `staged` must not exist yet (its name is unique).
-package func replaceWhole(_ final: String, with contents: [UInt8], stagedAt staged: String, exclusive: Bool = false) throws(SystemError) {
+package func replaceWhole(_ final: String, with contents: [UInt8], stagedAt staged: String, exclusive: Bool = false)
+    throws(SystemError)
+{
     try stage(staged, exclusive: exclusive, flush: .durable) { fd, path throws(SystemError) in
         try writeAll(fd, contents, path: path)
     }
@@ -73,7 +75,7 @@ package func makeDirectories(_ path: String, mode: UInt32 = 0o750) throws(System
     do throws(SystemError) {
         guard try Sys.stat(path).kind == .directory else { throw SystemError("mkdir", path: path, errno: ENOTDIR) }
         return
-    } catch where error.isNotFound {
+    } catch  where error.isNotFound {
         // Only a missing directory is made; one we may not look into is reported as such.
     }
     if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
@@ -81,7 +83,7 @@ package func makeDirectories(_ path: String, mode: UInt32 = 0o750) throws(System
     }
     do throws(SystemError) {
         try Sys.mkdir(path, mode: mode)
-    } catch where error.alreadyExists {}
+    } catch  where error.alreadyExists {}
 }
 
 package func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SystemError) {

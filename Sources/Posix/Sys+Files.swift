@@ -96,14 +96,19 @@ extension Sys {
 
     /// Reads into `buffer[offset...]` from the file's `offset`, without
     /// moving the descriptor's offset; how much was read, 0 at the end.
-    package static func pread(_ fd: Int32, into buffer: inout [UInt8], from offset: Int, path: String) throws(SystemError) -> Int {
+    package static func pread(_ fd: Int32, into buffer: inout [UInt8], from offset: Int, path: String)
+        throws(SystemError) -> Int
+    {
         try syscall("read", path: path) {
-            buffer.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress! + offset, $0.count - offset, off_t(offset)) }
+            buffer.withUnsafeMutableBytes {
+                Glibc.pread(fd, $0.baseAddress! + offset, $0.count - offset, off_t(offset))
+            }
         }
     }
 
     /// Writes some of `bytes[offset...]`; returns how many.
-    package static func write(_ fd: Int32, _ bytes: [UInt8], from offset: Int, path: String) throws(SystemError) -> Int {
+    package static func write(_ fd: Int32, _ bytes: [UInt8], from offset: Int, path: String) throws(SystemError) -> Int
+    {
         try syscall("write", path: path) {
             bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
         }
@@ -114,7 +119,9 @@ extension Sys {
         var done = 0
         while done < bytes.count {
             done += try syscall("pwrite", path: path) {
-                bytes.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done)) }
+                bytes.withUnsafeBytes {
+                    Glibc.pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done))
+                }
             }
         }
     }
@@ -167,7 +174,7 @@ extension Sys {
         do {
             try rename(from, to)
             return true
-        } catch where error.isNotFound {
+        } catch  where error.isNotFound {
             return false
         }
     }
@@ -178,7 +185,7 @@ extension Sys {
         do {
             try syscall("unlink", path: path) { Glibc.unlink(path) }
             return true
-        } catch where error.isNotFound {
+        } catch  where error.isNotFound {
             return false
         }
     }

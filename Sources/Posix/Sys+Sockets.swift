@@ -24,7 +24,9 @@ extension Sys {
     package static func connectUnix(_ path: String, deadline: Deadline) throws(SystemError) -> Int32 {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
-        guard path.utf8.count <= maxUnixSocketPathBytes else { throw SystemError("connect", path: path, errno: ENAMETOOLONG) }
+        guard path.utf8.count <= maxUnixSocketPathBytes else {
+            throw SystemError("connect", path: path, errno: ENAMETOOLONG)
+        }
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path.utf8) }
         let fd = try syscall("socket", path: path) {
             socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -84,7 +86,9 @@ extension Sys {
         return true
     }
 
-    private static func setTimeout(_ fd: Int32, _ which: SocketTimeout, _ value: timeval, path: String) throws(SystemError) {
+    private static func setTimeout(_ fd: Int32, _ which: SocketTimeout, _ value: timeval, path: String)
+        throws(SystemError)
+    {
         var value = value
         try syscall("setsockopt", path: path) {
             setsockopt(fd, SOL_SOCKET, which.option, &value, socklen_t(MemoryLayout<timeval>.size))

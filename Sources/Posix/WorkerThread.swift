@@ -19,13 +19,15 @@ package final class WorkerThread: @unchecked Sendable {
 
     package init(named name: String, _ run: @escaping () -> Void) {
         let body = Unmanaged.passRetained(Body(name, run)).toOpaque()
-        let status = pthread_create(&thread, nil, { argument in
-            let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
-            // Named from inside, before it runs anything: a name is no reason to fail.
-            _ = hookguard_name_this_thread(body.name)
-            body.run()
-            return nil
-        }, body)
+        let status = pthread_create(
+            &thread, nil,
+            { argument in
+                let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
+                // Named from inside, before it runs anything: a name is no reason to fail.
+                _ = hookguard_name_this_thread(body.name)
+                body.run()
+                return nil
+            }, body)
         precondition(status == 0, "pthread_create failed: \(status)")
     }
 

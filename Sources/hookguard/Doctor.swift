@@ -1,9 +1,9 @@
-import Posix
-import FastCGI
-import Drain
-import Doctor
 import ArgumentParser
+import Doctor
+import Drain
+import FastCGI
 import FoundationEssentials
+import Posix
 import Receiver
 
 struct Doctor: ParsableCommand {
@@ -16,7 +16,9 @@ struct Doctor: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("An nginx config file whose locations pass fastcgi_param HOOKGUARD_* lines.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "An nginx config file whose locations pass fastcgi_param HOOKGUARD_* lines.", valueName: "file"))
     var nginx: [String] = []
 
     @Option(help: ArgumentHelp("A file of NAME=VALUE lines: one location's parameters.", valueName: "file"))
@@ -44,7 +46,9 @@ struct Doctor: ParsableCommand {
         var failed = false
         func report(_ where: String, _ checks: [DoctorCheck]) {
             for check in checks {
-                print("\(check.passed ? "✓" : "✗") \(`where`): \(check.passed ? check.what : "\(check.what) — fix: \(check.fix ?? "")")")
+                print(
+                    "\(check.passed ? "✓" : "✗") \(`where`): \(check.passed ? check.what : "\(check.what) — fix: \(check.fix ?? "")")"
+                )
                 failed = failed || !check.passed
             }
         }
@@ -63,11 +67,18 @@ struct Doctor: ParsableCommand {
                 throw ValidationError("\(file): \(error)")
             }
             if locations.isEmpty {
-                report(file, [DoctorCheck(passed: false, what: "no location passes HOOKGUARD_* parameters",
-                                          fix: "add fastcgi_param HOOKGUARD_SCHEME … to the locations hookguard answers")])
+                report(
+                    file,
+                    [
+                        DoctorCheck(
+                            passed: false, what: "no location passes HOOKGUARD_* parameters",
+                            fix: "add fastcgi_param HOOKGUARD_SCHEME … to the locations hookguard answers")
+                    ])
             }
             for location in locations {
-                report("location \(location.name)", doctor.check(RequestParams(location.params), nginxBodyLimit: .some(location.clientMaxBodySize)))
+                report(
+                    "location \(location.name)",
+                    doctor.check(RequestParams(location.params), nginxBodyLimit: .some(location.clientMaxBodySize)))
             }
         }
 

@@ -1,11 +1,11 @@
-import Posix
-import Drain
-import Doctor
 import ArgumentParser
+import Doctor
+import Drain
 import FastCGI
 import FoundationEssentials
-import Receiver
 import Logging
+import Posix
+import Receiver
 
 struct Drain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,8 +38,10 @@ struct Drain: ParsableCommand {
     @Argument(help: ArgumentHelp("The spool directory: a location's HOOKGUARD_SPOOL.", valueName: "spool"))
     var spool: String
 
-    @Argument(parsing: .postTerminator, help: ArgumentHelp(
-        "The command to run for each delivery, after --, with its arguments.", valueName: "command"))
+    @Argument(
+        parsing: .postTerminator,
+        help: ArgumentHelp(
+            "The command to run for each delivery, after --, with its arguments.", valueName: "command"))
     var command: [String] = []
 
     @Flag(help: "Keep running and take new deliveries as they arrive, until SIGTERM or SIGINT.")
@@ -51,70 +53,95 @@ struct Drain: ParsableCommand {
     @Option(help: ArgumentHelp("Attempts before a delivery moves to failed/.", valueName: "n"))
     var maxAttempts = 8
 
-    @Option(help: ArgumentHelp(
-        "Wait after a delivery's first failed attempt, doubled after each further one (never more than 1h).",
-        valueName: "duration"))
+    @Option(
+        help: ArgumentHelp(
+            "Wait after a delivery's first failed attempt, doubled after each further one (never more than 1h).",
+            valueName: "duration"))
     var backoff = CommandLineDuration(.seconds(10))
 
-    @Option(help: ArgumentHelp(
-        "Longest a command may run; then its process group gets SIGTERM, SIGKILL 2s later, and the attempt has failed.",
-        valueName: "duration"))
+    @Option(
+        help: ArgumentHelp(
+            "Longest a command may run; then its process group gets SIGTERM, SIGKILL 2s later, and the attempt has failed.",
+            valueName: "duration"))
     var timeout: CommandLineDuration?
 
-    @Option(help: ArgumentHelp(
-        "After SIGTERM or SIGINT, how long running commands may go on before they are stopped (their deliveries stay for the next run).",
-        valueName: "duration"))
+    @Option(
+        help: ArgumentHelp(
+            "After SIGTERM or SIGINT, how long running commands may go on before they are stopped (their deliveries stay for the next run).",
+            valueName: "duration"))
     var grace = CommandLineDuration(.seconds(30))
 
-    @Option(help: ArgumentHelp(
-        "With --follow, how often the spool is listed again besides the change notifications (deliveries that could not be read are retried then).",
-        valueName: "duration"))
+    @Option(
+        help: ArgumentHelp(
+            "With --follow, how often the spool is listed again besides the change notifications (deliveries that could not be read are retried then).",
+            valueName: "duration"))
     var rescanInterval = CommandLineDuration(.seconds(60))
 
-    @Flag(help: "First move every delivery in failed/ back to new/ for a fresh set of attempts; without a command, only that.")
+    @Flag(
+        help:
+            "First move every delivery in failed/ back to new/ for a fresh set of attempts; without a command, only that."
+    )
     var retryFailed = false
 
-    @Option(parsing: .upToNextOption, help: ArgumentHelp(
-        "Instead of a command, publish each delivery to JetStream, as a location with HOOKGUARD_NATS_URL would have: for replaying a spool filled while NATS was down.",
-        valueName: "url subject"))
+    @Option(
+        parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Instead of a command, publish each delivery to JetStream, as a location with HOOKGUARD_NATS_URL would have: for replaying a spool filled while NATS was down.",
+            valueName: "url subject"))
     var toNats: [String] = []
 
     @OptionGroup(title: "JetStream (with --to-nats)") var nats: NATSOptions
 
     @OptionGroup(title: "HTTP (with --to-url)") var forward: ForwardOptions
 
-    @Option(help: ArgumentHelp(
-        "Also serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (loopback only).", valueName: "host:port"))
+    @Option(
+        help: ArgumentHelp(
+            "Also serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (loopback only).",
+            valueName: "host:port"))
     var metricsListen: String?
 
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
-        if let metricsListen, case .tcp = try? ListenAddress(parsing: metricsListen) {} else if let metricsListen {
+        if let metricsListen, case .tcp = try? ListenAddress(parsing: metricsListen) {
+        } else if let metricsListen {
             throw ValidationError("--metrics-listen \"\(metricsListen)\" is not HOST:PORT, e.g. 127.0.0.1:9465")
         }
         if forward.toUrl != nil {
-            guard command.isEmpty && toNats.isEmpty else { throw ValidationError("give one of --to-url, --to-nats or a command after --") }
+            guard command.isEmpty && toNats.isEmpty else {
+                throw ValidationError("give one of --to-url, --to-nats or a command after --")
+            }
             try validateCommon()
             return
         }
         if !toNats.isEmpty {
-            guard toNats.count == 2 else { throw ValidationError("--to-nats takes a URL and a subject, e.g. --to-nats nats://127.0.0.1:4222 'hooks.{scheme}.{event}'") }
-            guard command.isEmpty else { throw ValidationError("give either --to-nats or a command after --, not both") }
+            guard toNats.count == 2 else {
+                throw ValidationError(
+                    "--to-nats takes a URL and a subject, e.g. --to-nats nats://127.0.0.1:4222 'hooks.{scheme}.{event}'"
+                )
+            }
+            guard command.isEmpty else {
+                throw ValidationError("give either --to-nats or a command after --, not both")
+            }
             _ = try nats.destination(url: toNats[0], subject: toNats[1])
             return
         }
         if command.isEmpty && !retryFailed {
-            throw ValidationError("Give the command to run after --, e.g. hookguard drain \(spool) -- ./handle-delivery")
+            throw ValidationError(
+                "Give the command to run after --, e.g. hookguard drain \(spool) -- ./handle-delivery")
         }
-        if let first = command.first, resolveExecutable(first, path: ProcessInfo.processInfo.environment["PATH"]) == nil {
-            throw ValidationError("cannot run \"\(first)\": no executable file of that name\(first.contains("/") ? "" : " on PATH")")
+        if let first = command.first, resolveExecutable(first, path: ProcessInfo.processInfo.environment["PATH"]) == nil
+        {
+            throw ValidationError(
+                "cannot run \"\(first)\": no executable file of that name\(first.contains("/") ? "" : " on PATH")")
         }
         try validateCommon()
     }
 
     private func validateCommon() throws {
-        guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 1024") }
+        guard (1...1024).contains(concurrency) else {
+            throw ValidationError("--concurrency must be between 1 and 1024")
+        }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         if let timeout, timeout.duration <= .zero { throw ValidationError("--timeout must be more than 0") }
         if rescanInterval.duration <= .zero { throw ValidationError("--rescan-interval must be more than 0") }
@@ -127,9 +154,11 @@ struct Drain: ParsableCommand {
             do {
                 try drainSpool.prepare()
                 let moved = try drainSpool.retryFailed()
-                logger.notice("moved failed deliveries back to new/", metadata: [
-                    "spool": "\(drainSpool.root)", "deliveries": "\(moved.count)",
-                ])
+                logger.notice(
+                    "moved failed deliveries back to new/",
+                    metadata: [
+                        "spool": "\(drainSpool.root)", "deliveries": "\(moved.count)",
+                    ])
             } catch {
                 logger.critical("cannot move failed deliveries back", metadata: ["detail": "\(error)"])
                 throw ExitCode.failure
@@ -138,7 +167,9 @@ struct Drain: ParsableCommand {
         }
         let metricsListener = try metricsListen.map { try openMetricsListener($0, logger: logger) }
         defer { metricsListener?.close() }
-        let metricsEndpoint = metricsListener.map { MetricsEndpoint(listener: $0, text: bootstrapMetrics(), logger: logger) }
+        let metricsEndpoint = metricsListener.map {
+            MetricsEndpoint(listener: $0, text: bootstrapMetrics(), logger: logger)
+        }
         defer { metricsEndpoint?.stop() }
         if let forwarding = try forward.forwarding(timeout: timeout?.duration) {
             let options = DrainOptions(
@@ -149,7 +180,8 @@ struct Drain: ParsableCommand {
         }
         // --to-nats runs this very binary's nats-publish for each delivery: the
         // claims, retries and crash safety of drain, the addressing of the live path.
-        let command = toNats.isEmpty ? self.command : [Self.ownExecutable, "nats-publish", toNats[0], toNats[1]] + nats.arguments
+        let command =
+            toNats.isEmpty ? self.command : [Self.ownExecutable, "nats-publish", toNats[0], toNats[1]] + nats.arguments
         let options = DrainOptions(
             executable: resolveExecutable(command[0], path: ProcessInfo.processInfo.environment["PATH"])!,
             arguments: command, concurrency: concurrency, maxAttempts: maxAttempts,

@@ -1,11 +1,11 @@
-import Posix
-import Drain
-import Doctor
 import ArgumentParser
+import Doctor
+import Drain
 import FastCGI
 import FoundationEssentials
-import Receiver
 import Logging
+import Posix
+import Receiver
 
 /// `hookguard` without arguments, as Apache's mod_fcgid and mod_cgid, spawn-fcgi
 /// and systemd start it: it serves the socket it was given, answers the one
@@ -46,12 +46,15 @@ extension Hookguard {
     /// The body's reads wait at most `timeouts.read` each; SIGTERM or SIGINT
     /// leave the request `timeouts.grace` seconds to finish, then end the
     /// process with status 1.
-    private func answerCGIRequest(environment: [String: String], timeouts: FastCGIServer.Timeouts, logger: Logger) throws {
+    private func answerCGIRequest(environment: [String: String], timeouts: FastCGIServer.Timeouts, logger: Logger)
+        throws
+    {
         // A web server that stops reading must give EPIPE, not kill the answer's log line.
         Sys.ignoreSignal(Signal.brokenPipe)
         try Self.endAfterGraceOnTerm(grace: timeouts.grace, logger: logger)
         var body = FileDescriptorBody(fd: Sys.standardInput, timeout: timeouts.read)
-        let response = WebhookHandler(logger: logger, connections: .request).handle(RequestParams(environment), body: &body)
+        let response = WebhookHandler(logger: logger, connections: .request).handle(
+            RequestParams(environment), body: &body)
         do {
             try CGIResponseWriter.write(response, to: Sys.standardOutput)
         } catch {
@@ -65,9 +68,11 @@ extension Hookguard {
     /// seconds left before the process ends, unanswered.
     private static func endAfterGraceOnTerm(grace: Double, logger: Logger) throws {
         try SignalWaiter.start([Signal.terminate, Signal.interrupt]) { received in
-            logger.notice("stopping: the request has the grace period left", metadata: [
-                "signal": "\(received)", "grace": "\(grace)",
-            ])
+            logger.notice(
+                "stopping: the request has the grace period left",
+                metadata: [
+                    "signal": "\(received)", "grace": "\(grace)",
+                ])
             Sys.sleep(seconds: grace)
             logger.warning("grace period over; stopping with the request unanswered", metadata: ["grace": "\(grace)"])
             Sys.exitNow(1)
@@ -79,6 +84,7 @@ extension EnvironmentOptions {
     /// The server's timeouts, with its defaults for what the environment leaves unset.
     var timeouts: FastCGIServer.Timeouts {
         let defaults = FastCGIServer.Timeouts.defaults
-        return .init(read: readTimeout ?? defaults.read, idle: idleTimeout ?? defaults.idle, grace: grace ?? defaults.grace)
+        return .init(
+            read: readTimeout ?? defaults.read, idle: idleTimeout ?? defaults.idle, grace: grace ?? defaults.grace)
     }
 }

@@ -1,11 +1,11 @@
-import Posix
-import FastCGI
-import Drain
-import Doctor
 public import ArgumentParser
+import Doctor
+import Drain
+import FastCGI
 import FoundationEssentials
-import Receiver
 public import Logging
+import Posix
+import Receiver
 import Synchronization
 
 enum LogFormat: String, ExpressibleByArgument, CaseIterable {
@@ -19,9 +19,10 @@ struct LoggingOptions: ParsableArguments {
     @Option(help: "Log line format: logfmt or json.")
     var logFormat: LogFormat = .logfmt
 
-    @Option(help: ArgumentHelp(
-        "Append log lines to this file instead of standard error; SIGHUP reopens it (for logrotate).",
-        valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Append log lines to this file instead of standard error; SIGHUP reopens it (for logrotate).",
+            valueName: "path"))
     var logFile: String?
 
     /// Sets up swift-log once for the process and returns the logger and its sink.
@@ -30,7 +31,9 @@ struct LoggingOptions: ParsableArguments {
     }
 
     /// Also for a start without arguments, where the level comes from the environment.
-    static func makeLogger(level: Logger.Level, format: LogFormat = .logfmt, file: String? = nil) throws -> (Logger, LogSink) {
+    static func makeLogger(level: Logger.Level, format: LogFormat = .logfmt, file: String? = nil) throws -> (
+        Logger, LogSink
+    ) {
         let sink = try LogSink(path: file)
         LoggingSystem.bootstrap { label in LineLogHandler(format: format, sink: sink) }
         var logger = Logger(label: "hookguard")
@@ -39,6 +42,8 @@ struct LoggingOptions: ParsableArguments {
     }
 }
 
+// swift-format-ignore: AvoidRetroactiveConformances
+// --log-level takes swift-log's level names; neither package declares this itself.
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Where log lines go: standard error, or a file reopened on SIGHUP. Each
@@ -98,7 +103,9 @@ struct LineLogHandler: LogHandler {
         case .logfmt:
             line = fields.map { "\($0.0)=\(LineLogHandler.logfmtValue($0.1))" }.joined(separator: " ")
         case .json:
-            line = "{" + fields.map { "\(LineLogHandler.jsonString($0.0)):\(LineLogHandler.jsonString($0.1))" }
+            line =
+                "{"
+                + fields.map { "\(LineLogHandler.jsonString($0.0)):\(LineLogHandler.jsonString($0.1))" }
                 .joined(separator: ",") + "}"
         }
         line += "\n"
@@ -107,9 +114,11 @@ struct LineLogHandler: LogHandler {
 
     /// Bare when it can be, else quoted with `"` and `\` escaped.
     static func logfmtValue(_ value: String) -> String {
-        let needsQuotes = value.isEmpty || value.unicodeScalars.contains {
-            $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7f
-        }
+        let needsQuotes =
+            value.isEmpty
+            || value.unicodeScalars.contains {
+                $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7f
+            }
         return needsQuotes ? jsonString(value) : value
     }
 

@@ -1,11 +1,11 @@
-import Posix
-import Drain
 import Doctor
+import Drain
 import FastCGI
-import Receiver
 import Logging
 import Metrics
+import Posix
 import Prometheus
+import Receiver
 
 /// Bootstraps swift-metrics with the Prometheus registry and returns what renders it.
 func bootstrapMetrics() -> @Sendable () -> [UInt8] {
@@ -51,12 +51,14 @@ final class MetricsEndpoint: Sendable {
         while head.count < 8192, !head.ends(with: [13, 10, 13, 10]) {
             // A client that says nothing for 2 s is dropped.
             guard (try? Sys.waitReadable(client, milliseconds: 2000)) == true,
-                  let n = try? Sys.read(client, into: &chunk),
-                  n > 0
+                let n = try? Sys.read(client, into: &chunk),
+                n > 0
             else { return }
             head += chunk[0..<n]
         }
-        let requestLine = head.prefix { $0 != 13 && $0 != 10 }.split(separator: 32).map { String(decoding: $0, as: UTF8.self) }
+        let requestLine = head.prefix { $0 != 13 && $0 != 10 }.split(separator: 32).map {
+            String(decoding: $0, as: UTF8.self)
+        }
         let (status, body): (String, [UInt8]) =
             switch (requestLine.first, requestLine.dropFirst().first?.split(separator: "?").first) {
             case ("GET", "/metrics"?): ("200 OK", text())
@@ -64,7 +66,8 @@ final class MetricsEndpoint: Sendable {
             default: ("405 Method Not Allowed", Array("Read metrics with GET.\n".utf8))
             }
         var response = Array(
-            "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+            "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+                .utf8)
         response += body
         var offset = 0
         while offset < response.count, let n = try? Sys.send(client, response, from: offset), n > 0 {
@@ -74,5 +77,7 @@ final class MetricsEndpoint: Sendable {
 }
 
 extension Array where Element == UInt8 {
-    fileprivate func ends(with suffix: [UInt8]) -> Bool { count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix }
+    fileprivate func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
+    }
 }

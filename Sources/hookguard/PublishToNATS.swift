@@ -1,9 +1,9 @@
-import Posix
-import FastCGI
-import Drain
-import Doctor
 import ArgumentParser
+import Doctor
+import Drain
+import FastCGI
 import FoundationEssentials
+import Posix
 import Receiver
 
 /// The options that name a JetStream destination, shared by `drain --to-nats`
@@ -75,7 +75,8 @@ struct PublishToNATS: ParsableCommand {
             destination: destination)
         do {
             let ack = try JetStreamPublisher(lifetime: .request).publish(bytes, as: message, to: destination)
-            print("\(stored.id) stream \(ack.stream) sequence \(ack.sequence)\(ack.duplicate ? " (already there)" : "")")
+            print(
+                "\(stored.id) stream \(ack.stream) sequence \(ack.sequence)\(ack.duplicate ? " (already there)" : "")")
         } catch {
             try? writeAll(Sys.standardError, Array("hookguard nats-publish: \(error)\n".utf8), path: "standard error")
             throw ExitCode.failure

@@ -1,9 +1,9 @@
-import Posix
-import FastCGI
-import Drain
-import Doctor
 import ArgumentParser
+import Doctor
+import Drain
+import FastCGI
 import FoundationEssentials
+import Posix
 import Receiver
 
 /// The scheme and secret `sign` and `verify` work with: the same names and
@@ -33,19 +33,26 @@ struct SchemeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("custom: the delivery id's header (HOOKGUARD_ID_HEADER).", valueName: "name"))
     var idHeader: String?
 
-    @Option(help: ArgumentHelp("custom: the signed bytes, e.g. 'v0:{timestamp}:{body}' (HOOKGUARD_MESSAGE).", valueName: "template"))
+    @Option(
+        help: ArgumentHelp(
+            "custom: the signed bytes, e.g. 'v0:{timestamp}:{body}' (HOOKGUARD_MESSAGE).", valueName: "template"))
     var message: String?
 
     @Option(help: ArgumentHelp("custom: the timestamp's own header (HOOKGUARD_TIMESTAMP_HEADER).", valueName: "name"))
     var timestampHeader: String?
 
-    @Option(help: ArgumentHelp("custom: the timestamp's entry in the signature list, e.g. t= (HOOKGUARD_TIMESTAMP_FIELD).", valueName: "text"))
+    @Option(
+        help: ArgumentHelp(
+            "custom: the timestamp's entry in the signature list, e.g. t= (HOOKGUARD_TIMESTAMP_FIELD).",
+            valueName: "text"))
     var timestampField: String?
 
-    @Option(help: ArgumentHelp("custom: seconds, milliseconds or rfc3339 (HOOKGUARD_TIMESTAMP_FORMAT).", valueName: "name"))
+    @Option(
+        help: ArgumentHelp("custom: seconds, milliseconds or rfc3339 (HOOKGUARD_TIMESTAMP_FORMAT).", valueName: "name"))
     var timestampFormat: String?
 
-    @Option(help: ArgumentHelp("custom: the character between signature entries (HOOKGUARD_SEPARATOR).", valueName: "char"))
+    @Option(
+        help: ArgumentHelp("custom: the character between signature entries (HOOKGUARD_SEPARATOR).", valueName: "char"))
     var separator: String?
 
     @Option(help: ArgumentHelp("custom: as-given or whsec-base64 (HOOKGUARD_KEY_FORM).", valueName: "name"))
@@ -54,7 +61,10 @@ struct SchemeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("custom: the event's header (HOOKGUARD_EVENT_HEADER).", valueName: "name"))
     var eventHeader: String?
 
-    @Option(help: ArgumentHelp("URL-bound schemes (twilio, square, hubspot): the public URL the sender signs (HOOKGUARD_URL).", valueName: "url"))
+    @Option(
+        help: ArgumentHelp(
+            "URL-bound schemes (twilio, square, hubspot): the public URL the sender signs (HOOKGUARD_URL).",
+            valueName: "url"))
     var url: String?
 
     /// `--url`, checked as HOOKGUARD_URL is, for the schemes that sign it.
@@ -115,7 +125,9 @@ struct SchemeOptions: ParsableArguments {
         try requireSecret()
         let file: (path: String, lines: [(line: Int, secret: Secret)])?
         do {
-            file = try secretFile.map { path throws(ConfigError) in (path, try SecretFileCache().numberedSecrets(at: path)) }
+            file = try secretFile.map { path throws(ConfigError) in
+                (path, try SecretFileCache().numberedSecrets(at: path))
+            }
         } catch {
             throw ValidationError(flagMessage(error))
         }

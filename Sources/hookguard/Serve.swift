@@ -1,11 +1,11 @@
-import Posix
-import Drain
-import Doctor
 import ArgumentParser
+import Doctor
+import Drain
 import FastCGI
 import FoundationEssentials
-import Receiver
 import Logging
+import Posix
+import Receiver
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,9 +20,10 @@ struct Serve: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp(
-        "Where to take FastCGI connections: unix:/path/to.sock or HOST:PORT (default: the socket hookguard was started with).",
-        valueName: "address"))
+    @Option(
+        help: ArgumentHelp(
+            "Where to take FastCGI connections: unix:/path/to.sock or HOST:PORT (default: the socket hookguard was started with).",
+            valueName: "address"))
     var listen: String?
 
     @Option(help: ArgumentHelp("Mode of the Unix socket file, in octal.", valueName: "mode"))
@@ -31,9 +32,10 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Group of the Unix socket file (the web server's group).", valueName: "group"))
     var socketGroup: String?
 
-    @Option(help: ArgumentHelp(
-        "Run as this unprivileged user once the sockets are open (start as root); the socket file is given to it.",
-        valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "Run as this unprivileged user once the sockets are open (start as root); the socket file is given to it.",
+            valueName: "name"))
     var user: String?
 
     @Flag(help: "Allow --listen (or an inherited socket) on a TCP address that is not loopback.")
@@ -48,26 +50,30 @@ struct Serve: ParsableCommand {
     /// durable rate on 2 cores). Bigger machines keep 2 per core.
     static let defaultWorkers = max(16, 2 * ProcessInfo.processInfo.activeProcessorCount)
 
-    @Option(help: ArgumentHelp(
-        "Longest wait, in seconds, for a new connection's first record, for each read of a request's parameters or body, and for each write of its answer; the connection is then closed.",
-        valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Longest wait, in seconds, for a new connection's first record, for each read of a request's parameters or body, and for each write of its answer; the connection is then closed.",
+            valueName: "seconds"))
     var readTimeout: Double = FastCGIServer.Timeouts.defaults.read
 
-    @Option(help: ArgumentHelp(
-        "Longest wait, in seconds, for the next request on a connection the web server keeps open (fastcgi_keep_conn); it is then closed.",
-        valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Longest wait, in seconds, for the next request on a connection the web server keeps open (fastcgi_keep_conn); it is then closed.",
+            valueName: "seconds"))
     var idleTimeout: Double = FastCGIServer.Timeouts.defaults.idle
 
-    @Option(help: ArgumentHelp(
-        "After SIGTERM, seconds the requests in flight have to finish before hookguard exits anyway (status 1).",
-        valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "After SIGTERM, seconds the requests in flight have to finish before hookguard exits anyway (status 1).",
+            valueName: "seconds"))
     var grace: Double = FastCGIServer.Timeouts.defaults.grace
 
     var timeouts: FastCGIServer.Timeouts { .init(read: readTimeout, idle: idleTimeout, grace: grace) }
 
-    @Option(help: ArgumentHelp(
-        "Also serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (loopback unless --allow-remote).",
-        valueName: "host:port"))
+    @Option(
+        help: ArgumentHelp(
+            "Also serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (loopback unless --allow-remote).",
+            valueName: "host:port"))
     var metricsListen: String?
 
     @Flag(help: "Serve in this process, without a supervisor process that restarts the workers if they die.")
@@ -84,7 +90,8 @@ struct Serve: ParsableCommand {
             }
         } else {
             guard try Self.inheritedSocket() != nil else {
-                throw ValidationError("""
+                throw ValidationError(
+                    """
                     no --listen, and hookguard was not started with a listening socket \
                     (on fd 0 as spawn-fcgi or mod_fcgid pass it, or from systemd with LISTEN_FDS)
                     """)
@@ -100,7 +107,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--workers must be between 1 and 1024")
         }
         for (name, value) in [("--read-timeout", readTimeout), ("--idle-timeout", idleTimeout)] {
-            guard value >= 0.001, value <= 86400 else { throw ValidationError("\(name) must be between 0.001 and 86400 seconds") }
+            guard value >= 0.001, value <= 86400 else {
+                throw ValidationError("\(name) must be between 0.001 and 86400 seconds")
+            }
         }
         guard grace >= 0, grace <= 86400 else { throw ValidationError("--grace must be between 0 and 86400 seconds") }
         if let metricsListen {
@@ -177,24 +186,30 @@ struct Serve: ParsableCommand {
         timeouts: FastCGIServer.Timeouts = .defaults, logger: Logger, logSink: LogSink, supervised: Bool = true
     ) -> Int32 {
         let exposition = bootstrapMetrics()
-        logger.notice("serving", metadata: [
-            "listen": "\(listener)", "workers": "\(workers)",
-            "read_timeout": "\(timeouts.read)", "idle_timeout": "\(timeouts.idle)", "grace": "\(timeouts.grace)",
-            "user": "\(Sys.accountName(of: Sys.effectiveUserID) ?? String(Sys.effectiveUserID))",
-        ])
+        logger.notice(
+            "serving",
+            metadata: [
+                "listen": "\(listener)", "workers": "\(workers)",
+                "read_timeout": "\(timeouts.read)", "idle_timeout": "\(timeouts.idle)", "grace": "\(timeouts.grace)",
+                "user": "\(Sys.accountName(of: Sys.effectiveUserID) ?? String(Sys.effectiveUserID))",
+            ])
         let serveHere = { () -> Int32 in
             LargeBuffers.unmapWhenFreed()
             let workerStatus = WorkerStatus(total: workers)
             let handler = WebhookHandler(logger: logger, workers: workerStatus, exposition: exposition)
-            let metricsEndpoint = metricsListener.map { MetricsEndpoint(listener: $0, text: handler.metricsText, logger: logger) }
+            let metricsEndpoint = metricsListener.map {
+                MetricsEndpoint(listener: $0, text: handler.metricsText, logger: logger)
+            }
             let server = FastCGIServer(listener: listener, workers: workers, timeouts: timeouts) { event in
                 switch event {
                 case .acceptFailed(let error, let count):
                     logger.error("cannot accept connections", metadata: ["detail": "\(error)", "count": "\(count)"])
                 case .graceExpired(let inFlight):
-                    logger.warning("grace period over; stopping with requests unanswered", metadata: [
-                        "grace": "\(timeouts.grace)", "in_flight": "\(inFlight)",
-                    ])
+                    logger.warning(
+                        "grace period over; stopping with requests unanswered",
+                        metadata: [
+                            "grace": "\(timeouts.grace)", "in_flight": "\(inFlight)",
+                        ])
                 }
             }
             let stop: FastCGIServer.Stop
@@ -222,9 +237,12 @@ struct Serve: ParsableCommand {
                     switch event {
                     case .started(let pid): logger.debug("workers started", metadata: ["pid": "\(pid)"])
                     case .died(let pid, let status):
-                        logger.critical("workers died; restarting them", metadata: ["pid": "\(pid)", "detail": "\(status)"])
+                        logger.critical(
+                            "workers died; restarting them", metadata: ["pid": "\(pid)", "detail": "\(status)"])
                     case .forkFailed(let error, let retryIn):
-                        logger.critical("cannot start workers; retrying", metadata: ["detail": "\(error)", "retry_in": "\(retryIn)s"])
+                        logger.critical(
+                            "cannot start workers; retrying",
+                            metadata: ["detail": "\(error)", "retry_in": "\(retryIn)s"])
                     case .stopping: logger.debug("stopping workers")
                     case .killed(let pid):
                         logger.error("workers outlived the grace period; killed", metadata: ["pid": "\(pid)"])

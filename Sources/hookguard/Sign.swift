@@ -1,9 +1,9 @@
-import Posix
-import FastCGI
-import Drain
-import Doctor
 import ArgumentParser
+import Doctor
+import Drain
+import FastCGI
 import FoundationEssentials
+import Posix
 import Receiver
 
 struct Sign: ParsableCommand {
@@ -27,9 +27,10 @@ struct Sign: ParsableCommand {
     @Option(help: ArgumentHelp("Unix time to sign (default: now).", valueName: "seconds"))
     var timestamp: Int?
 
-    @Option(help: ArgumentHelp(
-        "Public-key schemes (discord, sendgrid, custom ed25519/ecdsa-p256; standard-webhooks v1a): the sender's private key, PEM.",
-        valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Public-key schemes (discord, sendgrid, custom ed25519/ecdsa-p256; standard-webhooks v1a): the sender's private key, PEM.",
+            valueName: "file"))
     var privateKeyFile: String?
 
     @Option(help: ArgumentHelp("The sender's delivery id (default: a fresh UUID).", valueName: "id"))
@@ -53,10 +54,13 @@ struct Sign: ParsableCommand {
         let lines: [(name: String, value: String)]
         if scheme.publicKey != nil || (scheme.asymmetricPrefix != nil && privateKeyFile != nil) {
             guard let privateKeyFile else {
-                throw ValidationError("--private-key-file: \(scheme.name) is signed with the sender's private key (a readable PEM file)")
+                throw ValidationError(
+                    "--private-key-file: \(scheme.name) is signed with the sender's private key (a readable PEM file)")
             }
             let pem: [UInt8]
-            do { pem = try readWholeFile(privateKeyFile) } catch { throw CommandFailure("--private-key-file: \(error)") }
+            do { pem = try readWholeFile(privateKeyFile) } catch {
+                throw CommandFailure("--private-key-file: \(error)")
+            }
             do {
                 lines = try SignatureSigner.headers(
                     scheme, privateKeyPEM: pem, body: readBody(file), timestamp: timestamp ?? now.seconds,

@@ -1,9 +1,9 @@
-import Posix
-import FastCGI
-import Drain
-import Doctor
 import ArgumentParser
+import Doctor
+import Drain
+import FastCGI
 import FoundationEssentials
+import Posix
 import Receiver
 
 struct SpoolStatus: ParsableCommand {
@@ -42,7 +42,8 @@ struct SpoolStatus: ParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
-        print("""
+        print(
+            """
             spool        \(drainSpool.root)
             new          \(counts.new)
             in progress  \(counts.inProgress)
@@ -51,8 +52,11 @@ struct SpoolStatus: ParsableCommand {
             oldest       \(age.map(Self.describeAge) ?? "-")
             """)
         for circuit in circuits {
-            let reopens = circuit.reopensAt.map { " (probes again in \(Self.describeAge($0.timeIntervalSinceNow)))" } ?? ""
-            print("circuit      \(circuit.state)\(reopens), \(circuit.consecutiveFailures) failures in a row: \(circuit.url) (drain \(circuit.pid))")
+            let reopens =
+                circuit.reopensAt.map { " (probes again in \(Self.describeAge($0.timeIntervalSinceNow)))" } ?? ""
+            print(
+                "circuit      \(circuit.state)\(reopens), \(circuit.consecutiveFailures) failures in a row: \(circuit.url) (drain \(circuit.pid))"
+            )
         }
     }
 
@@ -63,7 +67,11 @@ struct SpoolStatus: ParsableCommand {
         var circuits: [CircuitStatus]
 
         enum CodingKeys: String, CodingKey {
-            case spool, new, inProgress = "in_progress", retrying, failed, oldestAgeSeconds = "oldest_age_seconds", circuits
+            case spool, new
+            case inProgress = "in_progress"
+            case retrying, failed
+            case oldestAgeSeconds = "oldest_age_seconds"
+            case circuits
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -74,7 +82,8 @@ struct SpoolStatus: ParsableCommand {
             try container.encode(counts.retrying, forKey: .retrying)
             try container.encode(counts.failed, forKey: .failed)
             try container.encode(oldestAgeSeconds, forKey: .oldestAgeSeconds)  // null when nothing waits
-            if !circuits.isEmpty { try container.encode(circuits, forKey: .circuits) }  // only while a drain --to-url runs
+            // only while a drain --to-url runs
+            if !circuits.isEmpty { try container.encode(circuits, forKey: .circuits) }
         }
     }
 

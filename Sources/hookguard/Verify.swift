@@ -1,9 +1,9 @@
-import Posix
-import FastCGI
-import Drain
-import Doctor
 import ArgumentParser
+import Doctor
+import Drain
+import FastCGI
 import FoundationEssentials
+import Posix
 import Receiver
 
 struct Verify: ParsableCommand {
@@ -23,9 +23,10 @@ struct Verify: ParsableCommand {
         help: ArgumentHelp("A request header as captured, e.g. 'X-Slack-Signature: v0=…'.", valueName: "line"))
     var headers: [String] = []
 
-    @Option(help: ArgumentHelp(
-        "Seconds a signed timestamp may be from now (default: the scheme's, as HOOKGUARD_TOLERANCE).",
-        valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a signed timestamp may be from now (default: the scheme's, as HOOKGUARD_TOLERANCE).",
+            valueName: "seconds"))
     var tolerance: Int?
 
     @Option(help: ArgumentHelp("Unix time to check against (default: now).", valueName: "seconds"))
@@ -73,7 +74,9 @@ struct Verify: ParsableCommand {
             switch error {
             case .refused(let failure):
                 print("refused (\(failure.reasonCode)): \(failure)")
-                for hint in hints(failure, scheme: scheme, body: body, tolerance: tolerance, check: check) { print("  \(hint)") }
+                for hint in hints(failure, scheme: scheme, body: body, tolerance: tolerance, check: check) {
+                    print("  \(hint)")
+                }
             case .crypto(let failure):
                 print("not checked (crypto-error): \(failure)")
             }
@@ -101,8 +104,10 @@ struct Verify: ParsableCommand {
             }
             return ["a wrong secret, or a body that is not byte for byte the one signed"]
         case .stale, .future:
-            return ["the signature itself matches: the delivery is genuine but outside --tolerance \(tolerance) s"
-                + " (a replay, or a clock that is off)"]
+            return [
+                "the signature itself matches: the delivery is genuine but outside --tolerance \(tolerance) s"
+                    + " (a replay, or a clock that is off)"
+            ]
         case .malformed:
             return []
         }

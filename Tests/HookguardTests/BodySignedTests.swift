@@ -1,11 +1,12 @@
 import Foundation
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 struct BodySignedVector: Decodable, CustomTestStringConvertible {
     var scheme: String, secret: String, now: Int, body: String, note: String
@@ -30,17 +31,23 @@ private let adyenVectors = allVectors.filter { $0.scheme == "adyen" }
         let body = Array(vector.body.utf8)
         let key = [Secret(vector.secret)]
         try SignatureVerifier.verify(scheme, keys: key, params: params([:]), body: body, now: vector.now)
-        try SignatureVerifier.verify(scheme, keys: [Secret("old"), Secret(vector.secret)], params: params([:]), body: body, now: vector.now)
+        try SignatureVerifier.verify(
+            scheme, keys: [Secret("old"), Secret(vector.secret)], params: params([:]), body: body, now: vector.now)
         let mismatch = VerificationError.refused(.mismatch(header: scheme.signatureHeader.display))
         #expect(throws: mismatch) {
-            try SignatureVerifier.verify(scheme, keys: [Secret("other")], params: params([:]), body: body, now: vector.now)
+            try SignatureVerifier.verify(
+                scheme, keys: [Secret("other")], params: params([:]), body: body, now: vector.now)
         }
         // Another token with the same signature: the token is signed.
         let otherToken = vector.body.replacingOccurrences(of: "a8ce0edb", with: "b8ce0edb")
         #expect(throws: mismatch) {
-            try SignatureVerifier.verify(scheme, keys: key, params: params([:]), body: Array(otherToken.utf8), now: vector.now)
+            try SignatureVerifier.verify(
+                scheme, keys: key, params: params([:]), body: Array(otherToken.utf8), now: vector.now)
         }
-        #expect(throws: VerificationError.refused(.stale(header: "signature.timestamp (JSON body)", seconds: 301, tolerance: 300))) {
+        #expect(
+            throws: VerificationError.refused(
+                .stale(header: "signature.timestamp (JSON body)", seconds: 301, tolerance: 300))
+        ) {
             try SignatureVerifier.verify(scheme, keys: key, params: params([:]), body: body, now: vector.now + 301)
         }
     }
@@ -52,14 +59,20 @@ private let adyenVectors = allVectors.filter { $0.scheme == "adyen" }
             (#"{"event-data":{}}"#, .missing(header: "signature.signature (JSON body)")),
             (#"{"signature":{"token":"t","signature":"00"}}"#, .missing(header: "signature.timestamp (JSON body)")),
             (#"{"signature":{"timestamp":"1","signature":"00"}}"#, .missing(header: "signature.token (JSON body)")),
-            (#"{"signature":{"timestamp":"soon","token":"t","signature":"00"}}"#,
-             .malformed(header: "signature.timestamp (JSON body)", problem: "the timestamp is not a Unix time in seconds")),
-            (#"{"signature":{"timestamp":"1","token":"t","signature":"zz"}}"#,
-             .malformed(header: "signature.signature (JSON body)", problem: "not valid hex")),
+            (
+                #"{"signature":{"timestamp":"soon","token":"t","signature":"00"}}"#,
+                .malformed(
+                    header: "signature.timestamp (JSON body)", problem: "the timestamp is not a Unix time in seconds")
+            ),
+            (
+                #"{"signature":{"timestamp":"1","token":"t","signature":"zz"}}"#,
+                .malformed(header: "signature.signature (JSON body)", problem: "not valid hex")
+            ),
         ]
         for (body, failure) in cases {
             #expect(throws: VerificationError.refused(failure), "\(body)") {
-                try SignatureVerifier.verify(scheme, keys: [Secret("k")], params: params([:]), body: Array(body.utf8), now: 1)
+                try SignatureVerifier.verify(
+                    scheme, keys: [Secret("k")], params: params([:]), body: Array(body.utf8), now: 1)
             }
         }
         #expect(throws: Scheme.KeyError.self) {
@@ -101,9 +114,11 @@ private let adyenVectors = allVectors.filter { $0.scheme == "adyen" }
     @Test func tamperedItem() throws {
         let vector = adyenVectors[0]
         let keys = [try key(vector.secret)]
-        for (from, to) in [("1130", "1131"), ("\"EUR\"", "\"USD\""), ("AUTHORISATION", "CAPTURE"),
-                           ("\"success\": \"true\"", "\"success\": \"false\""),
-                           ("TestMerchant", "OtherMerchant"), ("\"7914073381342284\"", "\"7914073381342285\"")] {
+        for (from, to) in [
+            ("1130", "1131"), ("\"EUR\"", "\"USD\""), ("AUTHORISATION", "CAPTURE"),
+            ("\"success\": \"true\"", "\"success\": \"false\""),
+            ("TestMerchant", "OtherMerchant"), ("\"7914073381342284\"", "\"7914073381342285\""),
+        ] {
             let body = vector.body.replacingOccurrences(of: from, with: to)
             #expect(body != vector.body)
             #expect(throws: VerificationError.refused(.mismatch(header: Self.place(0))), "\(from) → \(to)") {
@@ -121,7 +136,9 @@ private let adyenVectors = allVectors.filter { $0.scheme == "adyen" }
         // The refund's amount changed: the first item still verifies, the delivery does not.
         let tampered = vector.body.replacingOccurrences(of: "\"value\": 500", with: "\"value\": 5000")
         #expect(tampered != vector.body)
-        #expect(throws: VerificationError.refused(.mismatch(header: Self.place(1)))) { try verify(tampered, keys: keys) }
+        #expect(throws: VerificationError.refused(.mismatch(header: Self.place(1)))) {
+            try verify(tampered, keys: keys)
+        }
         // The second item carrying the first one's signature.
         let signatures = vector.body.matches(of: /"hmacSignature": "([^"]+)"/).map { String($0.1) }
         try #require(signatures.count == 2)
@@ -132,7 +149,8 @@ private let adyenVectors = allVectors.filter { $0.scheme == "adyen" }
 
     @Test func itemsSignedUnderEitherKeyOfTheLocation() throws {
         // Item 0 is Adyen's documented example (docs key), item 1 the second vector's refund (its key).
-        let docs = adyenVectors[0], second = adyenVectors[1]
+        let docs = adyenVectors[0]
+        let second = adyenVectors[1]
         let item0 = try #require(docs.body.firstMatch(of: /\{"NotificationRequestItem": .*\}\}\]/)).0.dropLast()
         let item1 = try #require(second.body.firstMatch(of: /, (\{"NotificationRequestItem": .*)\]\}$/)?.1)
         let body = #"{"notificationItems": ["# + item0 + ", " + item1 + "]}"
@@ -153,13 +171,22 @@ private let adyenVectors = allVectors.filter { $0.scheme == "adyen" }
             (#"{"live":"false"}"#, .missing(header: list)),
             (#"{"notificationItems":[]}"#, .malformed(header: list, problem: "no items: nothing is signed")),
             (#"{"notificationItems":[{"Other":{}}]}"#, .missing(header: Self.place(0))),
-            (#"{"notificationItems":[{"NotificationRequestItem":{"pspReference":"1"}}]}"#, .missing(header: Self.place(0))),
-            (#"{"notificationItems":[{"NotificationRequestItem":{"additionalData":{"hmacSignature":""}}}]}"#,
-             .missing(header: Self.place(0))),
-            (#"{"notificationItems":[{"NotificationRequestItem":{"additionalData":{"hmacSignature":"%%%"}}}]}"#,
-             .malformed(header: Self.place(0), problem: "not valid base64")),
-            (#"{"notificationItems":[{"NotificationRequestItem":{"additionalData":{"hmacSignature":"AAAA"}}}]}"#,
-             .malformed(header: Self.place(0), problem: "3 bytes where sha256 gives 32")),
+            (
+                #"{"notificationItems":[{"NotificationRequestItem":{"pspReference":"1"}}]}"#,
+                .missing(header: Self.place(0))
+            ),
+            (
+                #"{"notificationItems":[{"NotificationRequestItem":{"additionalData":{"hmacSignature":""}}}]}"#,
+                .missing(header: Self.place(0))
+            ),
+            (
+                #"{"notificationItems":[{"NotificationRequestItem":{"additionalData":{"hmacSignature":"%%%"}}}]}"#,
+                .malformed(header: Self.place(0), problem: "not valid base64")
+            ),
+            (
+                #"{"notificationItems":[{"NotificationRequestItem":{"additionalData":{"hmacSignature":"AAAA"}}}]}"#,
+                .malformed(header: Self.place(0), problem: "3 bytes where sha256 gives 32")
+            ),
         ]
         for (body, failure) in cases {
             #expect(throws: VerificationError.refused(failure), "\(body)") {

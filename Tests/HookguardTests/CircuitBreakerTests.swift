@@ -1,12 +1,13 @@
+import HookguardTesting
 import Logging
 import Synchronization
 import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
+
 @testable import Doctor
-import HookguardTesting
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 /// The breaker's transitions, with the time given by the test.
 @Suite struct CircuitBreakerTests {
@@ -128,11 +129,14 @@ import HookguardTesting
     @Test func transitionsAreLoggedDownProbingUp() throws {
         let log = CapturedLog()
         let clock = Clock()
-        let breakers = DestinationBreakers(workers: 4, logger: log.logger(), clock: { clock.now.load(ordering: .relaxed) })
+        let breakers = DestinationBreakers(
+            workers: 4, logger: log.logger(), clock: { clock.now.load(ordering: .relaxed) })
         let policy = BreakerPolicy(failures: 2, backoffMilliseconds: 50)
         for _ in 0..<2 {
             let pass = try breakers.admit(.socket(path: "/run/r.sock"), policy: policy).get()
-            breakers.finish(.socket(path: "/run/r.sock"), pass, policy: policy, failure: "socket /run/r.sock: no acknowledgement within the timeout")
+            breakers.finish(
+                .socket(path: "/run/r.sock"), pass, policy: policy,
+                failure: "socket /run/r.sock: no acknowledgement within the timeout")
         }
         #expect(!breakers.isUp(.socket(path: "/run/r.sock")))
         #expect(breakers.isUp(.nats(url: "nats://127.0.0.1:4222")), "one destination's breaker is not another's")
@@ -146,7 +150,10 @@ import HookguardTesting
         breakers.finish(.socket(path: "/run/r.sock"), probe, policy: policy, failure: nil)
         #expect(breakers.isUp(.socket(path: "/run/r.sock")))
         let lines = log.lines.filter { $0.contains(" destination ") }
-        #expect(lines.map { $0.split(separator: " ").first { $0.hasPrefix("state=") } } == ["state=down", "state=probing", "state=up"])
+        #expect(
+            lines.map { $0.split(separator: " ").first { $0.hasPrefix("state=") } } == [
+                "state=down", "state=probing", "state=up",
+            ])
         #expect(lines.allSatisfy { $0.contains("destination=unix:/run/r.sock") })
         #expect(lines.first?.hasPrefix("error destination ") == true)
         #expect(lines.first?.contains("no acknowledgement within the timeout") == true)
@@ -163,4 +170,3 @@ import HookguardTesting
         #expect(try breakers.admit(.socket(path: "/run/other.sock"), policy: policy).get().isProbe == false)
     }
 }
-

@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 @Suite struct ConfigTests {
     let base = [
@@ -28,40 +29,66 @@ import HookguardTesting
         #expect(config.spool == "/var/spool/hookguard/tito")
     }
 
-    @Test(arguments: [
-        (["HOOKGUARD_SCHEME": nil], Parameter.scheme),
-        (["HOOKGUARD_SCHEME": ""], Parameter.scheme),
-        (["HOOKGUARD_SCHEME": "paypal"], Parameter.scheme),
-        (["HOOKGUARD_SECRET_FILE": nil], Parameter.secretFile),
-        (["HOOKGUARD_SECRET_FILE": "relative/tito.secret"], Parameter.secretFile),
-        (["HOOKGUARD_SPOOL": nil], Parameter.spool),
-        (["HOOKGUARD_SPOOL": "spool"], Parameter.spool),
-        (["HOOKGUARD_MAX_BODY": "lots"], Parameter.maxBody),
-        (["HOOKGUARD_MAX_BODY": "0"], Parameter.maxBody),
-        (["HOOKGUARD_REJECT_STATUS": "200"], Parameter.rejectStatus),
-        (["HOOKGUARD_REJECT_STATUS": "abc"], Parameter.rejectStatus),
-        (["HOOKGUARD_SCHEME": "custom"], Parameter.signatureHeader),
-        (["HOOKGUARD_SOCKET": "reader.sock"], Parameter.socket),
-        (["HOOKGUARD_NATS_URL": "http://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"], Parameter.natsURL),
-        (["HOOKGUARD_NATS_URL": "nats://user:pass@127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"], Parameter.natsURL),
-        (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222"], Parameter.natsSubject),
-        (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks.>"], Parameter.natsSubject),
-        (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks..x"], Parameter.natsSubject),
-        (["HOOKGUARD_NATS_SUBJECT": "hooks"], Parameter.natsSubject),
-        (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "h", "HOOKGUARD_SOCKET": "/r.sock"], Parameter.natsURL),
-        (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "h", "HOOKGUARD_NATS_CREDS": "user.creds"], Parameter.natsCredentials),
-        (["HOOKGUARD_SOCKET_ACK": "1"], Parameter.socketAck),
-        (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_ACK": "maybe"], Parameter.socketAck),
-        (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "0"], Parameter.socketTimeout),
-        (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "soon"], Parameter.socketTimeout),
-        (["HOOKGUARD_BREAKER_FAILURES": "2"], Parameter.breakerFailures),  // spool only: nothing to cut off
-        (["HOOKGUARD_SOCKET": "/r.sock", "HOOKGUARD_BREAKER_FAILURES": "0"], Parameter.breakerFailures),
-        (["HOOKGUARD_SOCKET": "/r.sock", "HOOKGUARD_BREAKER_BACKOFF_MS": "soon"], Parameter.breakerBackoff),
-        (["HOOKGUARD_SOCKET": "/r.sock", "HOOKGUARD_BREAKER_MAX_IN_FLIGHT": "-1"], Parameter.breakerMaxInFlight),
-        (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X_Bad Header"], Parameter.signatureHeader),
-        (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_ALGORITHM": "md5"], Parameter.algorithm),
-        (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_ENCODING": "base32"], Parameter.encoding),
-    ] as [([String: String?], Parameter)])
+    @Test(
+        arguments: [
+            (["HOOKGUARD_SCHEME": nil], Parameter.scheme),
+            (["HOOKGUARD_SCHEME": ""], Parameter.scheme),
+            (["HOOKGUARD_SCHEME": "paypal"], Parameter.scheme),
+            (["HOOKGUARD_SECRET_FILE": nil], Parameter.secretFile),
+            (["HOOKGUARD_SECRET_FILE": "relative/tito.secret"], Parameter.secretFile),
+            (["HOOKGUARD_SPOOL": nil], Parameter.spool),
+            (["HOOKGUARD_SPOOL": "spool"], Parameter.spool),
+            (["HOOKGUARD_MAX_BODY": "lots"], Parameter.maxBody),
+            (["HOOKGUARD_MAX_BODY": "0"], Parameter.maxBody),
+            (["HOOKGUARD_REJECT_STATUS": "200"], Parameter.rejectStatus),
+            (["HOOKGUARD_REJECT_STATUS": "abc"], Parameter.rejectStatus),
+            (["HOOKGUARD_SCHEME": "custom"], Parameter.signatureHeader),
+            (["HOOKGUARD_SOCKET": "reader.sock"], Parameter.socket),
+            (["HOOKGUARD_NATS_URL": "http://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"], Parameter.natsURL),
+            (
+                ["HOOKGUARD_NATS_URL": "nats://user:pass@127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"],
+                Parameter.natsURL
+            ),
+            (["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222"], Parameter.natsSubject),
+            (
+                ["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks.>"],
+                Parameter.natsSubject
+            ),
+            (
+                ["HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks..x"],
+                Parameter.natsSubject
+            ),
+            (["HOOKGUARD_NATS_SUBJECT": "hooks"], Parameter.natsSubject),
+            (
+                [
+                    "HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "h",
+                    "HOOKGUARD_SOCKET": "/r.sock",
+                ], Parameter.natsURL
+            ),
+            (
+                [
+                    "HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "h",
+                    "HOOKGUARD_NATS_CREDS": "user.creds",
+                ], Parameter.natsCredentials
+            ),
+            (["HOOKGUARD_SOCKET_ACK": "1"], Parameter.socketAck),
+            (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_ACK": "maybe"], Parameter.socketAck),
+            (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "0"], Parameter.socketTimeout),
+            (["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "soon"], Parameter.socketTimeout),
+            (["HOOKGUARD_BREAKER_FAILURES": "2"], Parameter.breakerFailures),  // spool only: nothing to cut off
+            (["HOOKGUARD_SOCKET": "/r.sock", "HOOKGUARD_BREAKER_FAILURES": "0"], Parameter.breakerFailures),
+            (["HOOKGUARD_SOCKET": "/r.sock", "HOOKGUARD_BREAKER_BACKOFF_MS": "soon"], Parameter.breakerBackoff),
+            (["HOOKGUARD_SOCKET": "/r.sock", "HOOKGUARD_BREAKER_MAX_IN_FLIGHT": "-1"], Parameter.breakerMaxInFlight),
+            (["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X_Bad Header"], Parameter.signatureHeader),
+            (
+                ["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_ALGORITHM": "md5"],
+                Parameter.algorithm
+            ),
+            (
+                ["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_ENCODING": "base32"],
+                Parameter.encoding
+            ),
+        ] as [([String: String?], Parameter)])
     func misconfigurationNamesTheParameter(_ changes: [String: String?], _ parameter: Parameter) {
         #expect {
             _ = try config(changes)
@@ -73,7 +100,8 @@ import HookguardTesting
     @Test func natsDestinationAndSubjects() throws {
         let config = try config([
             "HOOKGUARD_SPOOL": nil, "HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222",
-            "HOOKGUARD_NATS_SUBJECT": "hooks.{scheme}.{event}", "HOOKGUARD_NATS_TOKEN_FILE": "/etc/hookguard/nats.token",
+            "HOOKGUARD_NATS_SUBJECT": "hooks.{scheme}.{event}",
+            "HOOKGUARD_NATS_TOKEN_FILE": "/etc/hookguard/nats.token",
         ])
         let nats = try #require(config.nats)
         #expect(nats.timeoutMilliseconds == 2000 && nats.tokenFile == "/etc/hookguard/nats.token")
@@ -89,7 +117,9 @@ import HookguardTesting
             "HOOKGUARD_SPOOL": nil, "HOOKGUARD_SOCKET": "/run/reader.sock", "HOOKGUARD_SOCKET_ACK": "1",
         ])
         #expect(config.spool == nil)
-        #expect(config.socket == (try SocketDestination(path: "/run/reader.sock", acknowledged: true, timeoutMilliseconds: 2000)))
+        #expect(
+            config.socket
+                == (try SocketDestination(path: "/run/reader.sock", acknowledged: true, timeoutMilliseconds: 2000)))
         let both = try self.config(["HOOKGUARD_SOCKET": "/run/reader.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "250"])
         #expect(both.spool == "/var/spool/hookguard/tito")
         #expect(both.socket?.timeoutMilliseconds == 250)
@@ -106,26 +136,41 @@ import HookguardTesting
         }
         let url = "nats://127.0.0.1:4222"
         let cases: [(String?, [String: String?])] = [
-            (problem { _ = try NATSDestination(url: "http://127.0.0.1:4222", subjectTemplate: "hooks") },
-             ["HOOKGUARD_NATS_URL": "http://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"]),
-            (problem { _ = try NATSDestination(url: "nats://u:p@127.0.0.1:4222", subjectTemplate: "hooks") },
-             ["HOOKGUARD_NATS_URL": "nats://u:p@127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"]),
+            (
+                problem { _ = try NATSDestination(url: "http://127.0.0.1:4222", subjectTemplate: "hooks") },
+                ["HOOKGUARD_NATS_URL": "http://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"]
+            ),
+            (
+                problem { _ = try NATSDestination(url: "nats://u:p@127.0.0.1:4222", subjectTemplate: "hooks") },
+                ["HOOKGUARD_NATS_URL": "nats://u:p@127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "hooks"]
+            ),
             (problem { _ = try NATSDestination(url: url, subjectTemplate: "") }, ["HOOKGUARD_NATS_URL": url]),
-            (problem { _ = try NATSDestination(url: url, subjectTemplate: "hooks.>") },
-             ["HOOKGUARD_NATS_URL": url, "HOOKGUARD_NATS_SUBJECT": "hooks.>"]),
-            (problem { _ = try NATSDestination(url: url, subjectTemplate: "h", tokenFile: "nats.token") },
-             ["HOOKGUARD_NATS_URL": url, "HOOKGUARD_NATS_SUBJECT": "h", "HOOKGUARD_NATS_TOKEN_FILE": "nats.token"]),
-            (problem { _ = try NATSDestination(url: url, subjectTemplate: "h", timeoutMilliseconds: 600_001) },
-             ["HOOKGUARD_NATS_URL": url, "HOOKGUARD_NATS_SUBJECT": "h", "HOOKGUARD_NATS_TIMEOUT_MS": "600001"]),
+            (
+                problem { _ = try NATSDestination(url: url, subjectTemplate: "hooks.>") },
+                ["HOOKGUARD_NATS_URL": url, "HOOKGUARD_NATS_SUBJECT": "hooks.>"]
+            ),
+            (
+                problem { _ = try NATSDestination(url: url, subjectTemplate: "h", tokenFile: "nats.token") },
+                ["HOOKGUARD_NATS_URL": url, "HOOKGUARD_NATS_SUBJECT": "h", "HOOKGUARD_NATS_TOKEN_FILE": "nats.token"]
+            ),
+            (
+                problem { _ = try NATSDestination(url: url, subjectTemplate: "h", timeoutMilliseconds: 600_001) },
+                ["HOOKGUARD_NATS_URL": url, "HOOKGUARD_NATS_SUBJECT": "h", "HOOKGUARD_NATS_TIMEOUT_MS": "600001"]
+            ),
             (problem { _ = try SocketDestination(path: "reader.sock") }, ["HOOKGUARD_SOCKET": "reader.sock"]),
-            (problem { _ = try SocketDestination(path: "/run/r.sock", timeoutMilliseconds: 0) },
-             ["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "0"]),
+            (
+                problem { _ = try SocketDestination(path: "/run/r.sock", timeoutMilliseconds: 0) },
+                ["HOOKGUARD_SOCKET": "/run/r.sock", "HOOKGUARD_SOCKET_TIMEOUT_MS": "0"]
+            ),
         ]
         for (direct, params) in cases {
             let fromLocation = problem { _ = try config(params) }
             #expect(direct != nil && direct == fromLocation, "\(params)")
         }
-        #expect(problem { _ = try NATSDestination(url: url, subjectTemplate: "hooks.{scheme}", timeoutMilliseconds: 600_000) } == nil)
+        #expect(
+            problem {
+                _ = try NATSDestination(url: url, subjectTemplate: "hooks.{scheme}", timeoutMilliseconds: 600_000)
+            } == nil)
     }
 
     @Test func rolesAreTheParameterSpellings() {
@@ -141,7 +186,8 @@ import HookguardTesting
         #expect(defaults.breaker == BreakerPolicy(failures: 3, backoffMilliseconds: 5000, maxInFlight: nil))
         let set = try config([
             "HOOKGUARD_NATS_URL": "nats://127.0.0.1:4222", "HOOKGUARD_NATS_SUBJECT": "h",
-            "HOOKGUARD_BREAKER_FAILURES": "1", "HOOKGUARD_BREAKER_BACKOFF_MS": "250", "HOOKGUARD_BREAKER_MAX_IN_FLIGHT": "2",
+            "HOOKGUARD_BREAKER_FAILURES": "1", "HOOKGUARD_BREAKER_BACKOFF_MS": "250",
+            "HOOKGUARD_BREAKER_MAX_IN_FLIGHT": "2",
         ])
         #expect(set.breaker == BreakerPolicy(failures: 1, backoffMilliseconds: 250, maxInFlight: 2))
     }

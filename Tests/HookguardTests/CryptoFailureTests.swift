@@ -1,11 +1,12 @@
 import Foundation
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 /// A libcrypto failure (injected on this task only: debug builds make every
 /// libcrypto call report failure under `LibcryptoFaultInjection.failing`)
@@ -25,8 +26,10 @@ import HookguardTesting
     }
 
     func handle(_ values: [String: String], body: [UInt8] = []) -> Response {
-        var all = ["REQUEST_METHOD": "POST", "REQUEST_URI": "/hooks", "CONTENT_LENGTH": String(body.count),
-                   "HOOKGUARD_SPOOL": dir + "/spool"]
+        var all = [
+            "REQUEST_METHOD": "POST", "REQUEST_URI": "/hooks", "CONTENT_LENGTH": String(body.count),
+            "HOOKGUARD_SPOOL": dir + "/spool",
+        ]
         all.merge(values) { $1 }
         var source = MemoryBody(body)
         return handler.handle(params(all), body: &source)
@@ -60,8 +63,14 @@ import HookguardTesting
 
     @Test func tokenSchemesAcceptNoTokenWhenLibcryptoFails() {
         let cases: [([String: String], [String])] = [
-            (Self.gitlab.merging(["HTTP_X_GITLAB_TOKEN": "the-gitlab-token"]) { $1 }, ["the-gitlab-token", "wrong", "x"]),
-            (Self.customToken.merging(["HTTP_AUTHORIZATION": "Bearer tok-123"]) { $1 }, ["Bearer tok-123", "Bearer nope"]),
+            (
+                Self.gitlab.merging(["HTTP_X_GITLAB_TOKEN": "the-gitlab-token"]) { $1 },
+                ["the-gitlab-token", "wrong", "x"]
+            ),
+            (
+                Self.customToken.merging(["HTTP_AUTHORIZATION": "Bearer tok-123"]) { $1 },
+                ["Bearer tok-123", "Bearer nope"]
+            ),
         ]
         for (location, tokens) in cases {
             let header = location.keys.first { $0.hasPrefix("HTTP_") }!
@@ -81,8 +90,10 @@ import HookguardTesting
 
     @Test func hmacSchemeAnswers503WhenLibcryptoFails() {
         // docs.github.com, "Validating webhook deliveries": the published test values.
-        let github = ["HOOKGUARD_SCHEME": "github", "HOOKGUARD_SECRET": "It's a Secret to Everybody",
-                      "HTTP_X_HUB_SIGNATURE_256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"]
+        let github = [
+            "HOOKGUARD_SCHEME": "github", "HOOKGUARD_SECRET": "It's a Secret to Everybody",
+            "HTTP_X_HUB_SIGNATURE_256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        ]
         let body = Array("Hello, World!".utf8)
         let response = failing { handle(github, body: body) }
         #expect(response.status == 503)
@@ -94,7 +105,9 @@ import HookguardTesting
 
     @Test func everyLibcryptoCallThrowsInsteadOfAnEmptyResult() {
         failing {
-            #expect(throws: CryptoFailure.self) { try MessageAuthentication.code(.sha256, key: [1, 2, 3], message: [4]) }
+            #expect(throws: CryptoFailure.self) {
+                try MessageAuthentication.code(.sha256, key: [1, 2, 3], message: [4])
+            }
             #expect(throws: CryptoFailure.self) { try MessageAuthentication.tokenEquals([1], [1]) }
             #expect(throws: CryptoFailure.self) { try MessageAuthentication.sha256([1]) }
             #expect(throws: CryptoFailure.self) { try DuplicateRecords.recordName(senderID: "a", scheme: "github") }

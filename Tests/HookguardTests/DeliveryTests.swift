@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 @Suite struct DeliveryTests {
     func decode(_ bytes: [UInt8]) throws -> [String: Any] {
@@ -15,7 +16,8 @@ import HookguardTesting
 
     func envelope(body: [UInt8], event: String? = "ticket.created") -> Envelope {
         Envelope(
-            id: DeliveryID.next(milliseconds: 1_700_000_000_000), receivedAt: Timestamp(seconds: 1_700_000_000, nanoseconds: 5_000_000),
+            id: DeliveryID.next(milliseconds: 1_700_000_000_000),
+            receivedAt: Timestamp(seconds: 1_700_000_000, nanoseconds: 5_000_000),
             scheme: "tito", uri: "/hooks/tito", event: event,
             headers: [("content-type", "application/json"), ("x-webhook-name", "ticket.created")], body: body)
     }
@@ -99,12 +101,17 @@ import HookguardTesting
         let fd = open("/dev/null", O_RDONLY)
         try #require(fd >= 0)
         defer { close(fd) }
-        #expect(throws: SystemError.self) { try envelope(body: Array(repeating: 0x61, count: 100)).write(to: fd, path: "/dev/null") }
+        #expect(throws: SystemError.self) {
+            try envelope(body: Array(repeating: 0x61, count: 100)).write(to: fd, path: "/dev/null")
+        }
     }
 
     @Test func paramsKeepRecordsAndCombineARepeatedName() {
         var params = RequestParams()
-        for record in ["REQUEST_METHOD=POST", "HTTP_X_B=2", "HTTP_X_A=1", "NOEQUALS", "HTTP_X_B=3", "CONTENT_TYPE=application/json", "EMPTY="] {
+        for record in [
+            "REQUEST_METHOD=POST", "HTTP_X_B=2", "HTTP_X_A=1", "NOEQUALS", "HTTP_X_B=3",
+            "CONTENT_TYPE=application/json", "EMPTY=",
+        ] {
             Array(record.utf8).withUnsafeBufferPointer { params.appendRecord($0) }
         }
         #expect(params.method == "POST")
@@ -112,7 +119,8 @@ import HookguardTesting
         #expect(params["EMPTY"] == "")
         #expect(params["NOEQUALS"] == nil)
         #expect(params["HTTP_X"] == nil)
-        #expect(params.headers.map { "\($0.name)=\($0.value)" } == ["content-type=application/json", "x-a=1", "x-b=2, 3"])
+        #expect(
+            params.headers.map { "\($0.name)=\($0.value)" } == ["content-type=application/json", "x-a=1", "x-b=2, 3"])
         #expect(params.values.count == 5)
         params["HTTP_X_B"] = "4"  // setting replaces every record of the name
         #expect(params["HTTP_X_B"] == "4")

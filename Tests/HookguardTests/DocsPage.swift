@@ -16,11 +16,15 @@ struct DocsPage {
     /// The rows (after the header and the rule) of the table under `## heading`
     /// whose header row starts with `header`, such as `| scheme |`.
     func tableRows(under heading: String, header: String) throws -> [String] {
-        let section = try #require(text.components(separatedBy: "\n## \(heading)\n").dropFirst().first,
-                                   "\(path) has no ## \(heading)")
+        let section =
+            try #require(
+                text.components(separatedBy: "\n## \(heading)\n").dropFirst().first,
+                "\(path) has no ## \(heading)"
+            )
             .components(separatedBy: "\n## ").first ?? ""
         let lines = section.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let start = try #require(lines.firstIndex { $0.hasPrefix(header) }, "\(path): no table \(header) under ## \(heading)")
+        let start = try #require(
+            lines.firstIndex { $0.hasPrefix(header) }, "\(path): no table \(header) under ## \(heading)")
         return Array(lines[(start + 2)...].prefix { $0.hasPrefix("|") })
     }
 

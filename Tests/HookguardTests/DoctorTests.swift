@@ -1,11 +1,12 @@
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
-import HookguardTesting
 import Glibc
+import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 @Suite struct DoctorTests {
     @Test func nginxLocationsWithTheirBodyLimits() throws {
@@ -41,7 +42,8 @@ import Glibc
     }
 
     @Test func nginxDefaultBodyLimitIsOneMegabyte() throws {
-        let locations = try NginxConfig.locations(in: "server { location = /h { fastcgi_param HOOKGUARD_SCHEME tito; } }")
+        let locations = try NginxConfig.locations(
+            in: "server { location = /h { fastcgi_param HOOKGUARD_SCHEME tito; } }")
         #expect(locations.first?.clientMaxBodySize == 1024 * 1024)
     }
 

@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 /// A spool in a fresh temporary directory, with envelopes written by the
 /// library's own spool writer, as `hookguard serve` writes them.
@@ -23,16 +24,23 @@ private struct TestSpool {
     func remove() { try? FileManager.default.removeItem(atPath: dir) }
 
     @discardableResult
-    func deliver(_ body: [UInt8] = Array("{\"n\":1}".utf8), event: String? = "ticket.created",
-                 milliseconds: UInt64 = Timestamp.now().milliseconds) throws -> EntryName {
+    func deliver(
+        _ body: [UInt8] = Array("{\"n\":1}".utf8), event: String? = "ticket.created",
+        milliseconds: UInt64 = Timestamp.now().milliseconds
+    ) throws -> EntryName {
         // DeliveryID.next never goes back in time: an older arrival is spelled out.
         let hex = String(milliseconds, radix: 16)
         let stamp = String(repeating: "0", count: 12 - hex.count) + hex
-        let id = milliseconds < Timestamp.now().milliseconds - 1000
-            ? DeliveryID(parsing: "\(stamp.prefix(8))-\(stamp.suffix(4))-7000-8000-\(String(UInt64.random(in: 1..<(1 << 40)), radix: 16).padding(toLength: 12, withPad: "0", startingAt: 0))")!
+        let id =
+            milliseconds < Timestamp.now().milliseconds - 1000
+            ? DeliveryID(
+                parsing:
+                    "\(stamp.prefix(8))-\(stamp.suffix(4))-7000-8000-\(String(UInt64.random(in: 1..<(1 << 40)), radix: 16).padding(toLength: 12, withPad: "0", startingAt: 0))"
+            )!
             : DeliveryID.next(milliseconds: milliseconds)
-        let envelope = Envelope(id: id, receivedAt: .now(), scheme: "tito", uri: "/hooks/tito", event: event,
-                                headers: [("content-type", "application/json")], body: body)
+        let envelope = Envelope(
+            id: id, receivedAt: .now(), scheme: "tito", uri: "/hooks/tito", event: event,
+            headers: [("content-type", "application/json")], body: body)
         try Spool(root: spool.root).store(envelope.encoded(), id: id)
         return EntryName(id: id)
     }
@@ -61,8 +69,9 @@ extension Array where Element == UInt8 {
 }
 
 private func failure(_ attempts: Int, next: Date? = nil) -> AttemptRecord {
-    AttemptRecord(attempts: attempts, lastAttemptAt: Date(timeIntervalSince1970: 1_795_000_000.25),
-                  nextAttemptAt: next, outcome: "exit status 3", exitStatus: 3, stderrTail: "boom\n")
+    AttemptRecord(
+        attempts: attempts, lastAttemptAt: Date(timeIntervalSince1970: 1_795_000_000.25),
+        nextAttemptAt: next, outcome: "exit status 3", exitStatus: 3, stderrTail: "boom\n")
 }
 
 @Suite struct BackoffTests {
@@ -148,8 +157,10 @@ private func failure(_ attempts: Int, next: Date? = nil) -> AttemptRecord {
         ]
         for body in bodies {
             let id = DeliveryID.next(milliseconds: 1)
-            let written = Envelope(id: id, receivedAt: .now(), scheme: "github", uri: "/hooks/github", event: "push",
-                                   headers: [], body: body).encoded()
+            let written = Envelope(
+                id: id, receivedAt: .now(), scheme: "github", uri: "/hooks/github", event: "push",
+                headers: [], body: body
+            ).encoded()
             let read = try StoredEnvelope(decoding: written)
             #expect(read.body == body)
             #expect(read.id == id.text)
@@ -302,8 +313,9 @@ private func failure(_ attempts: Int, next: Date? = nil) -> AttemptRecord {
         // Crash between moving the envelope to failed/ and moving its record.
         let movedHalf = try t.deliver()
         try t.claim(movedHalf).giveUp(failure(8))
-        try FileManager.default.moveItem(atPath: t.spool.recordPath(movedHalf, in: .failed),
-                                         toPath: t.spool.recordPath(movedHalf, in: .cur))
+        try FileManager.default.moveItem(
+            atPath: t.spool.recordPath(movedHalf, in: .failed),
+            toPath: t.spool.recordPath(movedHalf, in: .cur))
         // Crash between removing a completed envelope and its record.
         let completed = EntryName(envelopeFile: "completed.json")!
         try record.write(to: t.spool.recordPath(completed, in: .cur))
@@ -315,8 +327,9 @@ private func failure(_ attempts: Int, next: Date? = nil) -> AttemptRecord {
         try t.claim(waiting).recordFailure(failure(1))
         // Staged records: one a crash left long ago, one being written now.
         try record.write(to: t.spool.tmp + "/old.attempts")
-        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)],
-                                              ofItemAtPath: t.spool.tmp + "/old.attempts")
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSinceNow: -3600)],
+            ofItemAtPath: t.spool.tmp + "/old.attempts")
         try record.write(to: t.spool.tmp + "/fresh.attempts")
 
         #expect(try t.spool.repairRecords() == 4)
@@ -363,8 +376,9 @@ private func failure(_ attempts: Int, next: Date? = nil) -> AttemptRecord {
         let sh = try #require(resolveExecutable("sh", path: ProcessInfo.processInfo.environment["PATH"]))
         // Reads its input, shows its environment and what fd 3 is, then fails.
         let script = #"read line; echo "$line/$HOOKGUARD_ID" >&2; readlink /proc/self/fd/3 >&2; exit 5"#
-        let child = try ChildProcess.spawn(executable: sh, arguments: ["sh", "-c", script],
-                                           environment: ["HOOKGUARD_ID=abc", "PATH=/usr/bin:/bin"], inherit: claim.fd)
+        let child = try ChildProcess.spawn(
+            executable: sh, arguments: ["sh", "-c", script],
+            environment: ["HOOKGUARD_ID=abc", "PATH=/usr/bin:/bin"], inherit: claim.fd)
         let input = Array("hello\n".utf8)
         #expect(input.withUnsafeBytes { write(child.stdin, $0.baseAddress!, $0.count) } == input.count)
         close(child.stdin)
@@ -390,8 +404,10 @@ private func failure(_ attempts: Int, next: Date? = nil) -> AttemptRecord {
         #expect(resolveExecutable("/bin", path: nil) == nil)
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(FileManager.default.createFile(atPath: dir + "/plain", contents: Data("x".utf8),
-                                               attributes: [.posixPermissions: 0o644]))
+        #expect(
+            FileManager.default.createFile(
+                atPath: dir + "/plain", contents: Data("x".utf8),
+                attributes: [.posixPermissions: 0o644]))
         #expect(resolveExecutable(dir + "/plain", path: nil) == nil)
         #expect(resolveExecutable("plain", path: dir) == nil)
     }

@@ -1,13 +1,14 @@
 import Dispatch
 import Foundation
+import HookguardTesting
 import Synchronization
 import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
+
 @testable import Doctor
-import HookguardTesting
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 @Suite struct DuplicateRecordsTests {
     let dir: String
@@ -21,7 +22,8 @@ import HookguardTesting
     func claim(_ senderID: String, window: Int = 60, at now: Timestamp? = nil, in records: DuplicateRecords? = nil)
         throws -> DuplicateClaim
     {
-        try (records ?? self.records).claim(senderID: senderID, scheme: "github", spool: dir, window: window, now: now ?? self.now)
+        try (records ?? self.records).claim(
+            senderID: senderID, scheme: "github", spool: dir, window: window, now: now ?? self.now)
     }
 
     func recordFiles() -> [String] {
@@ -31,12 +33,21 @@ import HookguardTesting
     @Test func secondCopyGetsTheFirstId() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let id = DeliveryID.next(milliseconds: now.milliseconds)
-        guard case .first(let record) = try claim("delivery-1") else { Issue.record("first copy not first"); return }
+        guard case .first(let record) = try claim("delivery-1") else {
+            Issue.record("first copy not first")
+            return
+        }
         try record.commit(id)
         record.release()
-        guard case .duplicate(let first) = try claim("delivery-1") else { Issue.record("retry not a duplicate"); return }
+        guard case .duplicate(let first) = try claim("delivery-1") else {
+            Issue.record("retry not a duplicate")
+            return
+        }
         #expect(first == id)
-        guard case .first = try claim("delivery-2") else { Issue.record("another id was a duplicate"); return }
+        guard case .first = try claim("delivery-2") else {
+            Issue.record("another id was a duplicate")
+            return
+        }
     }
 
     @Test func aRecordNeverCommittedClaimsNothing() throws {
@@ -44,27 +55,37 @@ import HookguardTesting
         // finished: the record is empty and the next copy delivers.
         defer { try? FileManager.default.removeItem(atPath: dir) }
         if case .first(let record) = try claim("delivery-1") { record.release() } else { Issue.record("not first") }
-        guard case .first(let record) = try claim("delivery-1") else { Issue.record("an empty record claimed"); return }
+        guard case .first(let record) = try claim("delivery-1") else {
+            Issue.record("an empty record claimed")
+            return
+        }
         try record.commit(DeliveryID.next(milliseconds: now.milliseconds))
     }
 
     @Test func aRecordOlderThanTheWindowHasExpired() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        guard case .first(let record) = try claim("delivery-1", window: 60) else { Issue.record("not first"); return }
+        guard case .first(let record) = try claim("delivery-1", window: 60) else {
+            Issue.record("not first")
+            return
+        }
         try record.commit(DeliveryID.next(milliseconds: now.milliseconds))
         record.release()
         guard case .duplicate = try claim("delivery-1", window: 60, at: Timestamp(seconds: now.seconds + 59)) else {
-            Issue.record("expired too early"); return
+            Issue.record("expired too early")
+            return
         }
-        guard case .first(let again) = try claim("delivery-1", window: 60, at: Timestamp(seconds: now.seconds + 61)) else {
-            Issue.record("never expired"); return
+        guard case .first(let again) = try claim("delivery-1", window: 60, at: Timestamp(seconds: now.seconds + 61))
+        else {
+            Issue.record("never expired")
+            return
         }
         let second = DeliveryID.next(milliseconds: now.milliseconds)
         try again.commit(second)
         again.release()
         // The reused record is dated by its commit (the file's mtime, real time).
         guard case .duplicate(let latest) = try claim("delivery-1", window: 60) else {
-            Issue.record("reused record not kept"); return
+            Issue.record("reused record not kept")
+            return
         }
         #expect(latest == second)
     }
@@ -72,7 +93,10 @@ import HookguardTesting
     @Test func senderTextNeverBecomesAPath() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let hostile = "../../../etc/passwd\u{0}/x y"
-        guard case .first(let record) = try claim(hostile) else { Issue.record("not first"); return }
+        guard case .first(let record) = try claim(hostile) else {
+            Issue.record("not first")
+            return
+        }
         try record.commit(DeliveryID.next(milliseconds: now.milliseconds))
         #expect(try recordFiles() == [DuplicateRecords.recordName(senderID: hostile, scheme: "github")])
         #expect(recordFiles().allSatisfy { $0.utf8.count == 64 && $0.allSatisfy(\.isHexDigit) })
@@ -109,18 +133,27 @@ import HookguardTesting
 
     @Test func aCopyWaitsNoLongerThanItsLimit() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        guard case .first(let held) = try claim("slow") else { Issue.record("not first"); return }
+        guard case .first(let held) = try claim("slow") else {
+            Issue.record("not first")
+            return
+        }
         let impatient = DuplicateRecords(lockWaitMilliseconds: 50)
         #expect(throws: DuplicateRecordError.self) { _ = try claim("slow", in: impatient) }
         try held.commit(DeliveryID.next(milliseconds: now.milliseconds))
         held.release()
-        guard case .duplicate = try claim("slow", in: impatient) else { Issue.record("not a duplicate"); return }
+        guard case .duplicate = try claim("slow", in: impatient) else {
+            Issue.record("not a duplicate")
+            return
+        }
     }
 
     @Test func expiredRecordsAreSwept() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for name in ["old-1", "old-2", "fresh"] {
-            guard case .first(let record) = try claim(name) else { Issue.record("not first"); return }
+            guard case .first(let record) = try claim(name) else {
+                Issue.record("not first")
+                return
+            }
             try record.commit(DeliveryID.next(milliseconds: now.milliseconds))
         }
         let base = DuplicateRecords.directory(ofSpool: dir) + "/"
@@ -131,7 +164,12 @@ import HookguardTesting
         }
         #expect(recordFiles().count == 3)
         // A fresh DuplicateRecords sweeps on its first claim; this one's never swept before.
-        guard case .first = try claim("new", window: 3600, in: DuplicateRecords()) else { Issue.record("not first"); return }
-        #expect(try Set(recordFiles()) == Set(["fresh", "new"].map { try DuplicateRecords.recordName(senderID: $0, scheme: "github") }))
+        guard case .first = try claim("new", window: 3600, in: DuplicateRecords()) else {
+            Issue.record("not first")
+            return
+        }
+        #expect(
+            try Set(recordFiles())
+                == Set(["fresh", "new"].map { try DuplicateRecords.recordName(senderID: $0, scheme: "github") }))
     }
 }

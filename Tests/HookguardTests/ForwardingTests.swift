@@ -1,10 +1,11 @@
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 @Suite struct URLCircuitBreakerTests {
     let start = ContinuousClock.now
@@ -94,7 +95,8 @@ import HookguardTesting
     }
 
     private func envelope(headers: [(String, String)]) throws -> StoredEnvelope {
-        var json = #"{"id":"0190f0e0-0000-7000-8000-000000000001","received_at":"2026-11-30T00:00:00.000Z","scheme":"github","event":"push","delivery_id":"d-1","headers":{"#
+        var json =
+            #"{"id":"0190f0e0-0000-7000-8000-000000000001","received_at":"2026-11-30T00:00:00.000Z","scheme":"github","event":"push","delivery_id":"d-1","headers":{"#
         json += headers.map { #""\#($0.0)":"\#($0.1)""# }.joined(separator: ",")
         json += #"},"body":"{}"}"#
         return try StoredEnvelope(decoding: Array(json.utf8))
@@ -107,19 +109,23 @@ import HookguardTesting
             ("hookguard-attempt", "99"), ("user-agent", "GitHub-Hookshot/1"),
         ])
         let headers = try forwarding.requestHeaders(for: stored, attempt: 3, now: 0)
-        #expect(headers.map(\.name) == [
-            "content-type", "user-agent", "x-github-event", "Hookguard-Id", "Hookguard-Scheme", "Hookguard-Event",
-            "Hookguard-Delivery-Id", "Hookguard-Attempt", "Hookguard-Received-At",
-        ])
+        #expect(
+            headers.map(\.name) == [
+                "content-type", "user-agent", "x-github-event", "Hookguard-Id", "Hookguard-Scheme", "Hookguard-Event",
+                "Hookguard-Delivery-Id", "Hookguard-Attempt", "Hookguard-Received-At",
+            ])
         #expect(headers.first { $0.name == "Hookguard-Attempt" }?.value == "3")
         #expect(headers.first { $0.name == "Hookguard-Delivery-Id" }?.value == "d-1")
     }
 
     @Test func keepAndDropNarrowAndExtraHeadersReplaceByName() throws {
         var narrowed = forwarding
-        narrowed.headers = ForwardedHeaders(keep: ["Content-Type", "X-GitHub-Event"], drop: ["x-github-event"],
-                                            extra: [("Authorization", "Bearer t"), ("Content-Type", "text/plain")])
-        let stored = try envelope(headers: [("content-type", "application/json"), ("x-github-event", "push"), ("user-agent", "u")])
+        narrowed.headers = ForwardedHeaders(
+            keep: ["Content-Type", "X-GitHub-Event"], drop: ["x-github-event"],
+            extra: [("Authorization", "Bearer t"), ("Content-Type", "text/plain")])
+        let stored = try envelope(headers: [
+            ("content-type", "application/json"), ("x-github-event", "push"), ("user-agent", "u"),
+        ])
         let headers = try narrowed.requestHeaders(for: stored, attempt: 1, now: 0)
         #expect(!headers.contains { $0.name == "user-agent" || $0.name == "x-github-event" })
         #expect(headers.filter { $0.name.lowercased() == "content-type" }.map(\.value) == ["text/plain"])

@@ -1,19 +1,21 @@
 import Foundation
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 /// Inputs the fuzz targets under Fuzz/ found wrong, each kept as a test.
 @Suite struct FuzzFindingTests {
     func customScheme(prefix: String) throws(ConfigError) -> Scheme {
-        try LocationConfig.scheme(params([
-            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Fuzz-Signature",
-            "HOOKGUARD_PREFIX": prefix,
-        ]))
+        try LocationConfig.scheme(
+            params([
+                "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Fuzz-Signature",
+                "HOOKGUARD_PREFIX": prefix,
+            ]))
     }
 
     /// Fuzz/Corpus/signatures/finding-prefix-whitespace: a custom prefix of
@@ -79,16 +81,19 @@ import HookguardTesting
     /// combining mark with the prefix (one character with it), so the token
     /// read was `e` and what `hookguard sign` wrote was refused.
     @Test func thePrefixIsTakenOffByTheBytesItMatched() throws {
-        let scheme = try LocationConfig.scheme(params([
-            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Fuzz-Signature",
-            "HOOKGUARD_ENCODING": "token", "HOOKGUARD_PREFIX": "e",
-        ]))
+        let scheme = try LocationConfig.scheme(
+            params([
+                "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Fuzz-Signature",
+                "HOOKGUARD_ENCODING": "token", "HOOKGUARD_PREFIX": "e",
+            ]))
         let token = Secret("\u{362}e")
         let lines = try SignatureSigner.headers(scheme, secret: token, body: [], timestamp: 0, id: nil)
         #expect(lines.map(\.value) == ["e\u{362}e"])
-        try SignatureVerifier.verify(scheme, keys: [token], params: params(["HTTP_X_FUZZ_SIGNATURE": "e\u{362}e"]), body: [], now: 0)
+        try SignatureVerifier.verify(
+            scheme, keys: [token], params: params(["HTTP_X_FUZZ_SIGNATURE": "e\u{362}e"]), body: [], now: 0)
         #expect(throws: VerificationError.refused(.mismatch(header: "X-Fuzz-Signature"))) {
-            try SignatureVerifier.verify(scheme, keys: [Secret("e")], params: params(["HTTP_X_FUZZ_SIGNATURE": "e\u{362}e"]), body: [], now: 0)
+            try SignatureVerifier.verify(
+                scheme, keys: [Secret("e")], params: params(["HTTP_X_FUZZ_SIGNATURE": "e\u{362}e"]), body: [], now: 0)
         }
     }
 
@@ -140,7 +145,8 @@ import HookguardTesting
         let spool = Spool(root: root)
         try spool.prepare()
         for n in 0..<1000 {
-            FileManager.default.createFile(atPath: spool.new + "/\(DeliveryID.next(milliseconds: UInt64(n))).json", contents: Data())
+            FileManager.default.createFile(
+                atPath: spool.new + "/\(DeliveryID.next(milliseconds: UInt64(n))).json", contents: Data())
         }
         #expect(spool.depth() == 1000)
     }

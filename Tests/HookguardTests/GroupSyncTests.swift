@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
+import HookguardTesting
 import Synchronization
 import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
+
 @testable import Doctor
-import HookguardTesting
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 /// Group commit of the spool's flushes: many stores share each `syncfs` and
 /// each flush of `new/`; none returns before its file was flushed while staged
@@ -51,14 +52,17 @@ import HookguardTesting
                 func names(_ dir: String) -> Set<String> {
                     Set((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + dir)) ?? [])
                 }
-                let staged = names("tmp"), renamed = names("new")
+                let staged = names("tmp")
+                let renamed = names("new")
                 let started = self.tick()
                 try flush(path)
                 usleep(2000)  // a slow disk, so that stores pile up behind a flush
                 let finished = self.tick()
                 self.flushes.withLock {
-                    $0.append(Flush(filesystem: filesystem, staged: staged, renamed: renamed,
-                                    startedAt: started, finishedAt: finished))
+                    $0.append(
+                        Flush(
+                            filesystem: filesystem, staged: staged, renamed: renamed,
+                            startedAt: started, finishedAt: finished))
                 }
             }
         }
@@ -75,7 +79,8 @@ import HookguardTesting
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let log = FlushLog()
         let registry = SpoolRegistry(flushes: log.flushesOnDisk)
-        let threads = 32, perThread = 8
+        let threads = 32
+        let perThread = 8
         let returned = Mutex<[(name: String, at: Int, path: String, contents: [UInt8])]>([])
         let failures = Atomic<Int>(0)
         onThreads(threads) { t in
@@ -99,16 +104,19 @@ import HookguardTesting
             // On disk, whole; its file flushed while it was still staged in tmp/,
             // and a flush begun after its rename ended, both before the store returned.
             #expect(FileManager.default.contents(atPath: store.path).map { [UInt8]($0) } == store.contents)
-            #expect(flushes.contains { $0.filesystem && $0.staged.contains(store.name) && $0.finishedAt < store.at },
-                    "\(store.name) returned without a filesystem flush while it was staged")
-            #expect(flushes.contains { $0.renamed.contains(store.name) && $0.finishedAt < store.at },
-                    "\(store.name) returned without a flush after its rename into new/")
+            #expect(
+                flushes.contains { $0.filesystem && $0.staged.contains(store.name) && $0.finishedAt < store.at },
+                "\(store.name) returned without a filesystem flush while it was staged")
+            #expect(
+                flushes.contains { $0.renamed.contains(store.name) && $0.finishedAt < store.at },
+                "\(store.name) returned without a flush after its rename into new/")
         }
         // Nothing reaches new/ before a filesystem flush that covered it as staged has ended.
         for flush in flushes {
             for name in flush.renamed {
-                #expect(flushes.contains { $0.filesystem && $0.staged.contains(name) && $0.finishedAt < flush.startedAt },
-                        "\(name) was in new/ before its file was flushed")
+                #expect(
+                    flushes.contains { $0.filesystem && $0.staged.contains(name) && $0.finishedAt < flush.startedAt },
+                    "\(name) was in new/ before its file was flushed")
             }
         }
         #expect(flushes.count < stores.count / 4, "\(flushes.count) flushes for \(stores.count) stores")

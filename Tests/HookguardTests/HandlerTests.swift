@@ -1,13 +1,14 @@
 import Foundation
+import HookguardTesting
 import Logging
 import Synchronization
 import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
+
 @testable import Doctor
-import HookguardTesting
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 /// One case of `Tests/answers.json`: a location's parameters and one request, and the answer
 /// (status, logged reason, stored or not) that `Tests/integration/test_answers.py` also expects
@@ -95,12 +96,16 @@ struct AnswerTable: Decodable {
     func answers(_ answerCase: AnswerCase) throws {
         for (name, text) in try AnswerTable.load().files {
             // hookguard refuses a secret file everyone can read
-            #expect(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(text.utf8),
-                                                   attributes: [.posixPermissions: 0o600]))
+            #expect(
+                FileManager.default.createFile(
+                    atPath: dir + "/" + name, contents: Data(text.utf8),
+                    attributes: [.posixPermissions: 0o600]))
         }
         let request = answerCase.request
         var body = Array((request.body ?? "").utf8)
-        if let size = request.bodySize { body = Array((body + Array(repeating: UInt8(ascii: " "), count: size)).prefix(size)) }
+        if let size = request.bodySize {
+            body = Array((body + Array(repeating: UInt8(ascii: " "), count: size)).prefix(size))
+        }
 
         var values = answerCase.params.mapValues(filled)
         values["REQUEST_METHOD"] = request.method ?? "POST"

@@ -1,14 +1,15 @@
 import Foundation
 import Glibc
+import HookguardTesting
 import Logging
 import Synchronization
 import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
+
 @testable import Doctor
-import HookguardTesting
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 @Suite struct LaunchModeTests {
     let pid: Int32 = 4242
@@ -16,8 +17,9 @@ import HookguardTesting
     func detect(
         _ environment: [String: String], standardInputIsListening: Bool = false
     ) throws(LaunchError) -> LaunchMode {
-        try LaunchMode.detect(environment: environment, processID: pid,
-                              standardInputIsListeningSocket: { standardInputIsListening })
+        try LaunchMode.detect(
+            environment: environment, processID: pid,
+            standardInputIsListeningSocket: { standardInputIsListening })
     }
 
     @Test func systemdSocketForThisProcessIsFd3() throws {
@@ -30,7 +32,11 @@ import HookguardTesting
         var probed = false
         let mode = try LaunchMode.detect(
             environment: ["LISTEN_FDS": "1", "LISTEN_PID": "4242", "REQUEST_METHOD": "POST"],
-            processID: pid, standardInputIsListeningSocket: { probed = true; return true })
+            processID: pid,
+            standardInputIsListeningSocket: {
+                probed = true
+                return true
+            })
         #expect(mode == .systemdSocket)
         #expect(!probed, "fd 0 need not be probed when systemd passed a socket")
     }
@@ -39,7 +45,8 @@ import HookguardTesting
         #expect(try detect(["LISTEN_FDS": "1", "LISTEN_PID": "1"]) == .interactive)
         #expect(try detect(["LISTEN_FDS": "1", "LISTEN_PID": "not-a-pid"]) == .interactive)
         #expect(try detect(["LISTEN_FDS": "1"]) == .interactive)
-        #expect(try detect(["LISTEN_FDS": "1", "LISTEN_PID": "1"], standardInputIsListening: true)
+        #expect(
+            try detect(["LISTEN_FDS": "1", "LISTEN_PID": "1"], standardInputIsListening: true)
                 == .standardInputSocket)
     }
 
@@ -56,8 +63,9 @@ import HookguardTesting
     }
 
     @Test func listeningStandardInputIsFastCGIEvenInACGIEnvironment() throws {
-        let mode = try detect(["GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST"],
-                              standardInputIsListening: true)
+        let mode = try detect(
+            ["GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST"],
+            standardInputIsListening: true)
         #expect(mode == .standardInputSocket)
         #expect(mode.inheritedDescriptor == 0)
     }
@@ -132,7 +140,7 @@ import HookguardTesting
 }
 
 /// A pipe whose ends the test closes itself.
-fileprivate struct Pipe {
+private struct Pipe {
     let read: Int32
     let write: Int32
 
@@ -184,7 +192,8 @@ final class OnThread<T: Sendable>: Sendable {
         let response = Outcome.methodNotAllowed("GET").response
         let text = String(decoding: CGIResponseWriter.bytes(of: response), as: UTF8.self)
         let body = "Method not allowed: webhooks are POSTed.\n"
-        #expect(text == "Status: 405 Method Not Allowed\r\n"
+        #expect(
+            text == "Status: 405 Method Not Allowed\r\n"
                 + "Content-Type: text/plain; charset=utf-8\r\nAllow: POST\r\n"
                 + "Content-Length: \(body.utf8.count)\r\n\r\n" + body)
     }

@@ -1,11 +1,12 @@
 import Foundation
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 struct PublicKeyVectors: Decodable {
     struct SchemeVector: Decodable, CustomTestStringConvertible {
@@ -31,7 +32,9 @@ struct PublicKeyVectors: Decodable {
 
 /// Vectors/make_publickey.py: PyNaCl (discord), `cryptography` (sendgrid),
 /// SendGrid's SDK test vector and RFC 8032's Ed25519 tests.
-private let vectors = (try? loadVectors("publickey", as: PublicKeyVectors.self)) ?? PublicKeyVectors(schemes: [], rfc8032: [], standard_webhooks_v1a: nil)
+private let vectors =
+    (try? loadVectors("publickey", as: PublicKeyVectors.self))
+    ?? PublicKeyVectors(schemes: [], rfc8032: [], standard_webhooks_v1a: nil)
 
 private func hex(_ text: String) -> [UInt8] { SignatureDecoding.hex(Substring(text)) ?? [] }
 
@@ -43,14 +46,17 @@ private func hex(_ text: String) -> [UInt8] { SignatureDecoding.hex(Substring(te
 
     @Test(arguments: vectors.rfc8032)
     func rfc8032(_ vector: PublicKeyVectors.RFC8032) {
-        let key = hex(vector.public_key), message = SignatureDecoding.hex(Substring(vector.message)) ?? []
+        let key = hex(vector.public_key)
+        let message = SignatureDecoding.hex(Substring(vector.message)) ?? []
         let signature = hex(vector.signature)
         #expect(PublicKeySignature.verify(.ed25519, publicKey: key, message: message, signature: signature))
         var flipped = signature
         flipped[10] ^= 1
         #expect(!PublicKeySignature.verify(.ed25519, publicKey: key, message: message, signature: flipped))
         #expect(!PublicKeySignature.verify(.ed25519, publicKey: key, message: message + [0], signature: signature))
-        #expect(!PublicKeySignature.verify(.ed25519, publicKey: Array(key.dropLast()), message: message, signature: signature))
+        #expect(
+            !PublicKeySignature.verify(
+                .ed25519, publicKey: Array(key.dropLast()), message: message, signature: signature))
     }
 
     @Test(arguments: vectors.schemes)
@@ -67,7 +73,8 @@ private func hex(_ text: String) -> [UInt8] { SignatureDecoding.hex(Substring(te
             try SignatureVerifier.verify(scheme, keys: [other], params: vector.request, body: body, now: vector.now)
         }
         #expect(throws: mismatch) {
-            try SignatureVerifier.verify(scheme, keys: [key], params: vector.request, body: body + [0x20], now: vector.now)
+            try SignatureVerifier.verify(
+                scheme, keys: [key], params: vector.request, body: body + [0x20], now: vector.now)
         }
         #expect(throws: VerificationError.self) {
             try SignatureVerifier.verify(scheme, keys: [key], params: vector.request, body: body, now: vector.now + 301)
@@ -104,25 +111,33 @@ private func hex(_ text: String) -> [UInt8] { SignatureDecoding.hex(Substring(te
         #expect(publicKey.isPublicKey && !shared.isPublicKey)
         let body = Array(vector.body.utf8)
         func request(_ signature: String) -> RequestParams {
-            params(["HTTP_WEBHOOK_ID": vector.headers["webhook-id"]!, "HTTP_WEBHOOK_TIMESTAMP": vector.headers["webhook-timestamp"]!,
-                    "HTTP_WEBHOOK_SIGNATURE": signature])
+            params([
+                "HTTP_WEBHOOK_ID": vector.headers["webhook-id"]!,
+                "HTTP_WEBHOOK_TIMESTAMP": vector.headers["webhook-timestamp"]!,
+                "HTTP_WEBHOOK_SIGNATURE": signature,
+            ])
         }
         let v1a = vector.headers["webhook-signature"]!
-        try SignatureVerifier.verify(scheme, keys: [shared, publicKey], params: request(v1a), body: body, now: vector.now)
+        try SignatureVerifier.verify(
+            scheme, keys: [shared, publicKey], params: request(v1a), body: body, now: vector.now)
         // Mixed with v1 entries of another secret in one list.
         try SignatureVerifier.verify(
-            scheme, keys: [publicKey], params: request("v1,\(Data(repeating: 1, count: 32).base64EncodedString()) \(v1a)"),
+            scheme, keys: [publicKey],
+            params: request("v1,\(Data(repeating: 1, count: 32).base64EncodedString()) \(v1a)"),
             body: body, now: vector.now)
         let mismatch = VerificationError.refused(.mismatch(header: "webhook-signature"))
         #expect(throws: mismatch) {
-            try SignatureVerifier.verify(scheme, keys: [other, shared], params: request(v1a), body: body, now: vector.now)
+            try SignatureVerifier.verify(
+                scheme, keys: [other, shared], params: request(v1a), body: body, now: vector.now)
         }
         #expect(throws: mismatch) {
-            try SignatureVerifier.verify(scheme, keys: [publicKey], params: request(v1a), body: body + [0x20], now: vector.now)
+            try SignatureVerifier.verify(
+                scheme, keys: [publicKey], params: request(v1a), body: body + [0x20], now: vector.now)
         }
         // A v1a entry is never checked as an HMAC, nor a v1 entry against a public key.
         #expect(throws: mismatch) {
-            try SignatureVerifier.verify(scheme, keys: [Secret(bytes: publicKey.bytes)], params: request(v1a), body: body, now: vector.now)
+            try SignatureVerifier.verify(
+                scheme, keys: [Secret(bytes: publicKey.bytes)], params: request(v1a), body: body, now: vector.now)
         }
         for bad in ["whpk_", "whpk_AAAA", "whpk_not base64"] {
             #expect(throws: Scheme.KeyError.self, "\(bad)") { try scheme.key(from: Secret(bad)) }
@@ -135,9 +150,11 @@ private func hex(_ text: String) -> [UInt8] { SignatureDecoding.hex(Substring(te
     }
 
     @Test func keysThatAreNotTheSendersAreConfigErrors() {
-        let discord = Scheme.presets["discord"]!, sendgrid = Scheme.presets["sendgrid"]!
+        let discord = Scheme.presets["discord"]!
+        let sendgrid = Scheme.presets["sendgrid"]!
         // P-384 SubjectPublicKeyInfo (an EC key, but not P-256), an Ed25519 key for ECDSA, and junk.
-        let p384 = "MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEyL0H2Z5y9cYfA0JrJ4u1LBc0cYI1qgqd8tQk9xgC2H0bnm3y2gkJw8uYOTvC7o/rcc0TFSP8uUe1aF8VqG5U7QmEk2R7u5w0l/y0q9kR2pB1Qjz1i2XQ6uQ+pnp0cVYH"
+        let p384 =
+            "MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEyL0H2Z5y9cYfA0JrJ4u1LBc0cYI1qgqd8tQk9xgC2H0bnm3y2gkJw8uYOTvC7o/rcc0TFSP8uUe1aF8VqG5U7QmEk2R7u5w0l/y0q9kR2pB1Qjz1i2XQ6uQ+pnp0cVYH"
         for bad in ["", "zz", "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f70751", "not hex at all"] {
             #expect(throws: Scheme.KeyError.self, "\(bad)") { try discord.key(from: Secret(bad)) }
         }
@@ -153,9 +170,15 @@ private func hex(_ text: String) -> [UInt8] { SignatureDecoding.hex(Substring(te
         let cases: [(String?, String?, SignatureFailure)] = [
             (nil, "1700000000", .missing(header: "X-Signature-Ed25519")),
             ("00", nil, .missing(header: "X-Signature-Timestamp")),
-            ("abcd", "1700000000", .malformed(header: "X-Signature-Ed25519", problem: "2 bytes where ed25519 gives 64")),
+            (
+                "abcd", "1700000000",
+                .malformed(header: "X-Signature-Ed25519", problem: "2 bytes where ed25519 gives 64")
+            ),
             ("zz", "1700000000", .malformed(header: "X-Signature-Ed25519", problem: "not valid hex")),
-            (String(repeating: "00", count: 64), "soon", .malformed(header: "X-Signature-Timestamp", problem: "the timestamp is not a Unix time in seconds")),
+            (
+                String(repeating: "00", count: 64), "soon",
+                .malformed(header: "X-Signature-Timestamp", problem: "the timestamp is not a Unix time in seconds")
+            ),
         ]
         for (signature, timestamp, failure) in cases {
             var values: [String: String] = [:]

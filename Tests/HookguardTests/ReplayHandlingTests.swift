@@ -1,11 +1,12 @@
 import Foundation
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 /// The request path with timestamped schemes and HOOKGUARD_DEDUPE.
 @Suite struct ReplayHandlingTests {
@@ -26,7 +27,9 @@ import HookguardTesting
             "HOOKGUARD_SCHEME": "standard-webhooks", "HOOKGUARD_SECRET": secret, "HOOKGUARD_SPOOL": dir + "/spool",
             "HOOKGUARD_DEDUPE": "3600",
         ]
-        for line in try SignatureSigner.headers(scheme, secret: Secret(secret), body: body, timestamp: timestamp, id: id) {
+        for line in try SignatureSigner.headers(
+            scheme, secret: Secret(secret), body: body, timestamp: timestamp, id: id)
+        {
             values[HeaderName(line.name).parameter] = line.value
         }
         for (key, value) in extra { values[key] = value }
@@ -77,11 +80,13 @@ import HookguardTesting
         let stale = handle(try request(body, timestamp: now - 3600, id: "msg_stale"), body)
         #expect(stale.status == 500)
         #expect(log.text.contains("reason=signature-stale"))
-        let future = handle(try request(body, timestamp: now + 3600, id: "msg_future", extra: ["HOOKGUARD_REJECT_STATUS": "401"]), body)
+        let future = handle(
+            try request(body, timestamp: now + 3600, id: "msg_future", extra: ["HOOKGUARD_REJECT_STATUS": "401"]), body)
         #expect(future.status == 401)
         #expect(log.text.contains("reason=signature-future"))
         #expect(String(decoding: future.body, as: UTF8.self).contains("future"))
-        let wide = handle(try request(body, timestamp: now - 3600, id: "msg_wide", extra: ["HOOKGUARD_TOLERANCE": "7200"]), body)
+        let wide = handle(
+            try request(body, timestamp: now - 3600, id: "msg_wide", extra: ["HOOKGUARD_TOLERANCE": "7200"]), body)
         #expect(wide.status == 200)
         #expect(spooled().count == 1)
         #expect(!log.text.contains(secret))

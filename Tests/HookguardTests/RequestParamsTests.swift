@@ -1,10 +1,11 @@
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 @Suite struct RequestParamsTests {
     @Test func entriesSplitAtTheFirstEqualsSign() {

@@ -1,11 +1,12 @@
 import Foundation
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 /// docs/schemes.md's schemes table is the catalog (`Scheme.catalog`), row for row;
 /// and `custom` can describe every preset through its parameters.
@@ -24,7 +25,9 @@ import HookguardTesting
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("hookguard-schemes-table.md").path
             try? expected.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
         }
-        #expect(same, """
+        #expect(
+            same,
+            """
             docs/schemes.md's ## Schemes table differs from the catalog (the whole table is in $TMPDIR/hookguard-schemes-table.md); rows to add or correct:
             \(expected.filter { !rows.contains($0) }.joined(separator: "\n"))
             rows to remove: \(rows.filter { !expected.contains($0) }.joined(separator: "\n"))
@@ -35,8 +38,10 @@ import HookguardTesting
     @Test(arguments: Scheme.catalog.filter { $0.encoding != .hexOrBase64 && $0.bodySignature == nil }.map(\.name))
     func customReproducesPreset(_ name: String) throws {
         let preset = try #require(Scheme.presets[name])
-        var values = ["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SECRET": "s", "HOOKGUARD_SPOOL": "/tmp/s",
-                      "HOOKGUARD_URL": "https://example.org/hooks"]
+        var values = [
+            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SECRET": "s", "HOOKGUARD_SPOOL": "/tmp/s",
+            "HOOKGUARD_URL": "https://example.org/hooks",
+        ]
         for (parameter, value) in Self.customParameters(preset) { values[parameter.rawValue] = value }
         let custom = try LocationConfig(params: params(values)).scheme
         #expect(custom.signatureHeader == preset.signatureHeader)
@@ -56,13 +61,15 @@ import HookguardTesting
     @Test func schemesPageCustomExampleIsSlack() throws {
         // docs/schemes.md's example: `custom` parameters that reproduce `slack`, checked
         // against Slack's published example.
-        let config = try LocationConfig(params: params([
-            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Slack-Signature",
-            "HOOKGUARD_PREFIX": "v0=", "HOOKGUARD_TIMESTAMP_HEADER": "X-Slack-Request-Timestamp",
-            "HOOKGUARD_MESSAGE": "v0:{timestamp}:{body}", "HOOKGUARD_SECRET": "8f742231b10e8888abcd99yyyzzz85a5",
-            "HOOKGUARD_SPOOL": "/tmp/s",
-        ]))
-        let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+        let config = try LocationConfig(
+            params: params([
+                "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Slack-Signature",
+                "HOOKGUARD_PREFIX": "v0=", "HOOKGUARD_TIMESTAMP_HEADER": "X-Slack-Request-Timestamp",
+                "HOOKGUARD_MESSAGE": "v0:{timestamp}:{body}", "HOOKGUARD_SECRET": "8f742231b10e8888abcd99yyyzzz85a5",
+                "HOOKGUARD_SPOOL": "/tmp/s",
+            ]))
+        let body =
+            "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
             + "&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
             + "&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
             + "&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
@@ -71,13 +78,15 @@ import HookguardTesting
             params: params([
                 "HTTP_X_SLACK_REQUEST_TIMESTAMP": "1531420618",
                 "HTTP_X_SLACK_SIGNATURE": "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
-            ]), body: Array(body.utf8), now: 1531420618, tolerance: config.tolerance)
+            ]), body: Array(body.utf8), now: 1_531_420_618, tolerance: config.tolerance)
         #expect(config.tolerance == 300)
     }
 
     @Test func customTemplateMistakesAreConfigErrors() {
-        let base = ["HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_SECRET": "s",
-                    "HOOKGUARD_SPOOL": "/tmp/s"]
+        let base = [
+            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-Sig", "HOOKGUARD_SECRET": "s",
+            "HOOKGUARD_SPOOL": "/tmp/s",
+        ]
         let cases: [([String: String], Parameter)] = [
             (["HOOKGUARD_MESSAGE": "{timestamp}.{body}"], .message),  // no timestamp source
             (["HOOKGUARD_TIMESTAMP_HEADER": "X-Ts"], .message),  // timestamp not signed
@@ -87,15 +96,25 @@ import HookguardTesting
             (["HOOKGUARD_TIMESTAMP_FIELD": "t=", "HOOKGUARD_MESSAGE": "{timestamp}.{body}"], .timestampField),
             (["HOOKGUARD_SEPARATOR": "ab"], .separator),
             (["HOOKGUARD_SEPARATOR": "x"], .separator),
-            (["HOOKGUARD_TIMESTAMP_FORMAT": "fortnights", "HOOKGUARD_TIMESTAMP_HEADER": "X-Ts",
-              "HOOKGUARD_MESSAGE": "{timestamp}{body}"], .timestampFormat),
+            (
+                [
+                    "HOOKGUARD_TIMESTAMP_FORMAT": "fortnights", "HOOKGUARD_TIMESTAMP_HEADER": "X-Ts",
+                    "HOOKGUARD_MESSAGE": "{timestamp}{body}",
+                ], .timestampFormat
+            ),
             (["HOOKGUARD_KEY_FORM": "hex-ish"], .keyForm),
             (["HOOKGUARD_EVENT_HEADER": "X Event"], .eventHeader),
-            (["HOOKGUARD_ENCODING": "token", "HOOKGUARD_TIMESTAMP_HEADER": "X-Ts",
-              "HOOKGUARD_MESSAGE": "{timestamp}{body}"], .encoding),
+            (
+                [
+                    "HOOKGUARD_ENCODING": "token", "HOOKGUARD_TIMESTAMP_HEADER": "X-Ts",
+                    "HOOKGUARD_MESSAGE": "{timestamp}{body}",
+                ], .encoding
+            ),
         ]
         for (extra, parameter) in cases {
-            #expect(throws: ConfigError.self, "\(extra)") { try LocationConfig(params: params(base.merging(extra) { $1 })) }
+            #expect(throws: ConfigError.self, "\(extra)") {
+                try LocationConfig(params: params(base.merging(extra) { $1 }))
+            }
             do {
                 _ = try LocationConfig(params: params(base.merging(extra) { $1 }))
             } catch {
@@ -110,8 +129,10 @@ import HookguardTesting
         #expect(format.seconds("2023-11-14T22:13:20.123456789Z") == 1_700_000_000)
         #expect(format.seconds("2023-11-14T23:13:20+01:00") == 1_700_000_000)
         #expect(format.seconds("2023-11-14T21:13:20.5-01:00") == 1_700_000_000)
-        for bad in ["", "1700000000", "2023-11-14 22:13", "2023-11-14T22:13:20", "2023-11-14T22:13:20.Z",
-                    "2023-11-14T22:13:20.1234567891Z", "2023-13-14T22:13:20Z", "2023-11-14T22:13:20Zjunk"] {
+        for bad in [
+            "", "1700000000", "2023-11-14 22:13", "2023-11-14T22:13:20", "2023-11-14T22:13:20.Z",
+            "2023-11-14T22:13:20.1234567891Z", "2023-13-14T22:13:20Z", "2023-11-14T22:13:20Zjunk",
+        ] {
             #expect(format.seconds(Substring(bad)) == nil, "\(bad)")
         }
         #expect(format.text(1_700_000_000) == "2023-11-14T22:13:20Z")
@@ -127,14 +148,17 @@ import HookguardTesting
     static func row(_ scheme: Scheme) -> String {
         var headers = "`\(scheme.signatureHeader)`"
         if case .header(let name) = scheme.timestamp { headers += ", `\(name)`" }
-        let signed = scheme.encoding == .token ? "—"
+        let signed =
+            scheme.encoding == .token
+            ? "—"
             : scheme.bodySignature?.itemFields.map { "`\($0.joined(separator: ":"))` of each item" }
-            ?? "`\(Scheme.MessagePart.template(scheme.message))`"
+                ?? "`\(Scheme.MessagePart.template(scheme.message))`"
         let ids = [scheme.idHeader, scheme.eventHeader].map { $0.map { "`\($0)`" } ?? "—" }.joined(separator: " / ")
         let docs = scheme.documentation.map { "[docs](\($0))" } ?? "—"
         let tolerance = scheme.isTimestamped ? "\(scheme.tolerance) s" : "—"
         let handshake = scheme.handshake.map { "`\($0.rawValue)`" } ?? "—"
-        return "| `\(scheme.name)` | \(headers) | \(signed) | \(value(scheme)) | \(tolerance) | \(ids) | \(handshake) | \(docs) |"
+        return
+            "| `\(scheme.name)` | \(headers) | \(signed) | \(value(scheme)) | \(tolerance) | \(ids) | \(handshake) | \(docs) |"
     }
 
     static func value(_ scheme: Scheme) -> String {
@@ -171,7 +195,8 @@ import HookguardTesting
     /// The HOOKGUARD_* parameters that describe `scheme` as `custom`.
     static func customParameters(_ scheme: Scheme) -> [Parameter: String] {
         var values: [Parameter: String] = [
-            .signatureHeader: scheme.signatureHeader.display, .algorithm: scheme.publicKey?.rawValue ?? scheme.algorithm.rawValue,
+            .signatureHeader: scheme.signatureHeader.display,
+            .algorithm: scheme.publicKey?.rawValue ?? scheme.algorithm.rawValue,
             .encoding: scheme.encoding.rawValue, .message: Scheme.MessagePart.template(scheme.message),
             .timestampFormat: scheme.timestampFormat.rawValue, .keyForm: scheme.keyForm.rawValue,
         ]

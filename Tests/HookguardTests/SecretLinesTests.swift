@@ -1,12 +1,13 @@
 import Foundation
+import HookguardTesting
 import Synchronization
 import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
+
 @testable import Doctor
-import HookguardTesting
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 /// Standard Webhooks / Svix secrets whose base64 lost its `=` (accepted, as
 /// the `standardwebhooks` and `svix` libraries accept them), and a secret
@@ -26,7 +27,7 @@ import HookguardTesting
         }
         // Two characters short, and the key without its whsec_ prefix.
         let scheme = Scheme.presets["standard-webhooks"]!
-        let two = "whsec_" + Data([1, 2, 3, 4]).base64EncodedString()  // "AQIDBA==" 
+        let two = "whsec_" + Data([1, 2, 3, 4]).base64EncodedString()  // "AQIDBA=="
         let short = try scheme.key(from: Secret(String(two.dropLast(2))))
         let bare = try scheme.key(from: Secret("AQIDBA"))
         #expect(short.bytes == [1, 2, 3, 4])
@@ -53,8 +54,13 @@ import HookguardTesting
         let keys = try LocationKeys(scheme, literal: nil, file: ("/s/file", lines))
         let expected = try scheme.key(from: Secret(Self.padded))
         #expect(keys.keys == [expected])
-        #expect(keys.unusable == [UnusableSecret(path: "/s/file", line: 2, problem: "a standard-webhooks secret is whsec_ followed by base64")])
-        #expect(keys.unusable[0].description == "/s/file line 2: a standard-webhooks secret is whsec_ followed by base64")
+        #expect(
+            keys.unusable == [
+                UnusableSecret(
+                    path: "/s/file", line: 2, problem: "a standard-webhooks secret is whsec_ followed by base64")
+            ])
+        #expect(
+            keys.unusable[0].description == "/s/file line 2: a standard-webhooks secret is whsec_ followed by base64")
     }
 
     @Test func noUsableLineIsTheLocationsError() {
@@ -69,7 +75,9 @@ import HookguardTesting
         }
         // A literal that cannot be a key is the location's error even beside good lines.
         let good = Secret.parseFileLines(Array(Self.unpadded.utf8))
-        #expect(throws: ConfigError.self) { try LocationKeys(scheme, literal: Secret("whsec_***"), file: ("/s/f", good)) }
+        #expect(throws: ConfigError.self) {
+            try LocationKeys(scheme, literal: Secret("whsec_***"), file: ("/s/f", good))
+        }
         // A usable literal keeps a file of bad lines working.
         let rescued = try? LocationKeys(scheme, literal: Secret(Self.unpadded), file: ("/s/f", lines))
         #expect(rescued?.keys.count == 1)
@@ -87,10 +95,12 @@ import HookguardTesting
         for n in 0..<2 {
             let body = Array("{\"n\":\(n)}".utf8)
             let now = Int(Date().timeIntervalSince1970)
-            let signed = try SignatureSigner.headers(scheme, secret: Secret(Self.padded), body: body, timestamp: now, id: "msg_\(n)")
+            let signed = try SignatureSigner.headers(
+                scheme, secret: Secret(Self.padded), body: body, timestamp: now, id: "msg_\(n)")
             var values = [
                 "REQUEST_METHOD": "POST", "REQUEST_URI": "/hooks/sw", "CONTENT_LENGTH": String(body.count),
-                "HOOKGUARD_SCHEME": "standard-webhooks", "HOOKGUARD_SECRET_FILE": path, "HOOKGUARD_SPOOL": dir + "/spool",
+                "HOOKGUARD_SCHEME": "standard-webhooks", "HOOKGUARD_SECRET_FILE": path,
+                "HOOKGUARD_SPOOL": dir + "/spool",
             ]
             for (name, value) in signed { values[HeaderName(name).parameter] = value }
             var source = MemoryBody(body)
@@ -98,7 +108,8 @@ import HookguardTesting
         }
         let warnings = log.lines.filter { $0.contains("secret-unusable") }
         #expect(warnings.count == 1)
-        #expect(warnings.first?.contains("\(path) line 1: a standard-webhooks secret is whsec_ followed by base64") == true)
+        #expect(
+            warnings.first?.contains("\(path) line 1: a standard-webhooks secret is whsec_ followed by base64") == true)
         #expect(!log.text.contains("not*base64"))
         #expect(!log.text.contains(Self.unpadded))
     }
@@ -109,9 +120,10 @@ import HookguardTesting
         let path = dir + "/svix.secret"
         try "\(Self.unpadded)\n\nwhsec_%%%\n".write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o600)
-        let checks = LocationDoctor(user: .current()).check(params([
-            "HOOKGUARD_SCHEME": "svix", "HOOKGUARD_SECRET_FILE": path, "HOOKGUARD_SPOOL": dir + "/spool",
-        ]))
+        let checks = LocationDoctor(user: .current()).check(
+            params([
+                "HOOKGUARD_SCHEME": "svix", "HOOKGUARD_SECRET_FILE": path, "HOOKGUARD_SPOOL": dir + "/spool",
+            ]))
         let failed = checks.filter { !$0.passed }
         #expect(failed.count == 1)
         #expect(failed.first?.what.contains("\(path) line 3: a svix secret is whsec_ followed by base64") == true)

@@ -1,11 +1,12 @@
 import Foundation
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 struct SchemeVector: Decodable, CustomTestStringConvertible {
     var scheme: String, header: String, secret: String, body: String, value: String, note: String
@@ -31,13 +32,16 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
     @Test func githubPublishedVector() throws {
         // docs.github.com, "Validating webhook deliveries": test values.
         let scheme = try #require(Scheme.presets["github"])
-        let request = params(["HTTP_X_HUB_SIGNATURE_256":
-            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"])
+        let request = params([
+            "HTTP_X_HUB_SIGNATURE_256":
+                "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        ])
         try SignatureVerifier.verify(
             scheme, keys: [Secret("It's a Secret to Everybody")], params: request,
             body: Array("Hello, World!".utf8), now: 0)
-        #expect(scheme.signature(of: Array("Hello, World!".utf8), secret: Secret("It's a Secret to Everybody"))
-            == "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+        #expect(
+            scheme.signature(of: Array("Hello, World!".utf8), secret: Secret("It's a Secret to Everybody"))
+                == "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
     }
 
     @Test(arguments: schemeVectors)
@@ -46,7 +50,8 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         #expect(scheme.signatureHeader.display == vector.header)
         let header = scheme.signatureHeader.parameter
         let body = Array(vector.body.utf8)
-        try SignatureVerifier.verify(scheme, keys: [Secret(vector.secret)], params: params([header: vector.value]), body: body, now: 0)
+        try SignatureVerifier.verify(
+            scheme, keys: [Secret(vector.secret)], params: params([header: vector.value]), body: body, now: 0)
 
         #expect(throws: VerificationError.refused(.mismatch(header: vector.header))) {
             try SignatureVerifier.verify(
@@ -54,19 +59,22 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         }
         #expect(throws: VerificationError.refused(.mismatch(header: vector.header))) {
             try SignatureVerifier.verify(
-                scheme, keys: [Secret(vector.secret)], params: params([header: vector.value]), body: body + [0x20], now: 0)
+                scheme, keys: [Secret(vector.secret)], params: params([header: vector.value]), body: body + [0x20],
+                now: 0)
         }
     }
 
     @Test(arguments: customVectors)
     func customScheme(_ vector: CustomVector) throws {
-        let config = try LocationConfig(params: params([
-            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-My-Sig",
-            "HOOKGUARD_ALGORITHM": vector.algorithm, "HOOKGUARD_ENCODING": vector.encoding,
-            "HOOKGUARD_PREFIX": vector.prefix, "HOOKGUARD_SECRET": vector.secret, "HOOKGUARD_SPOOL": "/tmp/x",
-        ]))
+        let config = try LocationConfig(
+            params: params([
+                "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "X-My-Sig",
+                "HOOKGUARD_ALGORITHM": vector.algorithm, "HOOKGUARD_ENCODING": vector.encoding,
+                "HOOKGUARD_PREFIX": vector.prefix, "HOOKGUARD_SECRET": vector.secret, "HOOKGUARD_SPOOL": "/tmp/x",
+            ]))
         let request = params(["HTTP_X_MY_SIG": vector.value])
-        try SignatureVerifier.verify(config.scheme, keys: [Secret(vector.secret)], params: request, body: Array(vector.body.utf8), now: 0)
+        try SignatureVerifier.verify(
+            config.scheme, keys: [Secret(vector.secret)], params: request, body: Array(vector.body.utf8), now: 0)
         #expect(config.scheme.signature(of: Array(vector.body.utf8), secret: Secret(vector.secret)) == vector.value)
     }
 
@@ -84,7 +92,8 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         let body = Array("{}".utf8)
         let value = scheme.signature(of: body, secret: Secret("new"))
         try SignatureVerifier.verify(
-            scheme, keys: [Secret("old"), Secret("new")], params: params(["HTTP_X_SIGNATURE": value]), body: body, now: 0)
+            scheme, keys: [Secret("old"), Secret("new")], params: params(["HTTP_X_SIGNATURE": value]), body: body,
+            now: 0)
     }
 
     @Test func missingAndMalformedHeaders() {
@@ -94,15 +103,19 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         let cases: [(String?, SignatureFailure)] = [
             (nil, .missing(header: "X-TS-Signature-256")),
             ("", .missing(header: "X-TS-Signature-256")),
-            ("757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
-             .malformed(header: "X-TS-Signature-256", problem: "expected the prefix \"sha256=\"")),
+            (
+                "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+                .malformed(header: "X-TS-Signature-256", problem: "expected the prefix \"sha256=\"")
+            ),
             ("sha256=zz", .malformed(header: "X-TS-Signature-256", problem: "not valid hex")),
             ("sha256=abc", .malformed(header: "X-TS-Signature-256", problem: "not valid hex")),
             ("sha256=abcd", .malformed(header: "X-TS-Signature-256", problem: "2 bytes where sha256 gives 32")),
         ]
         for (value, failure) in cases {
             let request = params(value.map { ["HTTP_X_TS_SIGNATURE_256": $0] } ?? [:])
-            #expect(throws: VerificationError.refused(failure)) { try SignatureVerifier.verify(scheme, keys: secrets, params: request, body: body, now: 0) }
+            #expect(throws: VerificationError.refused(failure)) {
+                try SignatureVerifier.verify(scheme, keys: secrets, params: request, body: body, now: 0)
+            }
         }
     }
 
@@ -110,10 +123,15 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
         let scheme = Scheme.presets["tito"]!
         let body = Array("{}".utf8)
         #expect(throws: VerificationError.refused(.malformed(header: "Tito-Signature", problem: "not valid base64"))) {
-            try SignatureVerifier.verify(scheme, keys: [Secret("k")], params: params(["HTTP_TITO_SIGNATURE": "%%%"]), body: body, now: 0)
+            try SignatureVerifier.verify(
+                scheme, keys: [Secret("k")], params: params(["HTTP_TITO_SIGNATURE": "%%%"]), body: body, now: 0)
         }
-        #expect(throws: VerificationError.refused(.malformed(header: "Tito-Signature", problem: "3 bytes where sha256 gives 32"))) {
-            try SignatureVerifier.verify(scheme, keys: [Secret("k")], params: params(["HTTP_TITO_SIGNATURE": "AAAA"]), body: body, now: 0)
+        #expect(
+            throws: VerificationError.refused(
+                .malformed(header: "Tito-Signature", problem: "3 bytes where sha256 gives 32"))
+        ) {
+            try SignatureVerifier.verify(
+                scheme, keys: [Secret("k")], params: params(["HTTP_TITO_SIGNATURE": "AAAA"]), body: body, now: 0)
         }
     }
 
@@ -127,7 +145,10 @@ private let customVectors = (try? loadVectors("custom", as: [CustomVector].self)
                 body: body, now: 0)
             Issue.record("a forged signature was accepted")
         } catch {
-            guard case .refused(let failure) = error else { Issue.record("\(error)"); return }
+            guard case .refused(let failure) = error else {
+                Issue.record("\(error)")
+                return
+            }
             let response = Outcome.rejected(failure, status: 500).response
             let text = String(decoding: response.body, as: UTF8.self)
             #expect(!text.contains(expected))

@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
+import HookguardTesting
 import Synchronization
 import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
+
 @testable import Doctor
-import HookguardTesting
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 /// `tmp/` leftovers and the stage-flush-rename helper's failure path.
 @Suite struct SpoolLeftoverTests {
@@ -37,7 +38,8 @@ import HookguardTesting
         try leftover(spool, ".probe-1-2", hoursAgo: 40)
         try leftover(spool, "recent.json", hoursAgo: 35)
         try leftover(spool, "fresh.json", hoursAgo: 0)
-        try FileManager.default.createDirectory(atPath: spool.tmp + "/old-directory", withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(
+            atPath: spool.tmp + "/old-directory", withIntermediateDirectories: false)
         try FileManager.default.setAttributes(
             [.modificationDate: Date().addingTimeInterval(-50 * 3600)], ofItemAtPath: spool.tmp + "/old-directory")
 
@@ -51,7 +53,9 @@ import HookguardTesting
         try spool.prepare()
         try leftover(spool, "crashed.json", hoursAgo: 48)
         let reports = Mutex<[(String, [String])]>([])
-        let registry = SpoolRegistry(reportSwept: { root, removed, _ in reports.withLock { $0.append((root, removed)) } })
+        let registry = SpoolRegistry(reportSwept: { root, removed, _ in
+            reports.withLock { $0.append((root, removed)) }
+        })
         try registry.store([1], id: DeliveryID.next(milliseconds: 1), in: spool.root)
         #expect(tmpNames(spool).isEmpty)
         #expect(reports.withLock { $0.map(\.0) } == [spool.root])

@@ -1,6 +1,7 @@
 import Foundation
-@testable import FastCGI
 import HookguardTesting
+
+@testable import FastCGI
 
 func loadVectors<T: Decodable>(_ name: String, as type: T.Type) throws -> T {
     let url = Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Vectors")!

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HookguardTesting
 import Testing
+
 @testable import Posix
 
 /// The file and socket calls of the `Sys` façade: what they return, and that

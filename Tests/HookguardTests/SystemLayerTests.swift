@@ -1,5 +1,6 @@
-import Testing
 import Glibc
+import Testing
+
 @testable import Posix
 
 /// The system layer's own promises: named threads, the pid guard on kill,
@@ -74,7 +75,8 @@ import Glibc
     }
 
     @Test func deadlinesOrderAndRunOut() {
-        let soon = Deadline(after: 0), later = Deadline(after: 60)
+        let soon = Deadline(after: 0)
+        let later = Deadline(after: 60)
         #expect(soon < later)
         #expect(soon.remainingMilliseconds == nil)
         #expect((later.remainingMilliseconds ?? 0) > 59_000)
@@ -82,5 +84,7 @@ import Glibc
 }
 
 extension String {
-    fileprivate func trimmingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
+    fileprivate func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
 }

@@ -1,11 +1,12 @@
 import Foundation
-import Testing
-@testable import Posix
-@testable import FastCGI
-@testable import Receiver
-@testable import Drain
-@testable import Doctor
 import HookguardTesting
+import Testing
+
+@testable import Doctor
+@testable import Drain
+@testable import FastCGI
+@testable import Posix
+@testable import Receiver
 
 struct StampedVector: Decodable, CustomTestStringConvertible {
     var scheme: String, secret: String, now: Int, body: String, headers: [String: String], signer: Bool, note: String
@@ -34,9 +35,12 @@ private func check(
 }
 
 /// The header lines `SignatureSigner` writes, as a dictionary.
-private func signed(_ name: String, secret: String, body: String, timestamp: Int, id: String? = nil) throws -> [String: String] {
+private func signed(_ name: String, secret: String, body: String, timestamp: Int, id: String? = nil) throws -> [String:
+    String]
+{
     let scheme = try #require(Scheme.presets[name])
-    let lines = try SignatureSigner.headers(scheme, secret: Secret(secret), body: Array(body.utf8), timestamp: timestamp, id: id)
+    let lines = try SignatureSigner.headers(
+        scheme, secret: Secret(secret), body: Array(body.utf8), timestamp: timestamp, id: id)
     return Dictionary(uniqueKeysWithValues: lines.map { ($0.name, $0.value) })
 }
 
@@ -55,16 +59,20 @@ private func signed(_ name: String, secret: String, body: String, timestamp: Int
             "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "webhook-timestamp": "1614265330",
             "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
         ]
-        try check("standard-webhooks", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", headers,
-                  body: "{\"test\": 2432232314}", now: 1614265330)
-        #expect(try signed("standard-webhooks", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                           body: "{\"test\": 2432232314}", timestamp: 1614265330, id: "msg_p5jXN8AQM9LWM0D4loKWxJek")
+        try check(
+            "standard-webhooks", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", headers,
+            body: "{\"test\": 2432232314}", now: 1_614_265_330)
+        #expect(
+            try signed(
+                "standard-webhooks", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                body: "{\"test\": 2432232314}", timestamp: 1_614_265_330, id: "msg_p5jXN8AQM9LWM0D4loKWxJek")
                 == headers)
     }
 
     @Test func slackPublishedExample() throws {
         // docs.slack.dev, "Verifying requests from Slack": the documented slash-command example.
-        let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+        let body =
+            "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
             + "&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
             + "&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
             + "&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
@@ -72,8 +80,10 @@ private func signed(_ name: String, secret: String, body: String, timestamp: Int
             "X-Slack-Request-Timestamp": "1531420618",
             "X-Slack-Signature": "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
         ]
-        try check("slack", secret: "8f742231b10e8888abcd99yyyzzz85a5", headers, body: body, now: 1531420618)
-        #expect(try signed("slack", secret: "8f742231b10e8888abcd99yyyzzz85a5", body: body, timestamp: 1531420618) == headers)
+        try check("slack", secret: "8f742231b10e8888abcd99yyyzzz85a5", headers, body: body, now: 1_531_420_618)
+        #expect(
+            try signed("slack", secret: "8f742231b10e8888abcd99yyyzzz85a5", body: body, timestamp: 1_531_420_618)
+                == headers)
     }
 
     @Test(arguments: stampedVectors)
@@ -82,19 +92,23 @@ private func signed(_ name: String, secret: String, body: String, timestamp: Int
         try check(vector.scheme, secret: vector.secret, vector.headers, body: vector.body, now: vector.now)
 
         #expect(throws: VerificationError.refused(.mismatch(header: scheme.signatureHeader.display))) {
-            try check(vector.scheme, secret: "whsec_" + Data("another key".utf8).base64EncodedString(),
-                      vector.headers, body: vector.body, now: vector.now)
+            try check(
+                vector.scheme, secret: "whsec_" + Data("another key".utf8).base64EncodedString(),
+                vector.headers, body: vector.body, now: vector.now)
         }
         if scheme.encoding != .token {
             #expect(throws: VerificationError.refused(.mismatch(header: scheme.signatureHeader.display))) {
-                try check(vector.scheme, secret: vector.secret, vector.headers, body: vector.body + " ", now: vector.now)
+                try check(
+                    vector.scheme, secret: vector.secret, vector.headers, body: vector.body + " ", now: vector.now)
             }
         }
         if vector.signer {
             let id = scheme.idHeader.flatMap { vector.headers[$0.display] }
             // Header names compare without case, as HTTP compares them.
-            let lines = try signed(vector.scheme, secret: vector.secret, body: vector.body, timestamp: vector.now, id: id)
-            #expect(Dictionary(uniqueKeysWithValues: lines.map { ($0.key.lowercased(), $0.value) })
+            let lines = try signed(
+                vector.scheme, secret: vector.secret, body: vector.body, timestamp: vector.now, id: id)
+            #expect(
+                Dictionary(uniqueKeysWithValues: lines.map { ($0.key.lowercased(), $0.value) })
                     == Dictionary(uniqueKeysWithValues: vector.headers.map { ($0.key.lowercased(), $0.value) }))
         }
     }
@@ -161,49 +175,93 @@ private func signed(_ name: String, secret: String, body: String, timestamp: Int
             ("standard-webhooks", sw_(["webhook-signature": nil]), .missing(header: "webhook-signature")),
             ("standard-webhooks", sw_(["webhook-id": nil]), .missing(header: "webhook-id")),
             ("standard-webhooks", sw_(["webhook-timestamp": nil]), .missing(header: "webhook-timestamp")),
-            ("standard-webhooks", sw_(["webhook-timestamp": "2023-11-14T22:13:20Z"]),
-             .malformed(header: "webhook-timestamp", problem: "the timestamp is not a Unix time in seconds")),
-            ("standard-webhooks", sw_(["webhook-timestamp": "-1700000000"]),
-             .malformed(header: "webhook-timestamp", problem: "the timestamp is not a Unix time in seconds")),
-            ("standard-webhooks", sw_(["webhook-signature": String(sig.dropFirst(3))]),
-             .malformed(header: swHeader, problem: "no entry starting with \"v1,\"")),
-            ("standard-webhooks", sw_(["webhook-signature": "v2," + sig.dropFirst(3) + " v1a,AAAA"]),
-             .malformed(header: swHeader, problem: "no entry starting with \"v1,\"")),
-            ("standard-webhooks", sw_(["webhook-signature": "v1,***"]),
-             .malformed(header: swHeader, problem: "not valid base64")),
-            ("standard-webhooks", sw_(["webhook-signature": "v1,AAAA v1,%%%%"]),
-             .malformed(header: swHeader, problem: "3 bytes where sha256 gives 32")),
-            ("standard-webhooks", sw_(["webhook-signature": "v1,\(hex)"]),
-             .malformed(header: swHeader,
-                        problem: "48 bytes where sha256 gives 32; it looks like hex, and this scheme sends base64")),
-            ("stripe", ["Stripe-Signature": "v1=\(hex)"], .malformed(header: "Stripe-Signature", problem: "no \"t=\" timestamp")),
-            ("stripe", ["Stripe-Signature": "t=soon,v1=\(hex)"],
-             .malformed(header: "Stripe-Signature", problem: "the timestamp is not a Unix time in seconds")),
-            ("stripe", ["Stripe-Signature": "t=1700000000,v0=\(hex)"],
-             .malformed(header: "Stripe-Signature", problem: "no entry starting with \"v1=\"")),
-            ("stripe", ["Stripe-Signature": "t=1700000000,v1=zz"], .malformed(header: "Stripe-Signature", problem: "not valid hex")),
-            ("stripe", ["Stripe-Signature": "t=1700000000,v1=abcd"],
-             .malformed(header: "Stripe-Signature", problem: "2 bytes where sha256 gives 32")),
+            (
+                "standard-webhooks", sw_(["webhook-timestamp": "2023-11-14T22:13:20Z"]),
+                .malformed(header: "webhook-timestamp", problem: "the timestamp is not a Unix time in seconds")
+            ),
+            (
+                "standard-webhooks", sw_(["webhook-timestamp": "-1700000000"]),
+                .malformed(header: "webhook-timestamp", problem: "the timestamp is not a Unix time in seconds")
+            ),
+            (
+                "standard-webhooks", sw_(["webhook-signature": String(sig.dropFirst(3))]),
+                .malformed(header: swHeader, problem: "no entry starting with \"v1,\"")
+            ),
+            (
+                "standard-webhooks", sw_(["webhook-signature": "v2," + sig.dropFirst(3) + " v1a,AAAA"]),
+                .malformed(header: swHeader, problem: "no entry starting with \"v1,\"")
+            ),
+            (
+                "standard-webhooks", sw_(["webhook-signature": "v1,***"]),
+                .malformed(header: swHeader, problem: "not valid base64")
+            ),
+            (
+                "standard-webhooks", sw_(["webhook-signature": "v1,AAAA v1,%%%%"]),
+                .malformed(header: swHeader, problem: "3 bytes where sha256 gives 32")
+            ),
+            (
+                "standard-webhooks", sw_(["webhook-signature": "v1,\(hex)"]),
+                .malformed(
+                    header: swHeader,
+                    problem: "48 bytes where sha256 gives 32; it looks like hex, and this scheme sends base64")
+            ),
+            (
+                "stripe", ["Stripe-Signature": "v1=\(hex)"],
+                .malformed(header: "Stripe-Signature", problem: "no \"t=\" timestamp")
+            ),
+            (
+                "stripe", ["Stripe-Signature": "t=soon,v1=\(hex)"],
+                .malformed(header: "Stripe-Signature", problem: "the timestamp is not a Unix time in seconds")
+            ),
+            (
+                "stripe", ["Stripe-Signature": "t=1700000000,v0=\(hex)"],
+                .malformed(header: "Stripe-Signature", problem: "no entry starting with \"v1=\"")
+            ),
+            (
+                "stripe", ["Stripe-Signature": "t=1700000000,v1=zz"],
+                .malformed(header: "Stripe-Signature", problem: "not valid hex")
+            ),
+            (
+                "stripe", ["Stripe-Signature": "t=1700000000,v1=abcd"],
+                .malformed(header: "Stripe-Signature", problem: "2 bytes where sha256 gives 32")
+            ),
             ("stripe", ["Stripe-Signature": ""], .missing(header: "Stripe-Signature")),
             ("slack", ["X-Slack-Signature": "v0=\(hex)"], .missing(header: "X-Slack-Request-Timestamp")),
             ("slack", ["X-Slack-Request-Timestamp": "1700000000"], .missing(header: "X-Slack-Signature")),
-            ("slack", ["X-Slack-Request-Timestamp": "now", "X-Slack-Signature": "v0=\(hex)"],
-             .malformed(header: "X-Slack-Request-Timestamp", problem: "the timestamp is not a Unix time in seconds")),
-            ("slack", ["X-Slack-Request-Timestamp": "1700000000", "X-Slack-Signature": hex],
-             .malformed(header: "X-Slack-Signature", problem: "expected the prefix \"v0=\"")),
-            ("slack", ["X-Slack-Request-Timestamp": "1700000000", "X-Slack-Signature": "v0=xyz"],
-             .malformed(header: "X-Slack-Signature", problem: "not valid hex")),
+            (
+                "slack", ["X-Slack-Request-Timestamp": "now", "X-Slack-Signature": "v0=\(hex)"],
+                .malformed(header: "X-Slack-Request-Timestamp", problem: "the timestamp is not a Unix time in seconds")
+            ),
+            (
+                "slack", ["X-Slack-Request-Timestamp": "1700000000", "X-Slack-Signature": hex],
+                .malformed(header: "X-Slack-Signature", problem: "expected the prefix \"v0=\"")
+            ),
+            (
+                "slack", ["X-Slack-Request-Timestamp": "1700000000", "X-Slack-Signature": "v0=xyz"],
+                .malformed(header: "X-Slack-Signature", problem: "not valid hex")
+            ),
             ("tito-timestamp", ["X-Tito-Signature": hex], .missing(header: "X-Tito-Timestamp")),
-            ("tito-timestamp", ["X-Tito-Timestamp": "1700000000.5", "X-Tito-Signature": hex],
-             .malformed(header: "X-Tito-Timestamp", problem: "the timestamp is not a Unix time in seconds")),
-            ("tito-timestamp", ["X-Tito-Timestamp": "1700000000", "X-Tito-Signature": String(sig.dropFirst(3))],
-             .malformed(header: "X-Tito-Signature",
-                        problem: "not valid hex; it looks like base64, and this scheme sends hex")),
+            (
+                "tito-timestamp", ["X-Tito-Timestamp": "1700000000.5", "X-Tito-Signature": hex],
+                .malformed(header: "X-Tito-Timestamp", problem: "the timestamp is not a Unix time in seconds")
+            ),
+            (
+                "tito-timestamp", ["X-Tito-Timestamp": "1700000000", "X-Tito-Signature": String(sig.dropFirst(3))],
+                .malformed(
+                    header: "X-Tito-Signature",
+                    problem: "not valid hex; it looks like base64, and this scheme sends hex")
+            ),
             ("shopify", [:], .missing(header: "X-Shopify-Hmac-Sha256")),
-            ("shopify", ["X-Shopify-Hmac-Sha256": "%%%"], .malformed(header: "X-Shopify-Hmac-Sha256", problem: "not valid base64")),
-            ("shopify", ["X-Shopify-Hmac-Sha256": hex],
-             .malformed(header: "X-Shopify-Hmac-Sha256",
-                        problem: "48 bytes where sha256 gives 32; it looks like hex, and this scheme sends base64")),
+            (
+                "shopify", ["X-Shopify-Hmac-Sha256": "%%%"],
+                .malformed(header: "X-Shopify-Hmac-Sha256", problem: "not valid base64")
+            ),
+            (
+                "shopify", ["X-Shopify-Hmac-Sha256": hex],
+                .malformed(
+                    header: "X-Shopify-Hmac-Sha256",
+                    problem: "48 bytes where sha256 gives 32; it looks like hex, and this scheme sends base64")
+            ),
             ("gitlab", [:], .missing(header: "X-Gitlab-Token")),
             ("gitlab", ["X-Gitlab-Token": ""], .missing(header: "X-Gitlab-Token")),
         ]
@@ -233,12 +291,14 @@ private func signed(_ name: String, secret: String, body: String, timestamp: Int
         let stripeGood = try signed("stripe", secret: "whsec_s", body: "{}", timestamp: stamp)["Stripe-Signature"]!
         let stripeBad = try signed("stripe", secret: "whsec_t", body: "{}", timestamp: stamp)["Stripe-Signature"]!
         let v1 = { (value: String) in value.split(separator: ",")[1] }
-        try check("stripe", secret: "whsec_s", ["Stripe-Signature": "t=\(stamp),\(v1(stripeBad)),v1=zz,\(v1(stripeGood))"],
-                  body: "{}", now: stamp)
+        try check(
+            "stripe", secret: "whsec_s", ["Stripe-Signature": "t=\(stamp),\(v1(stripeBad)),v1=zz,\(v1(stripeGood))"],
+            body: "{}", now: stamp)
         // The signature's timestamp is part of what is signed: moving it breaks the signature.
         #expect(throws: VerificationError.refused(.mismatch(header: "Stripe-Signature"))) {
-            try check("stripe", secret: "whsec_s", ["Stripe-Signature": "t=\(stamp + 1),\(v1(stripeGood))"],
-                      body: "{}", now: stamp)
+            try check(
+                "stripe", secret: "whsec_s", ["Stripe-Signature": "t=\(stamp + 1),\(v1(stripeGood))"],
+                body: "{}", now: stamp)
         }
     }
 
@@ -266,16 +326,18 @@ private func signed(_ name: String, secret: String, body: String, timestamp: Int
 
     @Test func sha256MatchesTheStandardVector() throws {
         // FIPS 180-2, appendix B.1: SHA-256("abc").
-        #expect(try MessageAuthentication.sha256(Array("abc".utf8)).hexString
+        #expect(
+            try MessageAuthentication.sha256(Array("abc".utf8)).hexString
                 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
     @Test func customTokenAndIdHeader() throws {
-        let config = try LocationConfig(params: params([
-            "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "Authorization",
-            "HOOKGUARD_ENCODING": "token", "HOOKGUARD_PREFIX": "Bearer ", "HOOKGUARD_ID_HEADER": "X-Request-Id",
-            "HOOKGUARD_SECRET": "tok-123", "HOOKGUARD_SPOOL": "/tmp/x", "HOOKGUARD_DEDUPE": "60",
-        ]))
+        let config = try LocationConfig(
+            params: params([
+                "HOOKGUARD_SCHEME": "custom", "HOOKGUARD_SIGNATURE_HEADER": "Authorization",
+                "HOOKGUARD_ENCODING": "token", "HOOKGUARD_PREFIX": "Bearer ", "HOOKGUARD_ID_HEADER": "X-Request-Id",
+                "HOOKGUARD_SECRET": "tok-123", "HOOKGUARD_SPOOL": "/tmp/x", "HOOKGUARD_DEDUPE": "60",
+            ]))
         #expect(config.scheme.idHeader?.display == "X-Request-Id")
         #expect(config.dedupeWindow == 60)
         try SignatureVerifier.verify(
@@ -307,7 +369,8 @@ private func signed(_ name: String, secret: String, body: String, timestamp: Int
                 return error.parameter == parameter && error.problem.contains(words)
             }
         }
-        let github = try LocationConfig(params: params(base.merging(["HOOKGUARD_SCHEME": "github", "HOOKGUARD_DEDUPE": "86400"]) { $1 }))
+        let github = try LocationConfig(
+            params: params(base.merging(["HOOKGUARD_SCHEME": "github", "HOOKGUARD_DEDUPE": "86400"]) { $1 }))
         #expect(github.dedupeWindow == 86400)
     }
 }

@@ -37,8 +37,10 @@ func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 @MainActor func opensslThroughput() -> Double? {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["openssl", "speed", "-mr", "-hmac", "sha256", "-bytes", String(size),
-                         "-seconds", String(Int(seconds.rounded(.up)))]
+    process.arguments = [
+        "openssl", "speed", "-mr", "-hmac", "sha256", "-bytes", String(size),
+        "-seconds", String(Int(seconds.rounded(.up))),
+    ]
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = FileHandle.nullDevice
@@ -74,10 +76,14 @@ for _ in 0..<3 {
     if let value = opensslThroughput() { theirs.append(value) }
 }
 let best = ours.max()!
-print(String(format: "hookguard MessageAuthentication.code, 5 MiB: %.0f MiB/s (%.2f ms per body)",
-             best / mib, Double(size) / best * 1000))
-print(String(format: "hookguard MessageAuthentication.code, 1.5 KB: %.0f ns per body (best of 3)",
-             (0..<3).map { _ in smallBodyNanoseconds(1536) }.min()!))
+print(
+    String(
+        format: "hookguard MessageAuthentication.code, 5 MiB: %.0f MiB/s (%.2f ms per body)",
+        best / mib, Double(size) / best * 1000))
+print(
+    String(
+        format: "hookguard MessageAuthentication.code, 1.5 KB: %.0f ns per body (best of 3)",
+        (0..<3).map { _ in smallBodyNanoseconds(1536) }.min()!))
 if let reference = theirs.max() {
     print(String(format: "openssl speed -hmac sha256 -bytes %d: %.0f MiB/s", size, reference / mib))
     print(String(format: "ratio: %.1f%% of openssl", best / reference * 100))

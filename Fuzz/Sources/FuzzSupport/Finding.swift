@@ -12,7 +12,8 @@ package func require(_ condition: Bool, _ message: @autoclosure () -> String) {
 
 /// Whether `needle` occurs in `haystack`, byte for byte.
 package func contains(_ haystack: some Collection<UInt8>, _ needle: some Collection<UInt8>) -> Bool {
-    let hay = Array(haystack), pin = Array(needle)
+    let hay = Array(haystack)
+    let pin = Array(needle)
     guard !pin.isEmpty, pin.count <= hay.count else { return pin.isEmpty }
     return (0...(hay.count - pin.count)).contains { start in hay[start..<(start + pin.count)].elementsEqual(pin) }
 }

@@ -11,7 +11,9 @@ package enum SocketReader {
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path.utf8) }
         let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         precondition(listener >= 0 && bound == 0 && listen(listener, 64) == 0, "cannot listen on \(path)")
         Thread.detachNewThread {

@@ -1,3 +1,5 @@
+import Doctor
+import FastCGI
 // The envelope encoder: any uri, scheme, event, delivery id, headers (as
 // CGI parameters carry them) and body bytes. Properties: Envelope.encoded()
 // is one line ending in "\n" holding a JSON object (checked with Foundation's
@@ -5,10 +7,8 @@
 // `body` when it is UTF-8 and as `body_base64` otherwise.
 import Foundation
 import FuzzSupport
-import FastCGI
-import Receiver
-import Doctor
 import HookguardTesting
+import Receiver
 
 /// Input: a flags byte (bit 0: an event, bit 1: a delivery id), 5 bytes of
 /// seconds and 4 of nanoseconds for the arrival time, then NUL-separated
@@ -21,7 +21,10 @@ package func fuzzEnvelope(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     // Any moment from 1970 to the end of year 9999: what a clock can say.
     let seconds = Int(input.integer(bytes: 5) % 253_402_300_800)
     let nanoseconds = Int(input.integer(bytes: 4) % 1_000_000_000)
-    let scheme = input.text(), uri = input.text(), event = input.text(), deliveryID = input.text()
+    let scheme = input.text()
+    let uri = input.text()
+    let event = input.text()
+    let deliveryID = input.text()
     var params = RequestParams()
     for entry in input.fieldList() { params.append(entry: entry) }
     let body = input.rest()
@@ -48,8 +51,9 @@ package func fuzzEnvelope(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     }
     func same(_ key: String, _ expected: String?) {
         let value = object[key] as? String
-        require(value.map { Array($0.utf8) } == expected.map { Array($0.utf8) },
-                "\(key): \(String(describing: value).debugDescription) != \(String(describing: expected).debugDescription)")
+        require(
+            value.map { Array($0.utf8) } == expected.map { Array($0.utf8) },
+            "\(key): \(String(describing: value).debugDescription) != \(String(describing: expected).debugDescription)")
     }
     same("id", envelope.id.text)
     same("received_at", receivedAt.rfc3339)
@@ -67,7 +71,8 @@ package func fuzzEnvelope(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     for header in envelope.headers { expected[header.name] = header.value }
     require(headers.count == expected.count, "\(headers.count) headers where \(expected.count) were given")
     for (name, value) in expected {
-        require((headers[name] as? String).map { Array($0.utf8) } == Array(value.utf8), "header \(name.debugDescription)")
+        require(
+            (headers[name] as? String).map { Array($0.utf8) } == Array(value.utf8), "header \(name.debugDescription)")
     }
 
     if let text = object["body"] as? String {

@@ -1,3 +1,5 @@
+import Doctor
+import FastCGI
 // The request path from raw CGI/FastCGI parameters and a body, through
 // WebhookHandler.handle with an in-memory body: every HOOKGUARD_* parameter,
 // every header, any method, length and body, a client that goes away, and
@@ -17,11 +19,9 @@
 // tmp/; no log line and no response holds a secret.
 import Foundation
 import FuzzSupport
-import FastCGI
-import Receiver
-import Doctor
 import HookguardTesting
 import Logging
+import Receiver
 import Synchronization
 
 /// Input: a flags byte (bit 0: sign the request genuinely; bit 1: the client
@@ -153,8 +153,9 @@ final class Sandbox: Sendable {
             return false
         }
         let id = scheme.idHeader.flatMap { params[$0] }.flatMap { $0.isEmpty ? nil : $0 } ?? "msg_fuzz"
-        guard let lines = try? SignatureSigner.headers(
-            scheme, secret: Secret(key), body: body, timestamp: Timestamp.now().seconds + skew, id: id)
+        guard
+            let lines = try? SignatureSigner.headers(
+                scheme, secret: Secret(key), body: body, timestamp: Timestamp.now().seconds + skew, id: id)
         else { return false }
         for line in lines { params[HeaderName(line.name).parameter] = line.value }
         return true

@@ -1,3 +1,5 @@
+import Doctor
+import FastCGI
 // Secret files: any bytes through Secret.parseFile, through SecretFileCache
 // reading them from a real file, and each secret through the whsec_ key
 // decoding of Standard Webhooks. Properties: no crash; every secret is a
@@ -6,14 +8,13 @@
 // decoded from whsec_ (or whpk_) is non-empty and is what the base64 says.
 import Foundation
 import FuzzSupport
-import FastCGI
-import Receiver
-import Doctor
 import HookguardTesting
+import Receiver
 
 /// A file in a directory of this process's own, removed at exit.
 let path: String = {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hookguard-fuzz-secrets-\(getpid())").path
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hookguard-fuzz-secrets-\(getpid())")
+        .path
     try! FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     removeAtExit(directory)
     return directory + "/fuzz.secret"
@@ -46,7 +47,8 @@ package func fuzzSecrets(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
             let prefix = key.isPublicKey ? "whpk_" : "whsec_"
             let encoded = text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text
             let padded = encoded + String(repeating: "=", count: (4 - encoded.utf8.count % 4) % 4)
-            require(Data(base64Encoded: padded).map { [UInt8]($0) } == key.bytes, "a \(prefix) key that is not the base64")
+            require(
+                Data(base64Encoded: padded).map { [UInt8]($0) } == key.bytes, "a \(prefix) key that is not the base64")
             if key.isPublicKey { require(key.bytes.count == 32, "a whpk_ key of \(key.bytes.count) bytes") }
         }
     }
@@ -74,4 +76,3 @@ package func fuzzSecrets(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     }
     return 0
 }
-

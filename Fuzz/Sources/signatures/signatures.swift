@@ -1,3 +1,5 @@
+import Doctor
+import FastCGI
 // Signature header values of every scheme: arbitrary signature, timestamp and
 // id headers through SignatureVerifier.verify, for every preset and a custom
 // scheme. Properties:
@@ -8,10 +10,8 @@
 //   decoded), what SignatureSigner signs verifies: the two sides agree.
 import Foundation
 import FuzzSupport
-import FastCGI
-import Receiver
-import Doctor
 import HookguardTesting
+import Receiver
 
 /// The presets in a fixed order, so an input names the same scheme in every run.
 let presets = Scheme.presets.keys.sorted().map { Scheme.presets[$0]! }
@@ -28,9 +28,14 @@ package func fuzzSignatures(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     var input = FuzzInput(data, count: count)
     let choice = Int(input.byte())
     let tolerance = Int(input.byte()) * 10
-    let signature = input.text(), timestamp = input.text(), id = input.text()
+    let signature = input.text()
+    let timestamp = input.text()
+    let id = input.text()
     let secretFile = input.field()
-    let algorithm = input.text(), encoding = input.text(), prefix = input.text(), idHeader = input.text()
+    let algorithm = input.text()
+    let encoding = input.text()
+    let prefix = input.text()
+    let idHeader = input.text()
     let body = input.rest()
 
     let scheme: Scheme
@@ -49,10 +54,14 @@ package func fuzzSignatures(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
 
     // Nobody knows this key: whatever the headers say, it must not verify.
     do {
-        try SignatureVerifier.verify(scheme, keys: [unknownKey], params: params, body: body, now: now, tolerance: tolerance)
+        try SignatureVerifier.verify(
+            scheme, keys: [unknownKey], params: params, body: body, now: now, tolerance: tolerance)
         require(false, "\(scheme.name): accepted under a key drawn at random: \(params.values)")
     } catch {
-        guard case .refused(let failure) = error else { require(false, "\(error)"); return 0 }
+        guard case .refused(let failure) = error else {
+            require(false, "\(error)")
+            return 0
+        }
         _ = failure.description
         _ = failure.reasonCode
     }
@@ -74,13 +83,15 @@ package func fuzzSignatures(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
         let needsID = scheme.message.contains(.id)
         if !(needsID && senderID == nil) {
             do {
-                let lines = try SignatureSigner.headers(scheme, secret: secret, body: body, timestamp: stamp, id: senderID)
+                let lines = try SignatureSigner.headers(
+                    scheme, secret: secret, body: body, timestamp: stamp, id: senderID)
                 var signed = RequestParams()
                 signed["REQUEST_METHOD"] = "POST"  // what the signer assumes, for {method} (HubSpot)
                 for line in lines { signed[HeaderName(line.name).parameter] = line.value }
                 try SignatureVerifier.verify(scheme, keys: [key], params: signed, body: body, now: stamp, tolerance: 0)
             } catch {
-                require(false, "\(scheme.name) (prefix \(scheme.prefix.debugDescription)): signed, then refused: \(error)")
+                require(
+                    false, "\(scheme.name) (prefix \(scheme.prefix.debugDescription)): signed, then refused: \(error)")
             }
         }
     }

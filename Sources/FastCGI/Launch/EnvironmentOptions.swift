@@ -1,5 +1,5 @@
-package import Posix
 package import Logging
+package import Posix
 
 /// The options `hookguard serve` takes as arguments, read from the
 /// environment instead when hookguard is started without arguments (by
@@ -29,7 +29,8 @@ package struct EnvironmentOptions: Sendable, Equatable {
             guard let value = Int(text), Self.workerRange.contains(value) else {
                 throw .invalidOption(
                     variable: Self.workersVariable, value: text,
-                    expected: "a number of threads from \(Self.workerRange.lowerBound) to \(Self.workerRange.upperBound)")
+                    expected:
+                        "a number of threads from \(Self.workerRange.lowerBound) to \(Self.workerRange.upperBound)")
             }
             workers = value
         }
@@ -50,7 +51,9 @@ package struct EnvironmentOptions: Sendable, Equatable {
             guard let value = Double(text), Self.secondsRange.contains(value) else {
                 throw .invalidOption(
                     variable: variable, value: text,
-                    expected: "a number of seconds from \(Self.secondsRange.lowerBound) to \(Int(Self.secondsRange.upperBound))")
+                    expected:
+                        "a number of seconds from \(Self.secondsRange.lowerBound) to \(Int(Self.secondsRange.upperBound))"
+                )
             }
             self[keyPath: option] = value
         }

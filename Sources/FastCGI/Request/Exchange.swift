@@ -1,6 +1,6 @@
-package import Posix
 import CFastCGI
 import Glibc
+package import Posix
 
 /// One FastCGI request: its parameters copied into Swift values (libfcgi
 /// frees its own at the next accept), its body stream, and the response.
@@ -27,8 +27,9 @@ package struct FastCGIExchange {
         params.reserve(records: count, bytes: bytes)
         for index in 0..<count {
             let entry = envp[index]!
-            params.appendRecord(UnsafeBufferPointer(
-                start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: strlen(entry)))
+            params.appendRecord(
+                UnsafeBufferPointer(
+                    start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: strlen(entry)))
         }
         return params
     }

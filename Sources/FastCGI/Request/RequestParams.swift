@@ -1,5 +1,5 @@
-package import Posix
 import Glibc
+package import Posix
 
 /// An HTTP header as the sender names it, the CGI parameter the web server
 /// passes it in, and the name the envelope records.
@@ -142,7 +142,9 @@ package struct RequestParams: Sendable {
             let name = bytes[record.nameStart..<record.nameStart + record.nameCount]
             if name.starts(with: http) {
                 result.append((Self.envelopeName(name.dropFirst(http.count)), value(of: record)))
-            } else if record.valueCount > 0, name.elementsEqual("CONTENT_TYPE".utf8) || name.elementsEqual("CONTENT_LENGTH".utf8) {
+            } else if record.valueCount > 0,
+                name.elementsEqual("CONTENT_TYPE".utf8) || name.elementsEqual("CONTENT_LENGTH".utf8)
+            {
                 cgiOnly.append((Self.envelopeName(name), value(of: record)))
             }
         }
@@ -166,7 +168,9 @@ package struct RequestParams: Sendable {
     private static func envelopeName(_ parameter: ArraySlice<UInt8>) -> String {
         String(unsafeUninitializedCapacity: parameter.count) { out in
             for (i, byte) in parameter.enumerated() {
-                out[i] = byte == UInt8(ascii: "_") ? UInt8(ascii: "-")
+                out[i] =
+                    byte == UInt8(ascii: "_")
+                    ? UInt8(ascii: "-")
                     : (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
             }
             return parameter.count

@@ -1,6 +1,6 @@
-package import Posix
 import CFastCGI
 import Glibc
+package import Posix
 import Synchronization
 
 /// One accepted connection. Whoever holds its descriptor owns it: the
@@ -31,7 +31,9 @@ struct Connection {
             var trash = [UInt8](repeating: 0, count: 4096)
             while let remaining = deadline.remainingMilliseconds {
                 var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                guard poll(&ready, 1, Int32(clamping: remaining)) > 0, recv(fd, &trash, trash.count, Int32(MSG_DONTWAIT)) > 0 else { break }
+                guard poll(&ready, 1, Int32(clamping: remaining)) > 0,
+                    recv(fd, &trash, trash.count, Int32(MSG_DONTWAIT)) > 0
+                else { break }
             }
         }
         _ = Glibc.close(fd)

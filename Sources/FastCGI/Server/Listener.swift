@@ -1,6 +1,6 @@
-package import Posix
 import CFastCGI
 import Glibc
+package import Posix
 
 /// The listening socket. hookguard makes it itself rather than with
 /// `FCGX_OpenSocket`, which cannot set the socket file's mode or group, tell a
@@ -32,7 +32,9 @@ package struct Listener: Sendable, CustomStringConvertible {
         package var allowRemote: Bool
         package var backlog: Int32
 
-        package init(socketMode: UInt32 = 0o660, socketGroup: String? = nil, allowRemote: Bool = false, backlog: Int32 = 1024) {
+        package init(
+            socketMode: UInt32 = 0o660, socketGroup: String? = nil, allowRemote: Bool = false, backlog: Int32 = 1024
+        ) {
             self.socketMode = socketMode
             self.socketGroup = socketGroup
             self.allowRemote = allowRemote
@@ -144,7 +146,9 @@ package struct Listener: Sendable, CustomStringConvertible {
         guard lstat(path, &st) == 0 else { return }
         guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw .notASocket(path) }
         // Without a probe, a live server's socket would look stale.
-        let probe = try call("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let probe = try call("socket") {
+            socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
         defer { Glibc.close(probe) }
         let connected = withSockaddr(addr) { ptr, len in connect(probe, ptr, len) == 0 }
         if connected { throw .inUse(path) }
@@ -165,7 +169,9 @@ package struct Listener: Sendable, CustomStringConvertible {
         let address = ListenAddress.tcp(host: host, port: port)
         if !options.allowRemote && !isLoopback(info.pointee.ai_addr) { throw .remoteRefused(address.description) }
 
-        let fd = try call("socket") { socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try call("socket") {
+            socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
         do throws(OpenError) {
             var one: Int32 = 1
             try call("setsockopt(SO_REUSEADDR)", path: address.description) {
@@ -190,7 +196,8 @@ package struct Listener: Sendable, CustomStringConvertible {
             var length = socklen_t(MemoryLayout<Int32>.size)
             guard getsockopt(fd, SOL_SOCKET, option, &value, &length) == 0 else {
                 switch errno {
-                case ENOTSOCK: throw .notListening("\(name) is not a socket; start hookguard with its listening socket there")
+                case ENOTSOCK:
+                    throw .notListening("\(name) is not a socket; start hookguard with its listening socket there")
                 case EBADF: throw .notListening("\(name) is not open; start hookguard with its listening socket there")
                 default: throw .system(SystemError("getsockopt", path: name, errno: errno))
                 }
@@ -245,8 +252,10 @@ package struct Listener: Sendable, CustomStringConvertible {
         case AF_INET, AF_INET6:
             var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
             var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
-            guard getnameinfo(addr, length, &host, socklen_t(host.count), &port, socklen_t(port.count),
-                              NI_NUMERICHOST | NI_NUMERICSERV) == 0
+            guard
+                getnameinfo(
+                    addr, length, &host, socklen_t(host.count), &port, socklen_t(port.count),
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0
             else { return "tcp:(unknown)" }
             func text(_ chars: [CChar]) -> String {
                 String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -288,7 +297,9 @@ private func withSockaddr<R, E: Error>(
 
 /// `syscall` for the listener's calls: a failure is an `OpenError`.
 @discardableResult
-private func call<T: BinaryInteger>(_ name: String, path: String? = nil, _ body: () -> T) throws(Listener.OpenError) -> T {
+private func call<T: BinaryInteger>(_ name: String, path: String? = nil, _ body: () -> T) throws(Listener.OpenError)
+    -> T
+{
     do {
         return try syscall(name, path: path, body)
     } catch {

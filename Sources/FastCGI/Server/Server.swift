@@ -1,6 +1,6 @@
-package import Posix
 import CFastCGI
 import Glibc
+package import Posix
 import Synchronization
 
 /// A pool of worker threads, each answering one FastCGI request at a time
@@ -79,7 +79,9 @@ package final class FastCGIServer: Sendable {
     /// finish for `timeouts.grace` seconds and returns; the caller closes the
     /// listener (and, after `.abandoned`, must end the process: abandoned
     /// workers are still running). `onHangup` runs on SIGHUP.
-    package func run(onHangup: @escaping @Sendable () -> Void = {}, handler: @escaping Handler) throws(SystemError) -> Stop {
+    package func run(onHangup: @escaping @Sendable () -> Void = {}, handler: @escaping Handler) throws(SystemError)
+        -> Stop
+    {
         // Blocked here, so every thread inherits the mask and only the signal thread sees them.
         let signals = try SignalPipe([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
         // A web server that hangs up mid-response must not kill the process.
@@ -117,12 +119,19 @@ package final class FastCGIServer: Sendable {
             var byte: UInt8 = 1
             _ = write(done.write, &byte, 1)
         }
-        let threads = [WorkerThread(named: "hg-waiting-room") { room.run(); finished(0) }] + (1...workers).map { index in
-            WorkerThread(named: "hg-worker-\(index)") { [self] in
-                self.work(room: room, wakeFd: wake.read, handler: handler)
-                finished(index)
+        let threads =
+            [
+                WorkerThread(named: "hg-waiting-room") {
+                    room.run()
+                    finished(0)
+                }
+            ]
+            + (1...workers).map { index in
+                WorkerThread(named: "hg-worker-\(index)") { [self] in
+                    self.work(room: room, wakeFd: wake.read, handler: handler)
+                    finished(index)
+                }
             }
-        }
 
         waiting: while true {
             for received in signals.next() {
@@ -184,14 +193,18 @@ package final class FastCGIServer: Sendable {
         // itself (after one failed), accept(-1) fails at once.
         FCGX_InitRequest(request, -1, 0)
         while true {
-            var watched = [pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: room.ready.read, events: Int16(POLLIN), revents: 0)]
+            var watched = [
+                pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: room.ready.read, events: Int16(POLLIN), revents: 0),
+            ]
             guard poll(&watched, 2, -1) > 0 else { continue }  // EINTR: look again
             if watched[0].revents != 0 { break }
             guard let connection = room.ready.receive() else { continue }  // another worker took it
             switch serve(connection, with: request, handler: handler) {
             case .keep:
-                if stopping.load(ordering: .sequentiallyConsistent) || !room.returned.send(connection) { connection.close() }
+                if stopping.load(ordering: .sequentiallyConsistent) || !room.returned.send(connection) {
+                    connection.close()
+                }
             case .closeLingering: connection.close(lingering: min(timeouts.read, 1))
             case .closeNow: connection.close()
             case .closedByLibrary: break
@@ -201,7 +214,9 @@ package final class FastCGIServer: Sendable {
     }
 
     /// Reads one request from `connection` and answers it.
-    private func serve(_ connection: Connection, with request: UnsafeMutablePointer<FCGX_Request>, handler: Handler) -> AfterRequest {
+    private func serve(_ connection: Connection, with request: UnsafeMutablePointer<FCGX_Request>, handler: Handler)
+        -> AfterRequest
+    {
         request.pointee.ipcFd = connection.fd
         defer { request.pointee.ipcFd = -1 }
         // FCGX_Accept_r first finishes the previous request: it must not

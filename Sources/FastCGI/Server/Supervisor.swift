@@ -1,6 +1,6 @@
-package import Posix
 import CFastCGI
 import Glibc
+package import Posix
 
 /// Keeps the server process alive. libfcgi parses records inside
 /// `FCGX_Accept_r`, before hookguard sees them, and aborts the process when a

@@ -1,6 +1,6 @@
-package import Posix
 import CFastCGI
 import Glibc
+package import Posix
 
 /// The connections with nothing to read yet: new ones before their first
 /// record, and kept ones (FCGI_KEEP_CONN) between requests. One thread
@@ -47,9 +47,11 @@ final class WaitingRoom: Sendable {
             if let pause = acceptingAgainAt, pause.remainingMilliseconds == nil { acceptingAgainAt = nil }
             let accepting = waiting.count < capacity && acceptingAgainAt == nil
             // poll(2) skips a negative descriptor: the listening socket, while not accepting.
-            var watched = [pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: returned.read, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: accepting ? listener.fd : -1, events: Int16(POLLIN), revents: 0)]
+            var watched = [
+                pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: returned.read, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: accepting ? listener.fd : -1, events: Int16(POLLIN), revents: 0),
+            ]
             watched += waiting.map { pollfd(fd: $0.connection.fd, events: Int16(POLLIN), revents: 0) }
             let next = (waiting.map(\.deadline) + (acceptingAgainAt.map { [$0] } ?? [])).min()
             let timeout = next.map { Int32(clamping: $0.remainingMilliseconds ?? 0) } ?? -1

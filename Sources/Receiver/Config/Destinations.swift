@@ -24,7 +24,9 @@ enum Destinations {
             throw ConfigError(.natsURL, "\"\(url)\" is not a nats:// URL")
         }
         guard !url.dropFirst(6).contains("@") else {
-            throw ConfigError(.natsURL, "holds credentials; put them in a file named by HOOKGUARD_NATS_CREDS or HOOKGUARD_NATS_TOKEN_FILE")
+            throw ConfigError(
+                .natsURL,
+                "holds credentials; put them in a file named by HOOKGUARD_NATS_CREDS or HOOKGUARD_NATS_TOKEN_FILE")
         }
         guard !subjectTemplate.isEmpty else {
             throw ConfigError(.natsSubject, "missing; name the subject, e.g. hooks.{scheme}.{event}")
@@ -33,7 +35,10 @@ enum Destinations {
         guard allowed.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }),
             !allowed.hasPrefix("."), !allowed.hasSuffix("."), !allowed.contains("..")
         else {
-            throw ConfigError(.natsSubject, "\"\(subjectTemplate)\" is not a subject: dot-separated tokens of letters, digits, - and _, with {scheme} and {event}")
+            throw ConfigError(
+                .natsSubject,
+                "\"\(subjectTemplate)\" is not a subject: dot-separated tokens of letters, digits, - and _, with {scheme} and {event}"
+            )
         }
         try checkAbsolute(credentialsFile, .natsCredentials)
         try checkAbsolute(tokenFile, .natsTokenFile)

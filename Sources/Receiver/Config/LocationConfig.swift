@@ -1,6 +1,6 @@
-import Posix
 package import FastCGI
 import FoundationEssentials
+import Posix
 
 /// The per-location parameters hookguard reads from every request
 /// (`fastcgi_param` in nginx, `SetEnv` in Apache, the environment in CGI).
@@ -191,7 +191,10 @@ package struct LocationConfig: Sendable {
     package static func publicURL(_ text: String?, scheme: Scheme) throws(ConfigError) -> String? {
         guard let text else {
             if scheme.isURLBound {
-                throw ConfigError(.url, "missing; \(scheme.name) signs the URL it was given: set it here exactly, e.g. https://example.org/hooks/\(scheme.name)")
+                throw ConfigError(
+                    .url,
+                    "missing; \(scheme.name) signs the URL it was given: set it here exactly, e.g. https://example.org/hooks/\(scheme.name)"
+                )
             }
             return nil
         }
@@ -242,7 +245,9 @@ package struct LocationConfig: Sendable {
         return try NATSDestination(
             url: url, subjectTemplate: value(.natsSubject) ?? "", credentialsFile: value(.natsCredentials),
             tokenFile: value(.natsTokenFile),
-            timeoutMilliseconds: try value(.natsTimeout).map { text throws(ConfigError) in try milliseconds(text, .natsTimeout) }
+            timeoutMilliseconds: try value(.natsTimeout).map { text throws(ConfigError) in
+                try milliseconds(text, .natsTimeout)
+            }
                 ?? NATSDestination.defaultTimeoutMilliseconds)
     }
 
@@ -260,7 +265,8 @@ package struct LocationConfig: Sendable {
         func number(_ parameter: Parameter, _ range: ClosedRange<Int>, _ what: String) throws(ConfigError) -> Int? {
             guard let text = value(parameter) else { return nil }
             guard let number = Int(text), range.contains(number) else {
-                throw ConfigError(parameter, "\"\(text)\" is not \(what) from \(range.lowerBound) to \(range.upperBound)")
+                throw ConfigError(
+                    parameter, "\"\(text)\" is not \(what) from \(range.lowerBound) to \(range.upperBound)")
             }
             return number
         }
@@ -289,7 +295,9 @@ package struct LocationConfig: Sendable {
         }
         return try SocketDestination(
             path: path, acknowledged: acknowledged,
-            timeoutMilliseconds: try value(.socketTimeout).map { text throws(ConfigError) in try milliseconds(text, .socketTimeout) }
+            timeoutMilliseconds: try value(.socketTimeout).map { text throws(ConfigError) in
+                try milliseconds(text, .socketTimeout)
+            }
                 ?? SocketDestination.defaultTimeoutMilliseconds)
     }
 
@@ -350,7 +358,8 @@ package struct LocationConfig: Sendable {
                 throw ConfigError(.timestampField, "set with HOOKGUARD_TIMESTAMP_HEADER: the timestamp is in one place")
             }
             guard separator != nil else {
-                throw ConfigError(.timestampField, "needs HOOKGUARD_SEPARATOR: a field is an entry of the signature header's list")
+                throw ConfigError(
+                    .timestampField, "needs HOOKGUARD_SEPARATOR: a field is an entry of the signature header's list")
             }
             timestamp = .field(try headerText(field, .timestampField))
         }
@@ -362,11 +371,12 @@ package struct LocationConfig: Sendable {
             }
             timestampFormat = known
         }
-        var keyForm: Scheme.KeyForm = switch publicKey {
-        case nil: .asGiven
-        case .ed25519: .hexPublicKey
-        case .ecdsaP256: .base64PublicKey
-        }
+        var keyForm: Scheme.KeyForm =
+            switch publicKey {
+            case nil: .asGiven
+            case .ed25519: .hexPublicKey
+            case .ecdsaP256: .base64PublicKey
+            }
         if let name = value(.keyForm) {
             guard let known = Scheme.KeyForm(rawValue: name.lowercased()) else {
                 let names = Scheme.KeyForm.allCases.map(\.rawValue).joined(separator: ", ")
@@ -388,7 +398,10 @@ package struct LocationConfig: Sendable {
         var message: [Scheme.MessagePart] = [.body]
         if let template = value(.message) {
             guard let parts = Scheme.MessagePart.parse(template) else {
-                throw ConfigError(.message, "\"\(template)\" is not a template: text with {body} once, and {timestamp} or {id} at most once each")
+                throw ConfigError(
+                    .message,
+                    "\"\(template)\" is not a template: text with {body} once, and {timestamp} or {id} at most once each"
+                )
             }
             message = parts
         }

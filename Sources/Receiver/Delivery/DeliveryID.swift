@@ -1,5 +1,5 @@
-package import Posix
 package import FastCGI
+package import Posix
 import Synchronization
 
 /// A delivery's id: a UUIDv7 (RFC 9562), unique across processes and hosts
@@ -58,8 +58,9 @@ package struct DeliveryID: Sendable, Hashable, Comparable, CustomStringConvertib
             if i == 8 || i == 13 || i == 18 || i == 23 {
                 guard c == UInt8(ascii: "-") else { return nil }
             } else {
-                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
-                    || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(c)
+                guard
+                    (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+                        || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(c)
                 else { return nil }
             }
         }

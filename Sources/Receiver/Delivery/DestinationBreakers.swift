@@ -1,7 +1,7 @@
-package import Posix
 package import FastCGI
 import Logging
 import Metrics
+package import Posix
 import Synchronization
 
 /// The circuit breakers of every destination this process forwards to, by
@@ -30,7 +30,9 @@ final class DestinationBreakers: Sendable {
     /// for a destination that is down; when its places are taken, waiting
     /// `placeWaitNanoseconds`, or up to `busyPlaceWaitNanoseconds` while its
     /// requests keep finishing.
-    func admit(_ destination: DestinationName, policy: BreakerPolicy) -> Result<CircuitBreaker.Pass, CircuitBreaker.Refusal> {
+    func admit(_ destination: DestinationName, policy: BreakerPolicy) -> Result<
+        CircuitBreaker.Pass, CircuitBreaker.Refusal
+    > {
         let limit = policy.inFlightLimit(workers: workers)
         let started = clock()
         while true {
@@ -61,8 +63,10 @@ final class DestinationBreakers: Sendable {
         guard let transition else { return }
         let detail =
             switch transition {
-            case .down where pass.isProbe: "probe failed: \(failure ?? ""); next probe in \(policy.backoffMilliseconds) ms"
-            case .down: "\(policy.failures) consecutive failures, the last: \(failure ?? ""); next probe in \(policy.backoffMilliseconds) ms"
+            case .down where pass.isProbe:
+                "probe failed: \(failure ?? ""); next probe in \(policy.backoffMilliseconds) ms"
+            case .down:
+                "\(policy.failures) consecutive failures, the last: \(failure ?? ""); next probe in \(policy.backoffMilliseconds) ms"
             default: "probe succeeded"
             }
         report(transition, destination, detail: detail)
@@ -75,7 +79,8 @@ final class DestinationBreakers: Sendable {
 
     private func report(_ transition: CircuitBreaker.Transition, _ destination: DestinationName, detail: String) {
         let metadata: Logger.Metadata = [
-            "state": .string(transition.rawValue), "destination": .string(destination.description), "detail": .string(detail),
+            "state": .string(transition.rawValue), "destination": .string(destination.description),
+            "detail": .string(detail),
         ]
         switch transition {
         case .down:

@@ -1,5 +1,5 @@
-package import Posix
 package import FastCGI
+package import Posix
 import Synchronization
 
 /// Remembers, beside a spool, which sender ids were accepted within a window,
@@ -73,7 +73,7 @@ package final class DuplicateRecords: Sendable {
             let opened: Int32?
             do throws(SystemError) {
                 opened = try Self.openRecord(path)
-            } catch where error.isNotFound {
+            } catch  where error.isNotFound {
                 guard !remadeDirectory else { throw .system(error) }
                 remadeDirectory = true  // the spool was removed under us
                 do { try makeDirectories(directory) } catch { throw .system(error) }
@@ -110,10 +110,10 @@ package final class DuplicateRecords: Sendable {
     private static func openRecord(_ path: String) throws(SystemError) -> Int32? {
         do {
             return try Sys.open(path, [.readWrite, .create, .exclusive], mode: 0o640)
-        } catch where error.alreadyExists {
+        } catch  where error.alreadyExists {
             do {
                 return try Sys.open(path, .readWrite)
-            } catch where error.isNotFound {
+            } catch  where error.isNotFound {
                 return nil
             }
         }

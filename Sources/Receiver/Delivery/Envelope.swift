@@ -1,6 +1,6 @@
-package import Posix
 package import FastCGI
 import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
+package import Posix
 
 /// One verified delivery as readers see it: a JSON object with the body
 /// byte-exact (`body` when it is UTF-8, else `body_base64`).

@@ -1,8 +1,8 @@
-package import Posix
-package import FastCGI
 internal import CNats
-import Synchronization
+package import FastCGI
 import FoundationEssentials
+package import Posix
+import Synchronization
 
 /// A JetStream that verified deliveries are published to.
 package struct NATSDestination: Sendable, Equatable {
@@ -24,8 +24,9 @@ package struct NATSDestination: Sendable, Equatable {
         url: String, subjectTemplate: String, credentialsFile: String? = nil, tokenFile: String? = nil,
         timeoutMilliseconds: Int = NATSDestination.defaultTimeoutMilliseconds
     ) throws(ConfigError) {
-        try Destinations.checkNATS(url: url, subjectTemplate: subjectTemplate, credentialsFile: credentialsFile,
-                                   tokenFile: tokenFile, timeoutMilliseconds: timeoutMilliseconds)
+        try Destinations.checkNATS(
+            url: url, subjectTemplate: subjectTemplate, credentialsFile: credentialsFile,
+            tokenFile: tokenFile, timeoutMilliseconds: timeoutMilliseconds)
         self.url = url
         self.subjectTemplate = subjectTemplate
         self.credentialsFile = credentialsFile
@@ -43,9 +44,11 @@ package struct NATSDestination: Sendable, Equatable {
     }
 
     static func token(_ text: String) -> String {
-        let mapped = String(text.prefix(128).map { char -> Character in
-            char.isASCII && (char.isLetter || char.isNumber || char == "-" || char == "_" || char == ".") ? char : "_"
-        })
+        let mapped = String(
+            text.prefix(128).map { char -> Character in
+                char.isASCII && (char.isLetter || char.isNumber || char == "-" || char == "_" || char == ".")
+                    ? char : "_"
+            })
         let parts = mapped.split(separator: ".", omittingEmptySubsequences: false).map { $0.isEmpty ? "_" : String($0) }
         return parts.joined(separator: ".")
     }
@@ -138,7 +141,7 @@ package final class JetStreamPublisher: Sendable {
         let connection = try self.connection(key, for: destination)
         do {
             return try connection.publish(data, as: message, deadline: deadline, url: destination.url)
-        } catch where connection.link == .closed {
+        } catch  where connection.link == .closed {
             // libnats gave up on it: the next request connects afresh.
             connections.withLock { pool in
                 if case .ready(let kept) = pool[key], kept === connection { pool[key] = nil }
@@ -147,12 +150,15 @@ package final class JetStreamPublisher: Sendable {
         }
     }
 
-    private func connection(_ key: Key, for destination: NATSDestination) throws(NATSForwardError) -> JetStreamConnection {
+    private func connection(_ key: Key, for destination: NATSDestination) throws(NATSForwardError)
+        -> JetStreamConnection
+    {
         let found = connections.withLock { pool -> Result<JetStreamConnection?, NATSForwardError> in
             switch pool[key] {
             case .ready(let connection): return .success(connection)
             case .connecting:
-                return .failure(NATSForwardError(url: destination.url, detail: "not connected yet (another request is connecting)"))
+                return .failure(
+                    NATSForwardError(url: destination.url, detail: "not connected yet (another request is connecting)"))
             case nil:
                 pool[key] = .connecting
                 return .success(nil)
@@ -234,9 +240,14 @@ final class JetStreamConnection: @unchecked Sendable {
             try check(natsOptions_SetWriteDeadline(options, Int64(step)), "write deadline")
             // A publish waiting for its acknowledgement learns of a lost connection at once.
             try check(natsOptions_SetFailRequestsOnDisconnect(options, true), "fail requests on disconnect")
-            try check(natsOptions_SetDisconnectedCB(options, { _, closure in Links.set(closure, .disconnected) }, closure), "callback")
-            try check(natsOptions_SetReconnectedCB(options, { _, closure in Links.set(closure, .connected) }, closure), "callback")
-            try check(natsOptions_SetClosedCB(options, { _, closure in Links.set(closure, .closed) }, closure), "callback")
+            try check(
+                natsOptions_SetDisconnectedCB(options, { _, closure in Links.set(closure, .disconnected) }, closure),
+                "callback")
+            try check(
+                natsOptions_SetReconnectedCB(options, { _, closure in Links.set(closure, .connected) }, closure),
+                "callback")
+            try check(
+                natsOptions_SetClosedCB(options, { _, closure in Links.set(closure, .closed) }, closure), "callback")
             switch lifetime {
             case .process:
                 // Keep trying for ever, in the background: deliveries fall back meanwhile.
@@ -244,8 +255,9 @@ final class JetStreamConnection: @unchecked Sendable {
                 try check(natsOptions_SetReconnectWait(options, 250), "reconnect wait")
                 // With a connected callback, a failed first attempt returns at once
                 // (NATS_NOT_YET_CONNECTED) and the retries happen on libnats' thread.
-                try check(natsOptions_SetRetryOnFailedConnect(
-                    options, true, { _, closure in Links.set(closure, .connected) }, closure), "retry")
+                try check(
+                    natsOptions_SetRetryOnFailedConnect(
+                        options, true, { _, closure in Links.set(closure, .connected) }, closure), "retry")
             case .request:
                 try check(natsOptions_SetAllowReconnect(options, false), "reconnect")
             }
@@ -255,7 +267,8 @@ final class JetStreamConnection: @unchecked Sendable {
             if let file = destination.tokenFile {
                 let token: String
                 do {
-                    token = String(decoding: try readWholeFile(file), as: UTF8.self).trimmingASCIIWhitespace().description
+                    token =
+                        String(decoding: try readWholeFile(file), as: UTF8.self).trimmingASCIIWhitespace().description
                 } catch {
                     throw NATSForwardError(url: url, detail: "token file \(file): \(error.reason)")
                 }
@@ -310,7 +323,8 @@ final class JetStreamConnection: @unchecked Sendable {
         let timeoutMilliseconds = remaining - 2 * stepMilliseconds
         var message: OpaquePointer? = nil
         let created = data.withUnsafeBytes { bytes in
-            natsMsg_Create(&message, subject, nil, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
+            natsMsg_Create(
+                &message, subject, nil, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
         }
         guard created == NATS_OK, let message else {
             throw NATSForwardError(url: url, detail: "message for \(subject): \(Self.text(created))")
@@ -337,7 +351,8 @@ final class JetStreamConnection: @unchecked Sendable {
             throw NATSForwardError(url: url, detail: detail)
         }
         return PublishAcknowledgement(
-            stream: String(cString: ack.pointee.Stream), sequence: ack.pointee.Sequence, duplicate: ack.pointee.Duplicate)
+            stream: String(cString: ack.pointee.Stream), sequence: ack.pointee.Sequence,
+            duplicate: ack.pointee.Duplicate)
     }
 
     private static func text(_ status: natsStatus) -> String { String(cString: natsStatus_GetText(status)) }

@@ -1,5 +1,5 @@
-package import Posix
 package import FastCGI
+package import Posix
 import Synchronization
 
 /// Why a delivery could not be handed to the socket reader.
@@ -43,7 +43,7 @@ package final class SocketForwarder: Sendable {
         var connection = try takeConnection(path, deadline: deadline)
         do {
             try connection.deliver(line, acknowledged: acknowledged, deadline: deadline)
-        } catch where error.kind == .write || error.kind == .acknowledge {
+        } catch  where error.kind == .write || error.kind == .acknowledge {
             // The reader went away since this connection was last used: once more, afresh.
             connection.close()
             connection = try ReaderConnection.open(path, deadline: deadline)
@@ -90,7 +90,7 @@ package struct ReaderConnection: Sendable {
         }
         do {
             return ReaderConnection(fd: try Sys.connectUnix(path, deadline: deadline), path: path)
-        } catch where error.isSocketTimeout {
+        } catch  where error.isSocketTimeout {
             throw SocketForwardError(kind: .timeout, path: path, detail: "connection")
         } catch {
             let detail = error.call == "connect" ? error.reason : "\(error.call): \(error.reason)"
@@ -131,7 +131,8 @@ package struct ReaderConnection: Sendable {
                 try Sys.receive(fd, into: &chunk, path: path)
             }
             if received == 0 {
-                throw SocketForwardError(kind: .acknowledge, path: path, detail: "reader closed the connection before acknowledging")
+                throw SocketForwardError(
+                    kind: .acknowledge, path: path, detail: "reader closed the connection before acknowledging")
             }
             answer.append(contentsOf: chunk[0..<received])
             if answer.count > 4096 { break }
@@ -149,14 +150,16 @@ package struct ReaderConnection: Sendable {
     ) throws(SocketForwardError) -> Int {
         do {
             return try call()
-        } catch where error.isSocketTimeout {
+        } catch  where error.isSocketTimeout {
             throw SocketForwardError(kind: .timeout, path: path, detail: what)
         } catch {
             throw SocketForwardError(kind: kind, path: path, detail: error.reason)
         }
     }
 
-    private func setTimeout(_ which: SocketTimeout, _ deadline: Deadline, waitingFor what: String) throws(SocketForwardError) {
+    private func setTimeout(_ which: SocketTimeout, _ deadline: Deadline, waitingFor what: String)
+        throws(SocketForwardError)
+    {
         let set: Bool
         do {
             set = try Sys.setTimeout(fd, which, remainingOf: deadline, path: path)

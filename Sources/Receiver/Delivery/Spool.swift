@@ -1,6 +1,6 @@
-package import Posix
 package import FastCGI
 import Logging
+package import Posix
 import Synchronization
 
 /// A maildir-like spool: an entry is written to `tmp/`, made durable, renamed
@@ -124,7 +124,7 @@ package final class SpoolRegistry: Sendable {
         sweepIfDue(spool)
         do {
             return try spool.store(id: id, writing: write)
-        } catch where error.isNotFound {
+        } catch  where error.isNotFound {
             // The spool was removed under us: make it again, once.
             markPrepared(root, false)
             try spool.prepare()
@@ -204,9 +204,12 @@ extension Logger {
             self.error("cannot sweep the spool's tmp/", metadata: ["spool": "\(spool)", "detail": "\(error)"])
             return
         }
-        warning("removed stale files from the spool's tmp/", metadata: [
-            "spool": "\(spool)", "files": "\(removed.count)", "names": "\(removed.prefix(20).joined(separator: ","))",
-            "older_than_hours": "\(Spool.staleStagedSeconds / 3600)",
-        ])
+        warning(
+            "removed stale files from the spool's tmp/",
+            metadata: [
+                "spool": "\(spool)", "files": "\(removed.count)",
+                "names": "\(removed.prefix(20).joined(separator: ","))",
+                "older_than_hours": "\(Spool.staleStagedSeconds / 3600)",
+            ])
     }
 }

@@ -1,5 +1,5 @@
-package import Posix
 package import FastCGI
+package import Posix
 
 /// Group commit of spool entries, pipelined so that a batch costs one device
 /// flush under load.

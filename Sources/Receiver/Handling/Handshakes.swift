@@ -1,6 +1,6 @@
-import Posix
 import FastCGI
 import FoundationEssentials  // JSONDecoder/JSONEncoder; not Foundation, whose libraries add 6 MiB of RSS
+import Posix
 
 /// Sender handshakes: requests that check an endpoint instead of delivering
 /// an event. hookguard answers them itself and never stores them. A signed
@@ -18,17 +18,24 @@ enum Handshakes {
         let decoder = JSONDecoder()
         switch handshake {
         case .slackURLVerification:
-            struct Body: Decodable { var type: String; var challenge: String? }
+            struct Body: Decodable {
+                var type: String
+                var challenge: String?
+            }
             guard let request = try? decoder.decode(Body.self, from: Data(body)), request.type == "url_verification"
             else { return nil }
             return json(handshake, ["challenge": request.challenge ?? ""], challenge: request.challenge)
         case .discordPing:
             struct Body: Decodable { var type: Int }
             guard let request = try? decoder.decode(Body.self, from: Data(body)), request.type == 1 else { return nil }
-            return .handshake(handshake.rawValue, Response(
-                status: 200, headers: [("Content-Type", "application/json")], body: Array("{\"type\":1}".utf8)))
+            return .handshake(
+                handshake.rawValue,
+                Response(
+                    status: 200, headers: [("Content-Type", "application/json")], body: Array("{\"type\":1}".utf8)))
         case .twitchCallbackVerification:
-            guard params[HeaderName("Twitch-Eventsub-Message-Type")] == "webhook_callback_verification" else { return nil }
+            guard params[HeaderName("Twitch-Eventsub-Message-Type")] == "webhook_callback_verification" else {
+                return nil
+            }
             struct Body: Decodable { var challenge: String }
             let challenge = try? decoder.decode(Body.self, from: Data(body)).challenge
             return text(handshake, challenge)
@@ -38,7 +45,8 @@ enum Handshakes {
                 var event: String
                 var payload: Payload?
             }
-            guard let request = try? decoder.decode(Body.self, from: Data(body)), request.event == "endpoint.url_validation"
+            guard let request = try? decoder.decode(Body.self, from: Data(body)),
+                request.event == "endpoint.url_validation"
             else { return nil }
             // Zoom checks the token with its current secret: the location's first.
             guard let token = request.payload?.plainToken, let key = keys.first else {
@@ -57,7 +65,9 @@ enum Handshakes {
 
     /// The answer to an unsigned GET handshake; nil when the GET is not one
     /// (answered 405 like any other GET).
-    static func answerGET(_ handshake: Scheme.Handshake, params: RequestParams, verifyTokens: () throws(ConfigError) -> [Secret]) -> Outcome? {
+    static func answerGET(
+        _ handshake: Scheme.Handshake, params: RequestParams, verifyTokens: () throws(ConfigError) -> [Secret]
+    ) -> Outcome? {
         let query = Self.query(params["QUERY_STRING"] ?? "")
         switch handshake {
         case .dropboxChallenge:
@@ -78,7 +88,9 @@ enum Handshakes {
             } catch {
                 return .cryptoFailed(error)
             }
-            guard matched else { return .handshakeRefused(handshake.rawValue, "hub.verify_token is not this location's verify token") }
+            guard matched else {
+                return .handshakeRefused(handshake.rawValue, "hub.verify_token is not this location's verify token")
+            }
             return text(handshake, challenge)
         default:
             return nil
@@ -92,21 +104,26 @@ enum Handshakes {
 
     private static func text(_ handshake: Scheme.Handshake, _ challenge: String?) -> Outcome {
         guard usable(challenge), let challenge else {
-            return .badRequest("A \(handshake.rawValue) challenge must be 1 to \(maxChallenge) visible ASCII characters.")
+            return .badRequest(
+                "A \(handshake.rawValue) challenge must be 1 to \(maxChallenge) visible ASCII characters.")
         }
-        return .handshake(handshake.rawValue, Response(
-            status: 200, headers: [("Content-Type", "text/plain"), ("X-Content-Type-Options", "nosniff")],
-            body: Array(challenge.utf8)))
+        return .handshake(
+            handshake.rawValue,
+            Response(
+                status: 200, headers: [("Content-Type", "text/plain"), ("X-Content-Type-Options", "nosniff")],
+                body: Array(challenge.utf8)))
     }
 
     private static func json(_ handshake: Scheme.Handshake, _ fields: [String: String], challenge: String?) -> Outcome {
         guard usable(challenge) else {
-            return .badRequest("A \(handshake.rawValue) challenge must be 1 to \(maxChallenge) visible ASCII characters.")
+            return .badRequest(
+                "A \(handshake.rawValue) challenge must be 1 to \(maxChallenge) visible ASCII characters.")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let body = (try? encoder.encode(fields)).map { [UInt8]($0) } ?? []
-        return .handshake(handshake.rawValue, Response(status: 200, headers: [("Content-Type", "application/json")], body: body))
+        return .handshake(
+            handshake.rawValue, Response(status: 200, headers: [("Content-Type", "application/json")], body: body))
     }
 
     /// `name=value` pairs of a query string, form-decoded; the first of a repeated name.

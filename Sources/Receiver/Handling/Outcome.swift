@@ -1,5 +1,5 @@
-package import Posix
 package import FastCGI
+package import Posix
 
 /// How one request ended. Every answer hookguard gives is decided in
 /// `response`, and every log reason in `reason`.
@@ -52,11 +52,13 @@ package enum Outcome: Sendable {
     package var response: Response {
         switch self {
         case .accepted(let id, _), .duplicate(of: let id):
-            Response(status: 200, headers: [("Content-Type", "application/json")],
-                     body: Array("{\"id\":\"\(id.text)\"}\n".utf8))
+            Response(
+                status: 200, headers: [("Content-Type", "application/json")],
+                body: Array("{\"id\":\"\(id.text)\"}\n".utf8))
         case .duplicateInFlight:
-            .text(503, "Another copy of this delivery is being stored; retry later.",
-                  headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
+            .text(
+                503, "Another copy of this delivery is being stored; retry later.",
+                headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
         case .methodNotAllowed:
             .text(405, "Method not allowed: webhooks are POSTed.", headers: [("Allow", "POST")])
         case .configInvalid:
@@ -72,11 +74,13 @@ package enum Outcome: Sendable {
         case .rejected(let failure, let status):
             .text(status, "Signature refused: \(failure).")
         case .cryptoFailed:
-            .text(503, "The signature could not be checked; retry later.",
-                  headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
+            .text(
+                503, "The signature could not be checked; retry later.",
+                headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
         case .spoolUnwritable, .forwardFailed:
-            .text(503, "Delivery could not be stored; retry later.",
-                  headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
+            .text(
+                503, "Delivery could not be stored; retry later.",
+                headers: [("Retry-After", String(Outcome.retryAfterSeconds))])
         case .handshake(_, let response):
             response
         case .handshakeRefused:

@@ -1,6 +1,6 @@
-import Posix
 import FastCGI
 import Logging
+import Posix
 
 /// Answers the locations whose `HOOKGUARD_ROLE` is `metrics` (Prometheus text)
 /// or `health` (for load balancers). nginx decides who may ask, with allow/deny.
@@ -54,7 +54,10 @@ struct StatusResponder: Sendable {
         }
         if problems.isEmpty {
             logger.debug("health", metadata: ["status": "200"])
-            return .text(200, "ok: \(workers.total - workers.busyCount + 1) of \(workers.total) workers free, \(roots.count) spools writable")
+            return .text(
+                200,
+                "ok: \(workers.total - workers.busyCount + 1) of \(workers.total) workers free, \(roots.count) spools writable"
+            )
         }
         logger.warning("health", metadata: ["status": "503", "detail": "\(problems.joined(separator: "; "))"])
         return .text(503, "unhealthy: " + problems.joined(separator: "; "), headers: [("Retry-After", "5")])

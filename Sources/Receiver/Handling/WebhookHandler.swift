@@ -1,6 +1,6 @@
-import Posix
 package import FastCGI
 package import Logging
+import Posix
 import Synchronization
 
 /// The request path, top to bottom: method → location config → secrets →
@@ -155,7 +155,9 @@ package final class WebhookHandler: Sendable {
         context.scheme = config.scheme.name
         return Handshakes.answerGET(handshake, params: params) { () throws(ConfigError) -> [Secret] in
             guard let path = config.verifyTokenFile else {
-                throw ConfigError(.verifyTokenFile, "missing; \(config.scheme.name)'s subscription check needs the verify token you gave the sender")
+                throw ConfigError(
+                    .verifyTokenFile,
+                    "missing; \(config.scheme.name)'s subscription check needs the verify token you gave the sender")
             }
             return try secretFiles.secrets(at: path)
         }
@@ -229,7 +231,8 @@ package final class WebhookHandler: Sendable {
         let result = Result { () throws(Failure) in try hand() }
         var failure: String? = nil
         if case .failure(let error) = result { failure = error.description }
-        DeliveryMetrics.forward(to: destination, succeeded: failure == nil, nanoseconds: monotonicNanoseconds() - started)
+        DeliveryMetrics.forward(
+            to: destination, succeeded: failure == nil, nanoseconds: monotonicNanoseconds() - started)
         breakers.finish(destination, pass, policy: policy, failure: failure)
         return result
     }
@@ -269,7 +272,9 @@ package final class WebhookHandler: Sendable {
     /// secret file. A line of the file that cannot be a key is logged (once
     /// per line and problem) and skipped.
     private func keys(for config: LocationConfig) throws(ConfigError) -> [Secret] {
-        let file = try config.secretFile.map { path throws(ConfigError) in (path, try secretFiles.numberedSecrets(at: path)) }
+        let file = try config.secretFile.map { path throws(ConfigError) in
+            (path, try secretFiles.numberedSecrets(at: path))
+        }
         let keys = try LocationKeys(config.scheme, literal: config.literalSecret, file: file)
         for unusable in keys.unusable where reportedSecrets.withLock({ $0.insert(unusable).inserted }) {
             logger.warning(

@@ -1,11 +1,12 @@
-import Posix
 import FastCGI
 import Metrics
+import Posix
 
 /// The counters and histograms every request and forward updates, through
 /// swift-metrics: what the metrics role and `--metrics-listen` expose.
 package enum DeliveryMetrics {
-    package static func request(_ outcome: Outcome, location: String, scheme: String?, bytes: Int?, nanoseconds: UInt64) {
+    package static func request(_ outcome: Outcome, location: String, scheme: String?, bytes: Int?, nanoseconds: UInt64)
+    {
         let dimensions = [
             ("location", location), ("scheme", scheme ?? "none"),
             ("outcome", outcome.kind.rawValue), ("reason", outcome.reason.description),

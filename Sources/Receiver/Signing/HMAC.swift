@@ -1,6 +1,6 @@
-package import Posix
-package import FastCGI
 internal import CLibCrypto
+package import FastCGI
+package import Posix
 import Synchronization
 
 /// The hash functions a scheme may name.
@@ -204,7 +204,8 @@ final class KeyedMAC: @unchecked Sendable {  // the context is only read (duplic
 
     init?(_ algorithm: DigestAlgorithm, key: [UInt8]) {
         let made = key.withUnsafeBytes { bytes in
-            hookguard_hmac_context(algorithm.libcryptoName, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+            hookguard_hmac_context(
+                algorithm.libcryptoName, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
         }
         guard let made, libcryptoSucceeded(true) else {
             if let made { EVP_MAC_CTX_free(made) }
@@ -228,7 +229,8 @@ final class KeyedMAC: @unchecked Sendable {  // the context is only read (duplic
         let empty: UInt8 = 0
         let ok = withUnsafePointer(to: empty) { emptyPointer in
             output.withUnsafeMutableBufferPointer { out in
-                EVP_MAC_update(run, message.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPointer, message.count) == 1
+                EVP_MAC_update(
+                    run, message.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPointer, message.count) == 1
                     && EVP_MAC_final(run, out.baseAddress, &length, out.count) == 1
             }
         }

@@ -1,6 +1,6 @@
-package import Posix
-package import FastCGI
 internal import CLibCrypto
+package import FastCGI
+package import Posix
 
 /// The package-key signatures a scheme may name, verified by libcrypto's EVP.
 package enum PublicKeyAlgorithm: String, Sendable, CaseIterable {
@@ -50,7 +50,8 @@ enum PublicKeySignature {
         return withUnsafePointer(to: empty) { emptyPointer in
             signature.withUnsafeBufferPointer { sig in
                 message.withUnsafeBufferPointer { data in
-                    EVP_DigestVerify(context, sig.baseAddress, sig.count, data.baseAddress ?? emptyPointer, data.count) == 1
+                    EVP_DigestVerify(context, sig.baseAddress, sig.count, data.baseAddress ?? emptyPointer, data.count)
+                        == 1
                 }
             }
         }

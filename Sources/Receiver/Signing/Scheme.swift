@@ -1,6 +1,6 @@
-package import Posix
 package import FastCGI
 import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
+package import Posix
 
 /// What differs between senders, as data: where the signature is and how
 /// its header is parsed, what bytes are signed (a template over id,
@@ -132,8 +132,10 @@ package struct Scheme: Sendable {
             switch self {
             case .mailgunJSON: nil
             case .adyenItems:
-                ["pspReference", "originalReference", "merchantAccountCode", "merchantReference", "amount.value",
-                 "amount.currency", "eventCode", "success"]
+                [
+                    "pspReference", "originalReference", "merchantAccountCode", "merchantReference", "amount.value",
+                    "amount.currency", "eventCode", "success",
+                ]
             }
         }
     }
@@ -165,7 +167,8 @@ package struct Scheme: Sendable {
             var parts: [MessagePart] = []
             var rest = Substring(template)
             while !rest.isEmpty {
-                let next = names
+                let next =
+                    names
                     .compactMap { text, part in rest.firstRange(of: text).map { ($0, part) } }
                     .min { $0.0.lowerBound < $1.0.lowerBound }
                 guard let (range, part) = next else {
@@ -244,7 +247,9 @@ package struct Scheme: Sendable {
             guard let key = SignatureDecoding.base64(SignatureDecoding.padded(encoded)),
                 PublicKeySignature.isPublicKey(key, of: .ed25519)
             else {
-                throw KeyError(scheme: name, problem: "a \(name) package key is whpk_ followed by the base64 of a 32-byte Ed25519 key")
+                throw KeyError(
+                    scheme: name,
+                    problem: "a \(name) package key is whpk_ followed by the base64 of a 32-byte Ed25519 key")
             }
             return Secret(bytes: key, isPublicKey: true)
         case .whsecBase64:
@@ -257,7 +262,8 @@ package struct Scheme: Sendable {
             }
             return Secret(bytes: key)
         case .hex:
-            guard let key = SignatureDecoding.hex(String(decoding: secret.bytes, as: UTF8.self)[...]), !key.isEmpty else {
+            guard let key = SignatureDecoding.hex(String(decoding: secret.bytes, as: UTF8.self)[...]), !key.isEmpty
+            else {
                 throw KeyError(scheme: name, problem: "the \(name) key must be hex: an even number of 0-9 and a-f")
             }
             return Secret(bytes: key)
@@ -266,7 +272,9 @@ package struct Scheme: Sendable {
             let decoded = keyForm == .hexPublicKey ? SignatureDecoding.hex(text) : SignatureDecoding.base64(text)
             guard let publicKey, let key = decoded, PublicKeySignature.isPublicKey(key, of: publicKey) else {
                 let form = keyForm == .hexPublicKey ? "hex" : "base64 of its DER SubjectPublicKeyInfo"
-                throw KeyError(scheme: name, problem: "a \(name) key is the sender's \(publicKey?.rawValue ?? "") package key in \(form)")
+                throw KeyError(
+                    scheme: name,
+                    problem: "a \(name) key is the sender's \(publicKey?.rawValue ?? "") package key in \(form)")
             }
             return Secret(bytes: key)
         }

@@ -1,6 +1,6 @@
-package import Posix
 package import FastCGI
 import FoundationEssentials
+package import Posix
 
 /// What a genuine sender adds to a request, from the same scheme table the
 /// verifier reads: for `hookguard sign`, the demo and tests.
@@ -12,14 +12,18 @@ package enum SignatureSigner {
         _ scheme: Scheme, secret: Secret, body: [UInt8], timestamp: Int, id: String?, url: String = ""
     ) throws(Scheme.KeyError) -> [(name: String, value: String)] {
         guard scheme.publicKey == nil else {
-            throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) is signed with a private key, not a secret")
+            throw Scheme.KeyError(
+                scheme: scheme.name, problem: "\(scheme.name) is signed with a private key, not a secret")
         }
         guard scheme.bodySignature == nil else {
-            throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) signs inside the body: there is no header to add")
+            throw Scheme.KeyError(
+                scheme: scheme.name, problem: "\(scheme.name) signs inside the body: there is no header to add")
         }
         let key = try scheme.key(from: secret)
         guard !key.isPublicKey else {
-            throw Scheme.KeyError(scheme: scheme.name, problem: "a whpk_ package key cannot sign: give the private key (--private-key-file)")
+            throw Scheme.KeyError(
+                scheme: scheme.name,
+                problem: "a whpk_ package key cannot sign: give the private key (--private-key-file)")
         }
         return lines(scheme, body: body, timestamp: timestamp, id: id, url: url) { message, stamp in
             signatureValue(scheme, key: key, message: message, timestamp: stamp)
@@ -33,12 +37,14 @@ package enum SignatureSigner {
     ) throws(Scheme.KeyError) -> [(name: String, value: String)] {
         // Standard Webhooks signs v1a entries with an Ed25519 private key.
         guard let algorithm = scheme.publicKey ?? (scheme.asymmetricPrefix == nil ? nil : .ed25519) else {
-            throw Scheme.KeyError(scheme: scheme.name, problem: "\(scheme.name) is signed with a shared secret, not a private key")
+            throw Scheme.KeyError(
+                scheme: scheme.name, problem: "\(scheme.name) is signed with a shared secret, not a private key")
         }
         let prefix = scheme.publicKey == nil ? scheme.asymmetricPrefix ?? "" : scheme.prefix
         var failed = false
         let result = lines(scheme, body: body, timestamp: timestamp, id: id, url: url) { message, stamp in
-            guard let signature = PublicKeySignature.sign(algorithm, privateKeyPEM: privateKeyPEM, message: message) else {
+            guard let signature = PublicKeySignature.sign(algorithm, privateKeyPEM: privateKeyPEM, message: message)
+            else {
                 failed = true
                 return ""
             }
@@ -68,7 +74,8 @@ package enum SignatureSigner {
     /// Signing serves tools and tests, not the request path: a libcrypto
     /// failure stops the process rather than yield a wrong signature.
     static func signatureValue(_ scheme: Scheme, key: Secret, message: [UInt8], timestamp: String?) -> String {
-        let encoded = scheme.encoding == .token
+        let encoded =
+            scheme.encoding == .token
             ? String(decoding: key.bytes, as: UTF8.self)
             : encode(scheme.encoding, mac(scheme.algorithm, key: key, message: message))
         return wrap(scheme, encoded, timestamp: timestamp)

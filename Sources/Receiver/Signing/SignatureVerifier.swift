@@ -1,6 +1,6 @@
-import Posix
 package import FastCGI
 import FoundationEssentials  // JSONDecoder, for signatures inside the body
+import Posix
 
 /// Why a delivery's signature was refused. The text is safe to show the
 /// sender: it never contains the expected value.
@@ -68,7 +68,8 @@ package enum SignatureVerifier {
     ) throws(VerificationError) {
         let received: ReceivedSignature
         do {
-            received = try scheme.bodySignature == nil
+            received =
+                try scheme.bodySignature == nil
                 ? ReceivedSignature(scheme, params) : ReceivedSignature(bodySigned: scheme, body: body)
         } catch {
             throw .refused(error)
@@ -89,8 +90,9 @@ package enum SignatureVerifier {
                 // Standard Webhooks v1a: Ed25519 signatures of the same message, under the whpk_ keys.
                 for key in keys where key.isPublicKey {
                     for signature in received.asymmetricSignatures {
-                        matched = PublicKeySignature.verify(
-                            .ed25519, publicKey: key.bytes, message: message, signature: signature) || matched
+                        matched =
+                            PublicKeySignature.verify(
+                                .ed25519, publicKey: key.bytes, message: message, signature: signature) || matched
                     }
                 }
                 // Twilio's JSON form: the URL's bodySHA256 must be this body's.
@@ -144,7 +146,8 @@ extension SignatureVerifier {
             for token in signatures { matched = try MessageAuthentication.tokenEquals(token, key.bytes) || matched }
         } else if let algorithm = scheme.publicKey {
             for signature in signatures {
-                matched = PublicKeySignature.verify(algorithm, publicKey: key.bytes, message: message, signature: signature)
+                matched =
+                    PublicKeySignature.verify(algorithm, publicKey: key.bytes, message: message, signature: signature)
                     || matched
             }
         } else {
@@ -181,9 +184,10 @@ struct ReceivedSignature {
             throw .missing(header: header)
         }
         let value = raw.trimmingASCIIWhitespace()
-        let entries = scheme.separator.map { separator in
-            value.split(separator: separator).map { String($0).trimmingASCIIWhitespace() }.filter { !$0.isEmpty }
-        } ?? [value]
+        let entries =
+            scheme.separator.map { separator in
+                value.split(separator: separator).map { String($0).trimmingASCIIWhitespace() }.filter { !$0.isEmpty }
+            } ?? [value]
 
         switch scheme.timestamp {
         case nil:
@@ -212,7 +216,9 @@ struct ReceivedSignature {
             asymmetricSignatures = entries.filter { $0.hasPrefixIgnoringCase(asymmetric) }
                 .compactMap { SignatureDecoding.base64($0.droppingPrefix(asymmetric)) }.filter { $0.count == 64 }
         }
-        let encoded = entries.filter { $0.hasPrefixIgnoringCase(scheme.prefix) }.map { $0.droppingPrefix(scheme.prefix) }
+        let encoded = entries.filter { $0.hasPrefixIgnoringCase(scheme.prefix) }.map {
+            $0.droppingPrefix(scheme.prefix)
+        }
         guard !encoded.isEmpty || !asymmetricSignatures.isEmpty else {
             throw .malformed(
                 header: header,
@@ -253,8 +259,10 @@ struct ReceivedSignature {
         }
         guard let token = fields.token, !token.isEmpty else { throw .missing(header: "signature.token (JSON body)") }
         let stamp = Substring(timestampText)
-        timestamp = (stamp, try Self.seconds(stamp, scheme.timestampFormat, header: "signature.timestamp (JSON body)"),
-                     "signature.timestamp (JSON body)")
+        timestamp = (
+            stamp, try Self.seconds(stamp, scheme.timestampFormat, header: "signature.timestamp (JSON body)"),
+            "signature.timestamp (JSON body)"
+        )
         id = Substring(token)
         switch Self.decode(Substring(text), scheme) {
         case .success(let bytes): signatures = [bytes]
@@ -290,11 +298,15 @@ struct ReceivedSignature {
         return items
     }
 
-    private enum Decoded { case success([UInt8]), failure(String) }
+    private enum Decoded {
+        case success([UInt8])
+        case failure(String)
+    }
 
     private static func decode(_ text: Substring, _ scheme: Scheme) -> Decoded {
         let byteCount = scheme.signatureLength
-        let hint = byteCount.flatMap { SignatureDecoding.misencodingHint(text, expected: scheme.encoding, byteCount: $0) }
+        let hint =
+            byteCount.flatMap { SignatureDecoding.misencodingHint(text, expected: scheme.encoding, byteCount: $0) }
             .map { "; \($0)" } ?? ""
         guard let bytes = SignatureDecoding.decode(text, as: scheme.encoding, byteCount: byteCount ?? 0) else {
             return .failure("not valid \(scheme.encoding.rawValue)\(hint)")
@@ -337,7 +349,9 @@ struct FlatJSONObject: Decodable {
                 values[key.stringValue] = text
             } else if let inner = try? object.nestedContainer(keyedBy: Key.self, forKey: key) {
                 for innerKey in inner.allKeys {
-                    if let text = Self.scalar(inner, innerKey) { values[key.stringValue + "." + innerKey.stringValue] = text }
+                    if let text = Self.scalar(inner, innerKey) {
+                        values[key.stringValue + "." + innerKey.stringValue] = text
+                    }
                 }
             }
         }

@@ -1,6 +1,6 @@
-package import Posix
 package import FastCGI
 import FoundationEssentials
+package import Posix
 
 /// What URL-bound schemes sign besides the body: the package URL the sender
 /// was given (HOOKGUARD_URL: behind a proxy it cannot be rebuilt reliably),
@@ -14,7 +14,8 @@ enum SignedURL {
         guard url.hasPrefix(scheme) else { return [url] }
         let rest = url.dropFirst(scheme.count)
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-        let authority = rest[..<authorityEnd], tail = rest[authorityEnd...]
+        let authority = rest[..<authorityEnd]
+        let tail = rest[authorityEnd...]
         if authority.hasSuffix(":" + defaultPort) {
             return [url, scheme + authority.dropLast(defaultPort.count + 1) + tail]
         }

@@ -1,5 +1,5 @@
-package import Posix
 package import FastCGI
+package import Posix
 
 /// How a sender writes the timestamp it signs.
 package enum TimestampFormat: String, Sendable, CaseIterable {
@@ -85,7 +85,8 @@ package enum TimestampFormat: String, Sendable, CaseIterable {
         }
         guard index == bytes.count else { return nil }
         let time = CalendarTime(
-            year: Int(year), month: Int(month), day: Int(day), hour: Int(hour), minute: Int(minute), second: Int(second))
+            year: Int(year), month: Int(month), day: Int(day), hour: Int(hour), minute: Int(minute), second: Int(second)
+        )
         return Sys.unixSeconds(utc: time) - offset
     }
 }
