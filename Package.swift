@@ -11,11 +11,11 @@ import PackageDescription
 //   hookguard      the executable: flags → values → wiring
 //   HookguardTesting  what the unit tests and the fuzz targets share
 
-let settings: [SwiftSetting] = [
+let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
-let strictSettings: [SwiftSetting] = settings + [.enableUpcomingFeature("MemberImportVisibility")]
 
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")

@@ -1,4 +1,4 @@
-package import Glibc
+import Glibc
 
 /// A command started with `posix_spawn` in a process group of its own, its
 /// standard input and error on non-blocking pipes drain reads and writes, its

@@ -1,4 +1,4 @@
-package import Glibc
+import Glibc
 
 /// Changes in watched directories, from inotify: a descriptor that becomes
 /// readable when something happened, and the events read from it.

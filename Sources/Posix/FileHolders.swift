@@ -1,4 +1,4 @@
-package import Glibc
+import Glibc
 
 /// The other processes, not hookguard itself, that have the file open on
 /// `fd` open too, from `/proc/<pid>/fd` (processes this user may not look

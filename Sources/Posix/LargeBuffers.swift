@@ -1,4 +1,4 @@
-package import CLinux
+import CLinux
 
 /// Bodies and envelopes of large deliveries get mappings of their own,
 /// unmapped as soon as they are freed, so the process gives the memory back

@@ -1,4 +1,4 @@
-package import Glibc
+import Glibc
 
 /// Processes: fork, signals to one process or its group, reaping, exit, and
 /// the accounts a process runs as.

@@ -1,5 +1,5 @@
-package import CLinux
-package import Glibc
+import CLinux
+import Glibc
 
 /// The signals hookguard handles, by name, for modules that do not import Glibc.
 package enum Signal {

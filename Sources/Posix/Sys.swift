@@ -1,4 +1,4 @@
-package import Glibc
+import Glibc
 
 /// The system layer's one façade: each raw POSIX call is a static function
 /// here that retries EINTR (through `syscall`) and throws a `SystemError`

@@ -1,22 +1,22 @@
-package import Glibc
+import Glibc
 
 /// A failed system call, named with the call and the path it worked on,
 /// so the log line says what went wrong where.
-public struct SystemError: Error, Sendable, CustomStringConvertible {
-    public let call: String
-    public let path: String?
-    public let errno: Int32
+package struct SystemError: Error, Sendable, CustomStringConvertible {
+    package let call: String
+    package let path: String?
+    package let errno: Int32
 
-    public init(_ call: String, path: String? = nil, errno: Int32) {
+    package init(_ call: String, path: String? = nil, errno: Int32) {
         self.call = call
         self.path = path
         self.errno = errno
     }
 
     /// The C library's words for `errno`, e.g. "No such file or directory".
-    public var reason: String { String(cString: strerror(errno)) }
+    package var reason: String { String(cString: strerror(errno)) }
 
-    public var description: String {
+    package var description: String {
         if let path { return "\(call)(\(path)): \(reason)" }
         return "\(call): \(reason)"
     }

@@ -1,4 +1,4 @@
-package import Glibc
+import Glibc
 
 /// A fresh directory (mode 0700) under $TMPDIR, or /tmp, named
 /// `prefix.XXXXXX` by `mkdtemp`.
@@ -7,5 +7,5 @@ package func makeTemporaryDirectory(prefix: String) throws(SystemError) -> Strin
     var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
     let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
     guard made != nil else { throw SystemError("mkdtemp", path: base, errno: errno) }
-    return String(cString: template)
+    return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

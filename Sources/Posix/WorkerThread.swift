@@ -1,5 +1,5 @@
-package import CLinux
-package import Glibc
+import CLinux
+import Glibc
 
 /// A joinable POSIX thread running a Swift closure, under a name that
 /// `top -H`, gdb and sanitizer reports show (`hg-worker-3`, `hg-signals`;

@@ -126,7 +126,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for n in 0..<1000 {
             let name = try DuplicateRecords.recordName(senderID: "msg_\(n)", scheme: "standard-webhooks")
-            FileManager.default.createFile(atPath: directory + "/" + name, contents: Data())
+            #expect(FileManager.default.createFile(atPath: directory + "/" + name, contents: Data()))
         }
         let later = Timestamp(seconds: Timestamp.now().seconds + 3600)
         let claim = try DuplicateRecords().claim(
@@ -145,8 +145,9 @@ import Testing
         let spool = Spool(root: root)
         try spool.prepare()
         for n in 0..<1000 {
-            FileManager.default.createFile(
-                atPath: spool.new + "/\(DeliveryID.next(milliseconds: UInt64(n))).json", contents: Data())
+            #expect(
+                FileManager.default.createFile(
+                    atPath: spool.new + "/\(DeliveryID.next(milliseconds: UInt64(n))).json", contents: Data()))
         }
         #expect(spool.depth() == 1000)
     }

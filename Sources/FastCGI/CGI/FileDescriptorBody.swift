@@ -1,5 +1,5 @@
 import Glibc
-package import Posix
+import Posix
 
 /// A request body read straight from a descriptor with read(2): a CGI
 /// program's standard input, where the web server writes the body.

@@ -1,5 +1,5 @@
 package import Logging
-package import Posix
+import Posix
 
 /// The options `hookguard serve` takes as arguments, read from the
 /// environment instead when hookguard is started without arguments (by

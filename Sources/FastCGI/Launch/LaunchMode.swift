@@ -1,4 +1,4 @@
-package import Posix
+import Posix
 
 /// How hookguard was started, as far as its descriptors and environment tell.
 /// Web servers that spawn hookguard themselves (Apache's mod_fcgid and

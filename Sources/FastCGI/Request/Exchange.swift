@@ -1,6 +1,6 @@
 import CFastCGI
 import Glibc
-package import Posix
+import Posix
 
 /// One FastCGI request: its parameters copied into Swift values (libfcgi
 /// frees its own at the next accept), its body stream, and the response.

@@ -1,8 +1,8 @@
-public import Posix
+import Posix
 
 /// Where a request's body comes from: the FastCGI stdin stream, or the CGI
 /// program's standard input.
-public protocol RequestBodySource {
+package protocol RequestBodySource {
     /// Fills `buffer` as far as the body allows; fewer bytes than asked means
     /// the body ended, or reading failed (the client went away).
     mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> BodyChunk
@@ -15,16 +15,16 @@ public protocol RequestBodySource {
 }
 
 extension RequestBodySource {
-    public var marksItsEnd: Bool { false }
+    package var marksItsEnd: Bool { false }
 }
 
 /// What one read of a body gave.
-public struct BodyChunk: Sendable, Equatable {
-    public var count: Int
+package struct BodyChunk: Sendable, Equatable {
+    package var count: Int
     /// The stream broke before its end: the bytes read are all there will be.
-    public var failed: Bool
+    package var failed: Bool
 
-    public init(count: Int, failed: Bool = false) {
+    package init(count: Int, failed: Bool = false) {
         self.count = count
         self.failed = failed
     }

@@ -1,5 +1,5 @@
 import Glibc
-package import Posix
+import Posix
 
 /// An HTTP header as the sender names it, the CGI parameter the web server
 /// passes it in, and the name the envelope records.

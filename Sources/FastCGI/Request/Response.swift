@@ -1,4 +1,4 @@
-package import Posix
+import Posix
 
 /// What goes back to the web server: a status, headers and a short body.
 package struct Response: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import CFastCGI
 import Glibc
-package import Posix
+import Posix
 import Synchronization
 
 /// One accepted connection. Whoever holds its descriptor owns it: the

@@ -1,4 +1,4 @@
-package import Posix
+import Posix
 
 /// Where `hookguard serve` takes FastCGI connections.
 package enum ListenAddress: Sendable, Equatable, CustomStringConvertible {

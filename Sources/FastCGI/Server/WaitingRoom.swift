@@ -1,6 +1,6 @@
 import CFastCGI
 import Glibc
-package import Posix
+import Posix
 
 /// The connections with nothing to read yet: new ones before their first
 /// record, and kept ones (FCGI_KEEP_CONN) between requests. One thread

@@ -1,5 +1,5 @@
-package import FastCGI
-package import Posix
+import FastCGI
+import Posix
 
 /// What a location's secrets become under its scheme: the keys, and the lines
 /// of its secret file that cannot be one. A bad line is reported and skipped,

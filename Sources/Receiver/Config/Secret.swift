@@ -1,5 +1,5 @@
-package import FastCGI
-package import Posix
+import FastCGI
+import Posix
 
 /// A shared secret. It prints as `<secret>` wherever it is interpolated,
 /// so it cannot reach a log line or a response by accident.

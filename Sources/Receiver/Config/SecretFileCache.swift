@@ -1,5 +1,5 @@
-package import FastCGI
-package import Posix
+import FastCGI
+import Posix
 import Synchronization
 
 /// Secret files, read once and read again when they change (another inode,

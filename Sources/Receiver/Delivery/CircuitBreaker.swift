@@ -1,5 +1,5 @@
-package import FastCGI
-package import Posix
+import FastCGI
+import Posix
 
 /// How a location wants its forwarding destination (socket reader or
 /// JetStream) cut off when it fails: `HOOKGUARD_BREAKER_*`.

@@ -1,5 +1,5 @@
-package import FastCGI
-package import Posix
+import FastCGI
+import Posix
 import Synchronization
 
 /// A delivery's id: a UUIDv7 (RFC 9562), unique across processes and hosts

@@ -1,7 +1,7 @@
-package import FastCGI
+import FastCGI
 import Logging
 import Metrics
-package import Posix
+import Posix
 import Synchronization
 
 /// The circuit breakers of every destination this process forwards to, by

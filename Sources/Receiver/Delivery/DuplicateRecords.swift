@@ -1,4 +1,4 @@
-package import FastCGI
+import FastCGI
 package import Posix
 import Synchronization
 

@@ -1,4 +1,4 @@
-package import FastCGI
+import FastCGI
 import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
 package import Posix
 

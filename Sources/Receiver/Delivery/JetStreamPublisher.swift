@@ -1,7 +1,7 @@
 internal import CNats
-package import FastCGI
+import FastCGI
 import FoundationEssentials
-package import Posix
+import Posix
 import Synchronization
 
 /// A JetStream that verified deliveries are published to.

@@ -1,4 +1,4 @@
-package import FastCGI
+import FastCGI
 import Logging
 package import Posix
 import Synchronization

@@ -1,5 +1,5 @@
-package import FastCGI
-package import Posix
+import FastCGI
+import Posix
 
 /// Group commit of spool entries, pipelined so that a batch costs one device
 /// flush under load.

@@ -1,6 +1,6 @@
-package import FastCGI
+import FastCGI
 import Metrics
-package import Posix
+import Posix
 import Synchronization
 
 /// How many workers there are and how many are answering a request now:

@@ -1,6 +1,6 @@
-package import FastCGI
+import FastCGI
 import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
-package import Posix
+import Posix
 
 /// How a scheme writes the MAC in its header.
 package enum SignatureEncoding: String, Sendable, CaseIterable {

@@ -1,6 +1,6 @@
 internal import CLibCrypto
-package import FastCGI
-package import Posix
+import FastCGI
+import Posix
 import Synchronization
 
 /// The hash functions a scheme may name.

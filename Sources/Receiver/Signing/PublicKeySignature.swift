@@ -1,6 +1,6 @@
 internal import CLibCrypto
-package import FastCGI
-package import Posix
+import FastCGI
+import Posix
 
 /// The package-key signatures a scheme may name, verified by libcrypto's EVP.
 package enum PublicKeyAlgorithm: String, Sendable, CaseIterable {

@@ -1,6 +1,6 @@
 package import FastCGI
 import FoundationEssentials  // Data's base64; not Foundation, whose libraries add 6 MiB of RSS
-package import Posix
+import Posix
 
 /// What differs between senders, as data: where the signature is and how
 /// its header is parsed, what bytes are signed (a template over id,

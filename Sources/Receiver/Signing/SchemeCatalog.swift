@@ -1,5 +1,5 @@
-package import FastCGI
-package import Posix
+import FastCGI
+import Posix
 
 /// Every preset, one row per sender, as each sender documents its scheme.
 /// docs/schemes.md's table is checked against this list (SchemeTableTests).

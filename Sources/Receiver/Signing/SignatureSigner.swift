@@ -1,6 +1,6 @@
-package import FastCGI
+import FastCGI
 import FoundationEssentials
-package import Posix
+import Posix
 
 /// What a genuine sender adds to a request, from the same scheme table the
 /// verifier reads: for `hookguard sign`, the demo and tests.

@@ -1,6 +1,6 @@
-package import FastCGI
+import FastCGI
 import FoundationEssentials
-package import Posix
+import Posix
 
 /// What URL-bound schemes sign besides the body: the package URL the sender
 /// was given (HOOKGUARD_URL: behind a proxy it cannot be rebuilt reliably),

@@ -1,5 +1,5 @@
-package import FastCGI
-package import Posix
+import FastCGI
+import Posix
 
 /// How a sender writes the timestamp it signs.
 package enum TimestampFormat: String, Sendable, CaseIterable {
