@@ -13,26 +13,23 @@ import Testing
 /// is an error answered 503 `crypto-error`, never a match.
 @Suite struct CryptoFailureTests {
     let fixture: HandlerFixture
-    var dir: String { fixture.dir }
-    var log: CapturedLog { fixture.log }
-    var handler: WebhookHandler { fixture.handler }
 
     init() throws {
         fixture = try HandlerFixture()
     }
 
     func spooled() -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: dir + "/spool/new")) ?? []
+        (try? FileManager.default.contentsOfDirectory(atPath: fixture.dir + "/spool/new")) ?? []
     }
 
     func handle(_ values: [String: String], body: [UInt8] = []) -> Response {
         var all = [
             "REQUEST_METHOD": "POST", "REQUEST_URI": "/hooks", "CONTENT_LENGTH": String(body.count),
-            "HOOKGUARD_SPOOL": dir + "/spool",
+            "HOOKGUARD_SPOOL": fixture.dir + "/spool",
         ]
         all.merge(values) { $1 }
         var source = MemoryBody(body)
-        return handler.handle(params(all), body: &source)
+        return fixture.handler.handle(params(all), body: &source)
     }
 
     func failing<T>(_ body: () throws -> T) rethrows -> T {
@@ -54,7 +51,7 @@ import Testing
         let response = failing { handle(location, body: body) }
         #expect(response.status == 503)
         #expect(response.body != Array("[accepted]".utf8))
-        #expect(log.text.contains("reason=crypto-error"))
+        #expect(fixture.log.text.contains("reason=crypto-error"))
         #expect(spooled().isEmpty)
         // Genuine once libcrypto works: the 503 was the failure's.
         #expect(handle(location, body: body).body == Array("[accepted]".utf8))
@@ -82,10 +79,10 @@ import Testing
             // The same location accepts its token once libcrypto works: the 503 was the failure's.
             #expect(handle(location).status == 200)
         }
-        #expect(log.text.components(separatedBy: "reason=crypto-error").count - 1 == 5)
-        #expect(log.text.contains("libcrypto HMAC() failed"))
+        #expect(fixture.log.text.components(separatedBy: "reason=crypto-error").count - 1 == 5)
+        #expect(fixture.log.text.contains("libcrypto HMAC() failed"))
         #expect(spooled().count == 2)
-        #expect(!log.text.contains("the-gitlab-token") && !log.text.contains("tok-123"))
+        #expect(!fixture.log.text.contains("the-gitlab-token") && !fixture.log.text.contains("tok-123"))
     }
 
     @Test func hmacSchemeAnswers503WhenLibcryptoFails() {
@@ -98,7 +95,7 @@ import Testing
         let response = failing { handle(github, body: body) }
         #expect(response.status == 503)
         #expect(String(decoding: response.body, as: UTF8.self).contains("could not be checked"))
-        #expect(log.text.contains("reason=crypto-error"))
+        #expect(fixture.log.text.contains("reason=crypto-error"))
         #expect(spooled().isEmpty)
         #expect(handle(github, body: body).status == 200)
     }

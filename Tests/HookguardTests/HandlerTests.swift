@@ -61,15 +61,12 @@ struct AnswerTable: Decodable {
 
 @Suite struct HandlerTests {
     let fixture: HandlerFixture
-    var dir: String { fixture.dir }
-    var log: CapturedLog { fixture.log }
-    var handler: WebhookHandler { fixture.handler }
 
     init() throws {
         fixture = try HandlerFixture()
     }
 
-    var spool: String { dir + "/spool" }
+    var spool: String { fixture.dir + "/spool" }
 
     func spooled() -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: spool + "/new")) ?? []
@@ -77,12 +74,12 @@ struct AnswerTable: Decodable {
 
     func handle(_ params: RequestParams, _ body: MemoryBody) -> Response {
         var source = body
-        return handler.handle(params, body: &source)
+        return fixture.handler.handle(params, body: &source)
     }
 
     /// `{dir}` and `{spool}` in the table, for this test's directory.
     func filled(_ text: String) -> String {
-        text.replacingOccurrences(of: "{dir}", with: dir).replacingOccurrences(of: "{spool}", with: spool)
+        text.replacingOccurrences(of: "{dir}", with: fixture.dir).replacingOccurrences(of: "{spool}", with: spool)
     }
 
     /// Both suites read the same file: an empty or half-read table would pass them both.
@@ -98,7 +95,7 @@ struct AnswerTable: Decodable {
             // hookguard refuses a secret file everyone can read
             #expect(
                 FileManager.default.createFile(
-                    atPath: dir + "/" + name, contents: Data(text.utf8),
+                    atPath: fixture.dir + "/" + name, contents: Data(text.utf8),
                     attributes: [.posixPermissions: 0o600]))
         }
         let request = answerCase.request
@@ -134,14 +131,14 @@ struct AnswerTable: Decodable {
 
         let expected = answerCase.answer
         #expect(response.status == expected.status)
-        let lines = log.lines
+        let lines = fixture.log.lines
         #expect(
             lines.contains { $0.contains("status=\(expected.status)") && $0.contains("reason=\(expected.reason)") },
-            "no log line with status=\(expected.status) reason=\(expected.reason):\n\(log.text)")
+            "no log line with status=\(expected.status) reason=\(expected.reason):\n\(fixture.log.text)")
         for (name, value) in expected.headers ?? [:] {
             #expect(response.headers.contains(Response.Header(name: name, value: value)), "\(response.headers)")
         }
-        for text in expected.logged ?? [] { #expect(log.text.contains(text), "\(log.text)") }
+        for text in expected.logged ?? [] { #expect(fixture.log.text.contains(text), "\(fixture.log.text)") }
         for path in expected.untouched ?? [] { #expect(!FileManager.default.fileExists(atPath: filled(path))) }
         if expected.stored {
             let answer = try #require(JSONSerialization.jsonObject(with: Data(response.body)) as? [String: String])
@@ -159,10 +156,10 @@ struct AnswerTable: Decodable {
             #expect(spooled().isEmpty)
         }
         if let secret = answerCase.params["HOOKGUARD_SECRET"], !secret.isEmpty {
-            #expect(!log.text.contains(secret))
+            #expect(!fixture.log.text.contains(secret))
             #expect(!String(decoding: response.body, as: UTF8.self).contains(secret))
         }
-        for signature in signatures { #expect(!log.text.contains(signature)) }
+        for signature in signatures { #expect(!fixture.log.text.contains(signature)) }
     }
 
     /// Adyen wants exactly `[accepted]`; the id is in the log line and names the spooled file.
@@ -178,8 +175,8 @@ struct AnswerTable: Decodable {
         let response = handle(params(values), MemoryBody(body))
         #expect(response.status == 200)
         #expect(response.body == Array("[accepted]".utf8))
-        #expect(log.text.contains("reason=accepted"))
-        let id = try #require(log.text.firstMatch(of: /\bid=([0-9a-f-]{36})/)?.1)
+        #expect(fixture.log.text.contains("reason=accepted"))
+        let id = try #require(fixture.log.text.firstMatch(of: /\bid=([0-9a-f-]{36})/)?.1)
         #expect(spooled() == ["\(id).json"])
         // A forged one is refused as any other scheme's, not answered [accepted].
         var forged = values

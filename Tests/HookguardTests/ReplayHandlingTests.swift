@@ -12,9 +12,6 @@ import Testing
 @Suite struct ReplayHandlingTests {
     let secret = "whsec_" + Data(Array(repeating: UInt8(42), count: 32)).base64EncodedString()
     let fixture: HandlerFixture
-    var dir: String { fixture.dir }
-    var log: CapturedLog { fixture.log }
-    var handler: WebhookHandler { fixture.handler }
 
     init() throws {
         fixture = try HandlerFixture()
@@ -24,7 +21,8 @@ import Testing
         let scheme = try #require(Scheme.presets["standard-webhooks"])
         var values = [
             "REQUEST_METHOD": "POST", "REQUEST_URI": "/hooks/standard-webhooks", "CONTENT_LENGTH": String(body.count),
-            "HOOKGUARD_SCHEME": "standard-webhooks", "HOOKGUARD_SECRET": secret, "HOOKGUARD_SPOOL": dir + "/spool",
+            "HOOKGUARD_SCHEME": "standard-webhooks", "HOOKGUARD_SECRET": secret,
+            "HOOKGUARD_SPOOL": fixture.dir + "/spool",
             "HOOKGUARD_DEDUPE": "3600",
         ]
         for line in try SignatureSigner.headers(
@@ -38,7 +36,7 @@ import Testing
 
     func handle(_ params: RequestParams, _ body: [UInt8]) -> Response {
         var source = MemoryBody(body)
-        return handler.handle(params, body: &source)
+        return fixture.handler.handle(params, body: &source)
     }
 
     func answeredID(_ response: Response) throws -> String {
@@ -47,7 +45,7 @@ import Testing
     }
 
     func spooled() -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: dir + "/spool/new")) ?? []
+        (try? FileManager.default.contentsOfDirectory(atPath: fixture.dir + "/spool/new")) ?? []
     }
 
     @Test func aRetryIsAnsweredWithTheFirstIdAndNotSpooledAgain() throws {
@@ -61,11 +59,12 @@ import Testing
         #expect(retry.status == 200)
         #expect(try answeredID(retry) == id)
         #expect(spooled() == ["\(id).json"])
-        #expect(log.text.contains("reason=duplicate"))
-        #expect(log.text.contains("delivery_id=msg_retry"))
+        #expect(fixture.log.text.contains("reason=duplicate"))
+        #expect(fixture.log.text.contains("delivery_id=msg_retry"))
 
         let entry = try #require(
-            JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/spool/new/\(id).json")))
+            JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: fixture.dir + "/spool/new/\(id).json")))
                 as? [String: Any])
         #expect(entry["delivery_id"] as? String == "msg_retry")
 
@@ -79,17 +78,17 @@ import Testing
         let now = Int(Date().timeIntervalSince1970)
         let stale = handle(try request(body, timestamp: now - 3600, id: "msg_stale"), body)
         #expect(stale.status == 500)
-        #expect(log.text.contains("reason=signature-stale"))
+        #expect(fixture.log.text.contains("reason=signature-stale"))
         let future = handle(
             try request(body, timestamp: now + 3600, id: "msg_future", extra: ["HOOKGUARD_REJECT_STATUS": "401"]), body)
         #expect(future.status == 401)
-        #expect(log.text.contains("reason=signature-future"))
+        #expect(fixture.log.text.contains("reason=signature-future"))
         #expect(String(decoding: future.body, as: UTF8.self).contains("future"))
         let wide = handle(
             try request(body, timestamp: now - 3600, id: "msg_wide", extra: ["HOOKGUARD_TOLERANCE": "7200"]), body)
         #expect(wide.status == 200)
         #expect(spooled().count == 1)
-        #expect(!log.text.contains(secret))
+        #expect(!fixture.log.text.contains(secret))
     }
 
     @Test func aRefusedCopyClaimsNothing() throws {
@@ -100,13 +99,13 @@ import Testing
         forged["HOOKGUARD_SECRET"] = "whsec_" + Data(Array(repeating: UInt8(1), count: 32)).base64EncodedString()
         #expect(handle(forged, body).status == 500)
         // The spool cannot be written (new/ is a file): 503, and the record stays empty.
-        try FileManager.default.createDirectory(atPath: dir + "/spool", withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: dir + "/spool/new", contents: Data())
+        try FileManager.default.createDirectory(atPath: fixture.dir + "/spool", withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: fixture.dir + "/spool/new", contents: Data())
         let blocked = handle(try request(body, timestamp: now, id: "msg_x"), body)
         #expect(blocked.status == 503)
-        #expect(log.text.contains("reason=spool-unwritable"))
+        #expect(fixture.log.text.contains("reason=spool-unwritable"))
         // Once it can, the sender's retry is stored.
-        try FileManager.default.removeItem(atPath: dir + "/spool/new")
+        try FileManager.default.removeItem(atPath: fixture.dir + "/spool/new")
         let genuine = handle(try request(body, timestamp: now, id: "msg_x"), body)
         #expect(genuine.status == 200)
         #expect(spooled().count == 1)
@@ -117,8 +116,8 @@ import Testing
         var values = try request(body, timestamp: 0, id: "x").values
         values["HOOKGUARD_SCHEME"] = "slack"
         #expect(handle(params(values), body).status == 500)
-        #expect(log.text.contains("reason=config-invalid"))
-        #expect(log.text.contains("HOOKGUARD_DEDUPE"))
+        #expect(fixture.log.text.contains("reason=config-invalid"))
+        #expect(fixture.log.text.contains("HOOKGUARD_DEDUPE"))
     }
 
     @Test func anUnusableStandardWebhooksSecretIsAConfigError() throws {
@@ -126,8 +125,8 @@ import Testing
         var values = try request(body, timestamp: Int(Date().timeIntervalSince1970), id: "x").values
         values["HOOKGUARD_SECRET"] = "whsec_!!not base64!!"
         #expect(handle(params(values), body).status == 500)
-        #expect(log.text.contains("reason=config-invalid"))
-        #expect(log.text.contains("HOOKGUARD_SECRET: a standard-webhooks secret is whsec_ followed by base64"))
-        #expect(!log.text.contains("!!not base64!!"))
+        #expect(fixture.log.text.contains("reason=config-invalid"))
+        #expect(fixture.log.text.contains("HOOKGUARD_SECRET: a standard-webhooks secret is whsec_ followed by base64"))
+        #expect(!fixture.log.text.contains("!!not base64!!"))
     }
 }
