@@ -1,13 +1,14 @@
-import Doctor
-import FastCGI
 // The envelope encoder: any uri, scheme, event, delivery id, headers (as
 // CGI parameters carry them) and body bytes. Properties: Envelope.encoded()
 // is one line ending in "\n" holding a JSON object (checked with Foundation's
 // JSONSerialization) that gives back every field byte for byte, the body as
 // `body` when it is UTF-8 and as `body_base64` otherwise.
+import Doctor
+import FastCGI
 import Foundation
 import FuzzSupport
 import HookguardTesting
+import Posix
 import Receiver
 
 /// Input: a flags byte (bit 0: an event, bit 1: a delivery id), 5 bytes of

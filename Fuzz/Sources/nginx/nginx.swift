@@ -1,9 +1,9 @@
-import Doctor
-import FastCGI
 // The nginx config reader behind `hookguard doctor --nginx`: any text through
 // NginxConfig.locations(in:), and any size through NginxConfig.parseSize.
 // Properties: no crash; only locations that pass a HOOKGUARD_* parameter are
 // reported; a body size limit is positive or absent (unlimited).
+import Doctor
+import FastCGI
 import FuzzSupport
 import HookguardTesting
 import Receiver

@@ -1,5 +1,3 @@
-import Doctor
-import FastCGI
 // The request path from raw CGI/FastCGI parameters and a body, through
 // WebhookHandler.handle with an in-memory body: every HOOKGUARD_* parameter,
 // every header, any method, length and body, a client that goes away, and
@@ -17,10 +15,13 @@ import FastCGI
 // answers 200 only to a request the harness signed; an accepted delivery's
 // spool entry is JSON holding the body byte for byte; nothing is left in
 // tmp/; no log line and no response holds a secret.
+import Doctor
+import FastCGI
 import Foundation
 import FuzzSupport
 import HookguardTesting
 import Logging
+import Posix
 import Receiver
 import Synchronization
 

@@ -1,11 +1,11 @@
-import Doctor
-import FastCGI
 // Secret files: any bytes through Secret.parseFile, through SecretFileCache
 // reading them from a real file, and each secret through the whsec_ key
 // decoding of Standard Webhooks. Properties: no crash; every secret is a
 // non-empty line without surrounding white space and not a # comment; the
 // cache reads what parseFile parses; CRLF line ends change nothing; a key
 // decoded from whsec_ (or whpk_) is non-empty and is what the base64 says.
+import Doctor
+import FastCGI
 import Foundation
 import FuzzSupport
 import HookguardTesting

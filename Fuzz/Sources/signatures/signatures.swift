@@ -1,5 +1,3 @@
-import Doctor
-import FastCGI
 // Signature header values of every scheme: arbitrary signature, timestamp and
 // id headers through SignatureVerifier.verify, for every preset and a custom
 // scheme. Properties:
@@ -8,6 +6,8 @@ import FastCGI
 //   that did would be a forgery);
 // - under a secret from the input (as a secret file holds it, whsec_ ones
 //   decoded), what SignatureSigner signs verifies: the two sides agree.
+import Doctor
+import FastCGI
 import Foundation
 import FuzzSupport
 import HookguardTesting
