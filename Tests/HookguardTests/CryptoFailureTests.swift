@@ -18,10 +18,6 @@ import Testing
         fixture = try HandlerFixture()
     }
 
-    func spooled() -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: fixture.dir + "/spool/new")) ?? []
-    }
-
     func handle(_ values: [String: String], body: [UInt8] = []) -> Response {
         var all = [
             "REQUEST_METHOD": "POST", "REQUEST_URI": "/hooks", "CONTENT_LENGTH": String(body.count),
@@ -52,10 +48,10 @@ import Testing
         #expect(response.status == 503)
         #expect(response.body != Array("[accepted]".utf8))
         #expect(fixture.log.text.contains("reason=crypto-error"))
-        #expect(spooled().isEmpty)
+        #expect(fixture.spooled().isEmpty)
         // Genuine once libcrypto works: the 503 was the failure's.
         #expect(handle(location, body: body).body == Array("[accepted]".utf8))
-        #expect(spooled().count == 1)
+        #expect(fixture.spooled().count == 1)
     }
 
     @Test func tokenSchemesAcceptNoTokenWhenLibcryptoFails() {
@@ -81,7 +77,7 @@ import Testing
         }
         #expect(fixture.log.text.components(separatedBy: "reason=crypto-error").count - 1 == 5)
         #expect(fixture.log.text.contains("libcrypto HMAC() failed"))
-        #expect(spooled().count == 2)
+        #expect(fixture.spooled().count == 2)
         #expect(!fixture.log.text.contains("the-gitlab-token") && !fixture.log.text.contains("tok-123"))
     }
 
@@ -96,7 +92,7 @@ import Testing
         #expect(response.status == 503)
         #expect(String(decoding: response.body, as: UTF8.self).contains("could not be checked"))
         #expect(fixture.log.text.contains("reason=crypto-error"))
-        #expect(spooled().isEmpty)
+        #expect(fixture.spooled().isEmpty)
         #expect(handle(github, body: body).status == 200)
     }
 

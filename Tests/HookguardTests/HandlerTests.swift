@@ -68,10 +68,6 @@ struct AnswerTable: Decodable {
 
     var spool: String { fixture.dir + "/spool" }
 
-    func spooled() -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: spool + "/new")) ?? []
-    }
-
     func handle(_ params: RequestParams, _ body: MemoryBody) -> Response {
         var source = body
         return fixture.handler.handle(params, body: &source)
@@ -143,7 +139,7 @@ struct AnswerTable: Decodable {
         if expected.stored {
             let answer = try #require(JSONSerialization.jsonObject(with: Data(response.body)) as? [String: String])
             let id = try #require(answer["id"])
-            #expect(spooled() == ["\(id).json"])
+            #expect(fixture.spooled() == ["\(id).json"])
             let entry = try #require(
                 JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: spool + "/new/\(id).json")))
                     as? [String: Any])
@@ -153,7 +149,7 @@ struct AnswerTable: Decodable {
             let recorded = entry["headers"] as? [String: String] ?? [:]
             for (name, value) in expected.recordedHeaders ?? [:] { #expect(recorded[name] == value, "\(recorded)") }
         } else {
-            #expect(spooled().isEmpty)
+            #expect(fixture.spooled().isEmpty)
         }
         if let secret = answerCase.params["HOOKGUARD_SECRET"], !secret.isEmpty {
             #expect(!fixture.log.text.contains(secret))
@@ -177,13 +173,13 @@ struct AnswerTable: Decodable {
         #expect(response.body == Array("[accepted]".utf8))
         #expect(fixture.log.text.contains("reason=accepted"))
         let id = try #require(fixture.log.text.firstMatch(of: /\bid=([0-9a-f-]{36})/)?.1)
-        #expect(spooled() == ["\(id).json"])
+        #expect(fixture.spooled() == ["\(id).json"])
         // A forged one is refused as any other scheme's, not answered [accepted].
         var forged = values
         forged["HOOKGUARD_SECRET"] = "00ff"
         let refused = handle(params(forged), MemoryBody(body))
         #expect(refused.status == 500)
         #expect(refused.body != Array("[accepted]".utf8))
-        #expect(spooled().count == 1)
+        #expect(fixture.spooled().count == 1)
     }
 }

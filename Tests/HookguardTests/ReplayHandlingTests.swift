@@ -44,10 +44,6 @@ import Testing
         return try #require(answer["id"])
     }
 
-    func spooled() -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: fixture.dir + "/spool/new")) ?? []
-    }
-
     @Test func aRetryIsAnsweredWithTheFirstIdAndNotSpooledAgain() throws {
         let body = Array("{\"type\":\"invoice.paid\"}".utf8)
         let now = Int(Date().timeIntervalSince1970)
@@ -58,7 +54,7 @@ import Testing
         let retry = handle(try request(body, timestamp: now + 5, id: "msg_retry"), body)
         #expect(retry.status == 200)
         #expect(try answeredID(retry) == id)
-        #expect(spooled() == ["\(id).json"])
+        #expect(fixture.spooled() == ["\(id).json"])
         #expect(fixture.log.text.contains("reason=duplicate"))
         #expect(fixture.log.text.contains("delivery_id=msg_retry"))
 
@@ -70,7 +66,7 @@ import Testing
 
         let other = handle(try request(body, timestamp: now, id: "msg_other"), body)
         #expect(try answeredID(other) != id)
-        #expect(spooled().count == 2)
+        #expect(fixture.spooled().count == 2)
     }
 
     @Test func staleAndFutureAreRefusedLikeABadSignature() throws {
@@ -87,7 +83,7 @@ import Testing
         let wide = handle(
             try request(body, timestamp: now - 3600, id: "msg_wide", extra: ["HOOKGUARD_TOLERANCE": "7200"]), body)
         #expect(wide.status == 200)
-        #expect(spooled().count == 1)
+        #expect(fixture.spooled().count == 1)
         #expect(!fixture.log.text.contains(secret))
     }
 
@@ -108,7 +104,7 @@ import Testing
         try FileManager.default.removeItem(atPath: fixture.dir + "/spool/new")
         let genuine = handle(try request(body, timestamp: now, id: "msg_x"), body)
         #expect(genuine.status == 200)
-        #expect(spooled().count == 1)
+        #expect(fixture.spooled().count == 1)
     }
 
     @Test func dedupeOnASchemeWithoutIdsIsAConfigError() throws {
