@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,4 +39,19 @@ int hookguard_read_signal(int fd) {
     if (got < 0) return -1;
     if (got != sizeof info) { errno = EIO; return -1; }
     return (int)info.ssi_signo;
+}
+
+int hookguard_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int hookguard_epoll_watch_input(int epoll, int fd, int wake_one) {
+    struct epoll_event event = {.events = EPOLLIN | (wake_one ? EPOLLEXCLUSIVE : 0), .data.fd = fd};
+    return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
+}
+
+int hookguard_epoll_wait_input(int epoll, int *fds, int capacity, int timeout_ms) {
+    struct epoll_event events[16];
+    if (capacity > 16) capacity = 16;
+    int count = epoll_wait(epoll, events, capacity, timeout_ms);
+    for (int i = 0; i < count; i++) fds[i] = events[i].data.fd;
+    return count;
 }

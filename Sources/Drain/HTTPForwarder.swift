@@ -4,7 +4,6 @@ import Logging
 import Metrics
 import Posix
 import Receiver
-import Synchronization
 
 /// `drain --to-url`'s side of the drainer: claimed deliveries go to worker
 /// threads, each owning one `HTTPConnection` (kept alive between requests),
@@ -36,8 +35,8 @@ final class HTTPForwarder {
 
     /// The queues the worker threads share with the drainer's thread.
     private final class Shared: Sendable {
-        let jobs = Mutex<[Job]>([])
-        let done = Mutex<[Done]>([])
+        let jobs = Locked<[Job]>([])
+        let done = Locked<[Done]>([])
         let abort = TransferAbort()
     }
 

@@ -6,7 +6,6 @@ import FoundationEssentials
 public import Logging
 import Posix
 import Receiver
-import Synchronization
 
 enum LogFormat: String, ExpressibleByArgument, CaseIterable {
     case logfmt, json
@@ -50,11 +49,11 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 /// line is one write(2), so lines from many workers never interleave.
 final class LogSink: Sendable {
     private let path: String?
-    private let fd: Mutex<Int32>
+    private let fd: Locked<Int32>
 
     init(path: String?) throws {
         self.path = path
-        fd = Mutex(path == nil ? Sys.standardError : try LogSink.open(path!))
+        fd = Locked(path == nil ? Sys.standardError : try LogSink.open(path!))
     }
 
     private static func open(_ path: String) throws -> Int32 {

@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
 import HookguardTesting
-import Synchronization
 import Testing
 
 @testable import Doctor
@@ -104,8 +103,8 @@ import Testing
 
     @Test func copiesArrivingTogetherAreDeliveredOnce() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let stored = Mutex<[DeliveryID]>([])
-        let answers = Mutex<[DeliveryID]>([])
+        let stored = Locked<[DeliveryID]>([])
+        let answers = Locked<[DeliveryID]>([])
         let copies = 16
         DispatchQueue.concurrentPerform(iterations: copies) { _ in
             // Each copy its own DuplicateRecords, as separate processes would be.

@@ -40,7 +40,7 @@ import Testing
     }
 
     final class FlushLog: Sendable {
-        let flushes = Mutex<[Flush]>([])
+        let flushes = Locked<[Flush]>([])
         let clock = Atomic<Int>(0)
 
         func tick() -> Int { clock.add(1, ordering: .sequentiallyConsistent).newValue }
@@ -81,7 +81,7 @@ import Testing
         let registry = SpoolRegistry(flushes: log.flushesOnDisk)
         let threads = 32
         let perThread = 8
-        let returned = Mutex<[(name: String, at: Int, path: String, contents: [UInt8])]>([])
+        let returned = Locked<[(name: String, at: Int, path: String, contents: [UInt8])]>([])
         let failures = Atomic<Int>(0)
         onThreads(threads) { t in
             for n in 0..<perThread {
@@ -129,7 +129,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let waiters = 12
         let calls = Atomic<Int>(0)
-        let holder = Mutex<Spool?>(nil)
+        let holder = Locked<Spool?>(nil)
         let secondFlushRunning = DispatchSemaphore(value: 0)
         let failure = SystemError("syncfs", path: dir + "/spool/tmp", errno: EIO)
         let spool = Spool(
@@ -162,11 +162,11 @@ import Testing
 
         // B leads; while its syncfs runs the waiters form the next batch, whose
         // syncfs is to cover B's rename too, and fails.
-        let b = Mutex<Result<String, SystemError>?>(nil)
+        let b = Locked<Result<String, SystemError>?>(nil)
         let leader = Thread { b.withLock { $0 = store("B") } }
         leader.start()
         secondFlushRunning.wait()
-        let results = Mutex<[Result<String, SystemError>]>([])
+        let results = Locked<[Result<String, SystemError>]>([])
         onThreads(waiters) { n in
             let result = store("W\(n)")
             results.withLock { $0.append(result) }

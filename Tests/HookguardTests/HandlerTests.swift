@@ -1,7 +1,6 @@
 import Foundation
 import HookguardTesting
 import Logging
-import Synchronization
 import Testing
 
 @testable import Doctor

@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import HookguardTesting
 import Logging
-import Synchronization
 import Testing
 
 @testable import Doctor
@@ -170,7 +169,7 @@ private struct Pipe {
 /// Work on a thread of its own: blocking pipe I/O must not hold one of the
 /// few threads Swift Testing runs every test on (two, on a two-core machine).
 final class OnThread<T: Sendable>: Sendable {
-    private let value = Mutex<T?>(nil)
+    private let value = Locked<T?>(nil)
     private let done = DispatchSemaphore(value: 0)
 
     init(_ body: @escaping @Sendable () -> T) {

@@ -1,6 +1,5 @@
 import Foundation
 import HookguardTesting
-import Synchronization
 import Testing
 
 @testable import Doctor

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import HookguardTesting
-import Synchronization
 import Testing
 
 @testable import Doctor
@@ -52,7 +51,7 @@ import Testing
         let spool = Spool(root: dir + "/spool")
         try spool.prepare()
         try leftover(spool, "crashed.json", hoursAgo: 48)
-        let reports = Mutex<[(String, [String])]>([])
+        let reports = Locked<[(String, [String])]>([])
         let registry = SpoolRegistry(reportSwept: { root, removed, _ in
             reports.withLock { $0.append((root, removed)) }
         })

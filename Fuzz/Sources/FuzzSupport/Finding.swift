@@ -24,7 +24,7 @@ package func randomBytes(_ count: Int) -> [UInt8] {
     return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
 }
 
-private let removals = Mutex<[String]>([])
+private let removals = Locked<[String]>([])
 
 /// Removes `path` (a directory tree this process made) when the fuzzer exits.
 package func removeAtExit(_ path: String) {

@@ -29,4 +29,16 @@ int hookguard_signalfd(const int *signals, int count);
 // number, or -1 with errno set.
 int hookguard_read_signal(int fd);
 
+// epoll_create1(EPOLL_CLOEXEC).
+int hookguard_epoll_create(void);
+
+// epoll_ctl(EPOLL_CTL_ADD) of `fd` for input (level-triggered); with
+// `wake_one`, EPOLLEXCLUSIVE: input on `fd` wakes one of the epoll instances
+// sleeping on it rather than all.
+int hookguard_epoll_watch_input(int epoll, int fd, int wake_one);
+
+// epoll_wait: writes up to `capacity` descriptors with input to `fds` and
+// returns how many, waiting at most `timeout_ms` (-1: no limit).
+int hookguard_epoll_wait_input(int epoll, int *fds, int capacity, int timeout_ms);
+
 #endif

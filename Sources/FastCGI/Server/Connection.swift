@@ -1,7 +1,6 @@
 import CFastCGI
 import Glibc
 import Posix
-import Synchronization
 
 /// One accepted connection. Whoever holds its descriptor owns it: the
 /// waiting room while it has nothing to read, then the worker serving it.
@@ -76,7 +75,7 @@ struct Pipe {
 /// seconds, with how many happened since the last report.
 final class RateLimitedCount: Sendable {
     private let interval: Double
-    private let state = Mutex<(lastReport: Double, count: Int)>((-Double.infinity, 0))
+    private let state = Locked<(lastReport: Double, count: Int)>((-Double.infinity, 0))
 
     init(interval: Double) {
         self.interval = interval

@@ -113,7 +113,10 @@ package final class FastCGIServer: Sendable {
             }
         }
         // Which threads have ended, so that after the grace period those are joined and the rest detached.
-        let ended = Mutex<Set<Int>>([])
+        let idleWaits = try (1...workers).map { _ throws(SystemError) in
+            try IdleWait(wakeFd: wake.read, ready: room.ready.read)
+        }
+        let ended = Locked<Set<Int>>([])
         func finished(_ index: Int) {
             ended.withLock { _ = $0.insert(index) }
             var byte: UInt8 = 1
@@ -128,7 +131,7 @@ package final class FastCGIServer: Sendable {
             ]
             + (1...workers).map { index in
                 WorkerThread(named: "hg-worker-\(index)") { [self] in
-                    self.work(room: room, wakeFd: wake.read, handler: handler)
+                    self.work(room: room, idle: idleWaits[index - 1], handler: handler)
                     finished(index)
                 }
             }
@@ -186,19 +189,17 @@ package final class FastCGIServer: Sendable {
 
     /// One worker: takes a readable connection from the waiting room,
     /// answers its request, gives a kept connection back; until stopped.
-    private func work(room: WaitingRoom, wakeFd: Int32, handler: Handler) {
+    private func work(room: WaitingRoom, idle: IdleWait, handler: Handler) {
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
-        defer { request.deallocate() }
+        defer {
+            request.deallocate()
+            idle.close()
+        }
         // No listening socket for libfcgi: should it look for a connection
         // itself (after one failed), accept(-1) fails at once.
         FCGX_InitRequest(request, -1, 0)
         while true {
-            var watched = [
-                pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: room.ready.read, events: Int16(POLLIN), revents: 0),
-            ]
-            guard poll(&watched, 2, -1) > 0 else { continue }  // EINTR: look again
-            if watched[0].revents != 0 { break }
+            guard case .ready = idle.wait() else { break }
             guard let connection = room.ready.receive() else { continue }  // another worker took it
             switch serve(connection, with: request, handler: handler) {
             case .keep:

@@ -1,6 +1,5 @@
 import FastCGI
 import Posix
-import Synchronization
 
 /// Secret files, read once and read again when they change (another inode,
 /// size, modification or change time), so a secret is rotated by rewriting
@@ -12,7 +11,7 @@ package final class SecretFileCache: Sendable {
         var secrets: [(line: Int, secret: Secret)]
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = Locked<[String: Entry]>([:])
 
     package init() {}
 

@@ -1,6 +1,5 @@
 import FastCGI
 import Posix
-import Synchronization
 
 /// A delivery's id: a UUIDv7 (RFC 9562), unique across processes and hosts
 /// (74 random bits) and sorting by arrival time (48-bit milliseconds, then a
@@ -12,7 +11,7 @@ package struct DeliveryID: Sendable, Hashable, Comparable, CustomStringConvertib
 
     package static func < (a: DeliveryID, b: DeliveryID) -> Bool { a.text < b.text }
 
-    private static let clock = Mutex<(milliseconds: UInt64, sequence: UInt16)>((0, 0))
+    private static let clock = Locked<(milliseconds: UInt64, sequence: UInt16)>((0, 0))
 
     /// A new id; `milliseconds` is the Unix time it is stamped with.
     package static func next(milliseconds now: UInt64) -> DeliveryID {

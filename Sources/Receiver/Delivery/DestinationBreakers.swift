@@ -2,7 +2,6 @@ import FastCGI
 import Logging
 import Metrics
 import Posix
-import Synchronization
 
 /// The circuit breakers of every destination this process forwards to, by
 /// name (`unix:/run/reader.sock`, `nats://10.0.0.5:4222`). Each transition is
@@ -15,7 +14,7 @@ final class DestinationBreakers: Sendable {
     /// The longest wait for a place on a destination that keeps finishing requests (busy, not stuck).
     static let busyPlaceWaitNanoseconds: UInt64 = 250_000_000
 
-    private let breakers = Mutex<[DestinationName: CircuitBreaker]>([:])
+    private let breakers = Locked<[DestinationName: CircuitBreaker]>([:])
     private let workers: Int
     private let logger: Logger
     private let clock: @Sendable () -> UInt64

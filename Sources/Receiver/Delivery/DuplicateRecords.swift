@@ -1,6 +1,5 @@
 import FastCGI
 package import Posix
-import Synchronization
 
 /// Remembers, beside a spool, which sender ids were accepted within a window,
 /// so that a sender's retry of a delivery we already took is answered with the
@@ -30,8 +29,8 @@ package final class DuplicateRecords: Sendable {
     /// request that finds the sweep due.
     package let sweepIntervalSeconds: Int
 
-    private let prepared = Mutex<Set<String>>([])
-    private let lastSweep = Mutex<[String: Int]>([:])
+    private let prepared = Locked<Set<String>>([])
+    private let lastSweep = Locked<[String: Int]>([:])
 
     package init(lockWaitMilliseconds: Int = 5000, sweepIntervalSeconds: Int = 60) {
         self.lockWaitMilliseconds = lockWaitMilliseconds

@@ -122,7 +122,7 @@ package final class JetStreamPublisher: Sendable {
     }
 
     private let lifetime: Lifetime
-    private let connections = Mutex<[Key: Slot]>([:])
+    private let connections = Locked<[Key: Slot]>([:])
 
     package init(lifetime: Lifetime = .process) {
         self.lifetime = lifetime
@@ -186,7 +186,7 @@ enum LinkState: Int, Sendable {
 /// callbacks receive as their closure: a callback that arrives after its
 /// connection is gone finds nothing and changes nothing.
 private enum Links {
-    static let states = Mutex<[Int: LinkState]>([:])
+    static let states = Locked<[Int: LinkState]>([:])
     static let numbers = Atomic<Int>(1)
 
     static func register() -> Int {

@@ -1,6 +1,5 @@
 import FastCGI
 package import Posix
-import Synchronization
 
 /// Why a delivery could not be handed to the socket reader.
 package struct SocketForwardError: Error, Sendable, CustomStringConvertible {
@@ -29,7 +28,7 @@ package struct SocketForwardError: Error, Sendable, CustomStringConvertible {
 package final class SocketForwarder: Sendable {
     /// Idle connections per socket path, never more than this many kept.
     private let maxIdlePerPath = 64
-    private let idle = Mutex<[String: [ReaderConnection]]>([:])
+    private let idle = Locked<[String: [ReaderConnection]]>([:])
 
     package init() {}
 

@@ -1,7 +1,6 @@
 import FastCGI
 import Logging
 package import Posix
-import Synchronization
 
 /// A maildir-like spool: an entry is written to `tmp/`, made durable, renamed
 /// into `new/` and the rename made durable, so a reader of `new/` sees whole
@@ -83,7 +82,7 @@ package final class SpoolRegistry: Sendable {
 
     package static let sweepIntervalSeconds = 3600
 
-    private let spools = Mutex<[String: Entry]>([:])
+    private let spools = Locked<[String: Entry]>([:])
     private let flushes: SpoolFlushes
     private let reportSwept: SweepReport
 

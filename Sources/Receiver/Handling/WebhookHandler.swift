@@ -1,7 +1,6 @@
 package import FastCGI
 package import Logging
 import Posix
-import Synchronization
 
 /// The request path, top to bottom: method → location config → secrets →
 /// body → signature → envelope → forward → answer. Shared by every worker.
@@ -16,7 +15,7 @@ package final class WebhookHandler: Sendable {
     private let breakers: DestinationBreakers
     private let duplicates = DuplicateRecords()
     /// Secret file lines already logged as unusable.
-    private let reportedSecrets = Mutex<Set<UnusableSecret>>([])
+    private let reportedSecrets = Locked<Set<UnusableSecret>>([])
     private let status: StatusResponder
 
     /// `exposition` renders the metrics registry in Prometheus text format;

@@ -1,7 +1,6 @@
 internal import CLibCrypto
 import FastCGI
 import Posix
-import Synchronization
 
 /// The hash functions a scheme may name.
 package enum DigestAlgorithm: String, Sendable, CaseIterable {
@@ -188,7 +187,7 @@ final class KeyedMAC: @unchecked Sendable {  // the context is only read (duplic
 
     /// Keyed contexts by algorithm and key. Secrets are few; the cache is
     /// emptied if it ever holds more than `cacheLimit` of them.
-    private static let cache = Mutex<[CacheKey: KeyedMAC]>([:])
+    private static let cache = Locked<[CacheKey: KeyedMAC]>([:])
     private static let cacheLimit = 256
 
     static func cached(_ algorithm: DigestAlgorithm, key: [UInt8]) -> KeyedMAC? {
