@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Posix
 
 /// Stops the run with a message when a property does not hold: libFuzzer
 /// saves the input that broke it as a crash.
