@@ -24,7 +24,7 @@ do for [i = 0:blocks - 1] {
     body = system(sprintf("awk 'BEGIN{RS=\"\\n\\n\\n\"} NR==%d' '%s' | head -1 | cut -c3-", i + 1, dat))
     set title sprintf("%s bodies", body)
     set ylabel (i == 0 ? "requests/s (median)" : "")
-    plot dat index i using 0:2:(strcol(1) eq "/ceiling" || strcol(1) eq "/floor" ? 0x999999 \
+    plot dat index i using 0:2:(strcol(1) eq "/ceiling" || strcol(1)[1:6] eq "/floor" ? 0x999999 \
                                 : strcol(1)[1:10] eq "/hookguard" ? 0x3070b0 : 0xd08040):xtic(1) \
              with boxes lc rgb variable, \
          dat index i using 0:2:(strcol(3) eq "-" ? "" : strcol(3) . "× php") \

@@ -2,14 +2,24 @@
  * hop itself. It reads the body (as any responder must) and answers 200 with
  * no content. Built by bench/run:  cc -O2 -o floor floor.c -lfcgi -lpthread
  *
- *   floor SOCKET_PATH THREADS [READER_SOCKET]   (stops on SIGTERM or SIGINT)
+ *   floor SOCKET_PATH THREADS [READER_SOCKET | spool:DIR]   (stops on SIGTERM or SIGINT)
  *
  * With READER_SOCKET it is the floor of socket forwarding: each thread keeps
  * one connection to the reader, writes every body there as a line and waits
  * for the reader's "ok" line before it answers, as hookguard does with an
  * acknowledging reader. Bodies must hold no newline (the benchmark's do not).
+ *
+ * With spool:DIR it is the floor of the durable spool: each body becomes a
+ * file the way hookguard makes one, durable before the answer. The file is
+ * created in DIR/tmp, written, its data written out (sync_file_range); then
+ * the threads commit together: whichever finds no commit under way makes the
+ * files of every thread waiting durable with one syncfs, renames them into
+ * DIR/new and makes the renames durable with one fsync of DIR/new (a group
+ * commit, not pipelined). A failure answers 503.
  */
+#define _GNU_SOURCE
 #include <fcgiapp.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +32,87 @@
 
 static int listen_fd;
 static const char *reader_path;
+static const char *spool_dir;
+static int write_all(int fd, const char *data, size_t length);
+
+/* The group commit: entries join `forming`; the first thread to find no
+ * commit under way takes the batch and commits it while others form the next. */
+enum { MAX_BATCH = 1024 };
+struct entry {
+    char staged[512], final[512];
+    int result;
+};
+static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t committed = PTHREAD_COND_INITIALIZER;
+static struct entry *forming[MAX_BATCH];
+static int forming_count;
+static long forming_batch, done_batch = -1;
+static int committing;
+static unsigned long next_name;
+
+static int sync_dir(const char *path, int whole_filesystem) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int result = whole_filesystem ? syncfs(fd) : fsync(fd);
+    close(fd);
+    return result;
+}
+
+static void commit_batch(struct entry **batch, int count) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tmp", spool_dir);
+    int failed = sync_dir(path, 1);
+    for (int i = 0; i < count; i++) {
+        batch[i]->result = failed ? -1 : rename(batch[i]->staged, batch[i]->final);
+        if (batch[i]->result != 0) unlink(batch[i]->staged);
+    }
+    snprintf(path, sizeof path, "%s/new", spool_dir);
+    if (sync_dir(path, 0) != 0)
+        for (int i = 0; i < count; i++) batch[i]->result = -1;
+}
+
+/* 0 once the body is a durable file in DIR/new. */
+static int spool(const char *body, size_t length) {
+    struct entry e = {.result = -1};
+    pthread_mutex_lock(&commit_lock);
+    unsigned long name = next_name++;
+    pthread_mutex_unlock(&commit_lock);
+    snprintf(e.staged, sizeof e.staged, "%s/tmp/%d-%lu", spool_dir, getpid(), name);
+    snprintf(e.final, sizeof e.final, "%s/new/%d-%lu", spool_dir, getpid(), name);
+    int fd = open(e.staged, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) return -1;
+    int written = write_all(fd, body, length) == 0 &&
+                  sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                                SYNC_FILE_RANGE_WAIT_AFTER) == 0;
+    if (close(fd) != 0 || !written) {
+        unlink(e.staged);
+        return -1;
+    }
+    pthread_mutex_lock(&commit_lock);
+    while (forming_count == MAX_BATCH) pthread_cond_wait(&committed, &commit_lock);
+    long mine = forming_batch;
+    forming[forming_count++] = &e;
+    while (done_batch < mine) {
+        if (!committing && forming_batch == mine) {
+            struct entry *batch[MAX_BATCH];
+            int count = forming_count;
+            memcpy(batch, forming, sizeof batch[0] * (size_t)count);
+            forming_count = 0;
+            forming_batch++;
+            committing = 1;
+            pthread_mutex_unlock(&commit_lock);
+            commit_batch(batch, count);
+            pthread_mutex_lock(&commit_lock);
+            committing = 0;
+            done_batch = mine;
+            pthread_cond_broadcast(&committed);
+        } else {
+            pthread_cond_wait(&committed, &commit_lock);
+        }
+    }
+    pthread_mutex_unlock(&commit_lock);
+    return e.result;
+}
 
 static int connect_reader(void) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -72,7 +163,9 @@ static void *serve(void *unused) {
             used += (size_t)got;
         }
         const char *status = "Status: 200 OK\r\nContent-Length: 0\r\n\r\n";
-        if (reader >= 0) {
+        if (spool_dir) {
+            if (spool(body, used) != 0) status = "Status: 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+        } else if (reader >= 0) {
             body[used++] = '\n';
             if (write_all(reader, body, used) != 0 || read_ack(reader) != 0)
                 status = "Status: 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
@@ -85,11 +178,14 @@ static void *serve(void *unused) {
 
 int main(int argc, char **argv) {
     if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: floor SOCKET_PATH THREADS [READER_SOCKET]\n");
+        fprintf(stderr, "usage: floor SOCKET_PATH THREADS [READER_SOCKET | spool:DIR]\n");
         return 2;
     }
     int threads = atoi(argv[2]);
-    reader_path = argc == 4 ? argv[3] : NULL;
+    if (argc == 4 && strncmp(argv[3], "spool:", 6) == 0)
+        spool_dir = argv[3] + 6;
+    else if (argc == 4)
+        reader_path = argv[3];
     /* Blocked in every thread, taken by sigwait below: libfcgi's own SIGTERM
      * handler only marks a shutdown that threads blocked in accept never see. */
     sigset_t stop;

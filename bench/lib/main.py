@@ -32,6 +32,7 @@ LOCATIONS = [
     ("/floor", "floor", None),
     ("/php", "php-fpm", "spool:php"),
     ("/webhook", "webhook", "commands"),
+    ("/floor-spool", "floor-spool", "spool:floor"),
     ("/hookguard", "hookguard", "spool:hookguard"),
     ("/floor-socket", "floor-socket", "reader"),
     ("/hookguard-socket", "hookguard", "reader"),

@@ -118,6 +118,7 @@ def bars(rows: list[dict], burst: dict | None = None) -> str:
     lines = []
     for body, label in (("1.5KB", "1.5 KB"), ("64KiB", "64 KiB")):
         lines.append(f"durable spool {label:<7} {ratio(body, '/hookguard', 'x_php')} /php (bar ≥ 3×), "
+                     f"{over(body, '/hookguard', '/floor-spool')} /floor-spool, "
                      f"{over(body, '/hookguard', '/hookguard-forged')} /hookguard-forged (bar ≥ 0.8×), "
                      f"{flushes(body, '/hookguard')} device flushes per delivery (bar ≤ 0.2; "
                      f"/php {flushes(body, '/php')})")

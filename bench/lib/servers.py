@@ -117,7 +117,7 @@ class Servers:
         secret = self.prefix / "secrets" / "bench.secret"
         secret.write_text(f"# the benchmark's sender\n{SECRET}\n")
         secret.chmod(0o600)
-        for spool in ("php", "hookguard", "forged"):
+        for spool in ("php", "floor", "hookguard", "forged"):
             for sub in ("tmp", "new", "cur"):
                 (self.prefix / "spool" / spool / sub).mkdir(parents=True, exist_ok=True)
         self.bin.mkdir(exist_ok=True)
@@ -195,6 +195,10 @@ pm.max_spare_servers = 3
         self._start("floor-socket", [str(self.bin / "floor"), str(run / "floor-socket.sock"), threads,
                                      str(run / "reader.sock")])
         self._ready("floor-socket", lambda: accepts_unix(run / "floor-socket.sock"))
+        # The floor of the durable spool: the same hop, plus each body made a durable file as hookguard does.
+        self._start("floor-spool", [str(self.bin / "floor"), str(run / "floor-spool.sock"), threads,
+                                    f"spool:{self.prefix / 'spool' / 'floor'}"])
+        self._ready("floor-spool", lambda: accepts_unix(run / "floor-spool.sock"))
         fpm = sorted(glob.glob("/usr/sbin/php-fpm*"))[-1]
         argv = [fpm, "-F", "-y", str(self.prefix / "php" / "php-fpm.conf"), "-p", str(self.prefix / "php")]
         if os.getuid() == 0:
