@@ -96,6 +96,34 @@ import Testing
         }
     }
 
+    /// The word-at-a-time test against the byte-at-a-time rule, for each
+    /// byte value at each of the eight places among bytes that need no escape.
+    @Test func aWordHoldsAByteToEscapeExactlyWhenOneOfItsBytesDoes() {
+        func needsEscape(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x22 || byte == 0x5c }
+        for filler: UInt8 in [0x20, 0x21, 0x61, 0x7f, 0x80, 0xff] {
+            for place in 0..<8 {
+                for value in 0...255 {
+                    var bytes = [UInt8](repeating: filler, count: 8)
+                    bytes[place] = UInt8(value)
+                    let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                    #expect(JSONWriter.holdsByteToEscape(word) == bytes.contains(where: needsEscape))
+                }
+            }
+        }
+    }
+
+    /// Every ASCII byte, at every offset within a word, comes back from a
+    /// JSON parser as it went in.
+    @Test func everyASCIIByteAtEveryOffsetRoundTrips() throws {
+        for offset in 0..<8 {
+            let body =
+                Array(repeating: UInt8(ascii: "a"), count: offset) + (0...127).map { UInt8($0) }
+                + Array(repeating: UInt8(ascii: "b"), count: 9)
+            let json = try decode(envelope(body: body).encoded())
+            #expect((json["body"] as? String).map { Array($0.utf8) } == body)
+        }
+    }
+
     @Test func aFailedWriteIsThrown() throws {
         // A descriptor open for reading only: the first write fails with EBADF.
         let fd = open("/dev/null", O_RDONLY)

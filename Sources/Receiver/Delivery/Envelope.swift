@@ -174,47 +174,92 @@ struct JSONWriter {
         needsComma = true
     }
 
-    /// The JSON string of `utf8` (valid UTF-8): escaped into a small scratch
-    /// buffer through a pointer (no capacity check per byte), appended a
-    /// chunk at a time.
+    /// The JSON string of `utf8` (valid UTF-8), escaped a scratch buffer at
+    /// a time and appended (or spilled) from there.
     private mutating func string(escaping utf8: UnsafeBufferPointer<UInt8>) {
         if output == nil { bytes.reserveCapacity(bytes.count + utf8.count + 2) }
         bytes.append(UInt8(ascii: "\""))
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk in
-            let out = chunk.baseAddress!
-            let limit = chunk.count - 6
-            var used = 0
-            JSONWriter.byteClass.withUnsafeBufferPointer { classOf in
-                for byte in utf8 {
-                    if used > limit {
-                        bytes.append(contentsOf: UnsafeBufferPointer(start: out, count: used))
+        if let source = utf8.baseAddress {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk in
+                JSONWriter.byteClass.withUnsafeBufferPointer { classOf in
+                    var index = 0
+                    while index < utf8.count {
+                        let used = Self.escape(
+                            source, from: &index, count: utf8.count, into: chunk.baseAddress!, capacity: chunk.count,
+                            classOf: classOf.baseAddress!)
+                        bytes.append(contentsOf: UnsafeBufferPointer(start: chunk.baseAddress!, count: used))
                         spillWhenFull()
-                        used = 0
-                    }
-                    let kind = classOf[Int(byte)]
-                    if kind == JSONWriter.plain {
-                        out[used] = byte
-                        used += 1
-                    } else if kind == JSONWriter.control {
-                        let low = byte & 0x0f
-                        out[used] = UInt8(ascii: "\\")
-                        out[used + 1] = UInt8(ascii: "u")
-                        out[used + 2] = UInt8(ascii: "0")
-                        out[used + 3] = UInt8(ascii: "0")
-                        out[used + 4] = UInt8(ascii: "0") + (byte >> 4)
-                        out[used + 5] = low < 10 ? UInt8(ascii: "0") + low : UInt8(ascii: "a") + low - 10
-                        used += 6
-                    } else {  // a two-character escape: kind is the letter after the backslash
-                        out[used] = UInt8(ascii: "\\")
-                        out[used + 1] = kind
-                        used += 2
                     }
                 }
             }
-            bytes.append(contentsOf: UnsafeBufferPointer(start: out, count: used))
         }
         bytes.append(UInt8(ascii: "\""))
         needsComma = true
+    }
+
+    /// Escapes `source` from `index` into `out` until the input ends or `out`
+    /// has less room than eight six-byte escapes; returns the bytes written
+    /// and moves `index` past what was read. Eight bytes that need no escape
+    /// are copied as one word: on the benchmark's 64 KiB Tito ticket (a
+    /// quote in four words of five) escaping went from about 1.8 to 1.4 ns
+    /// a byte (medians of 9 runs), more on text with longer plain runs.
+    private static func escape(
+        _ source: UnsafePointer<UInt8>, from index: inout Int, count: Int, into out: UnsafeMutablePointer<UInt8>,
+        capacity: Int, classOf: UnsafePointer<UInt8>
+    ) -> Int {
+        var used = 0
+        var next = index
+        let limit = capacity - 8 * 6
+        while next < count && used <= limit {
+            if next + 8 <= count {
+                let word = UnsafeRawPointer(source + next).loadUnaligned(as: UInt64.self)
+                if !holdsByteToEscape(word) {
+                    UnsafeMutableRawPointer(out + used).storeBytes(of: word, as: UInt64.self)
+                    used += 8
+                    next += 8
+                    continue
+                }
+            }
+            let end = min(next + 8, count)
+            while next < end {
+                let byte = source[next]
+                next += 1
+                let kind = classOf[Int(byte)]
+                if kind == plain {
+                    out[used] = byte
+                    used += 1
+                } else if kind == control {
+                    let low = byte & 0x0f
+                    out[used] = UInt8(ascii: "\\")
+                    out[used + 1] = UInt8(ascii: "u")
+                    out[used + 2] = UInt8(ascii: "0")
+                    out[used + 3] = UInt8(ascii: "0")
+                    out[used + 4] = UInt8(ascii: "0") + (byte >> 4)
+                    out[used + 5] = low < 10 ? UInt8(ascii: "0") + low : UInt8(ascii: "a") + low - 10
+                    used += 6
+                } else {  // a two-character escape: kind is the letter after the backslash
+                    out[used] = UInt8(ascii: "\\")
+                    out[used + 1] = kind
+                    used += 2
+                }
+            }
+        }
+        index = next
+        return used
+    }
+
+    private static let everyByte: UInt64 = 0x0101_0101_0101_0101
+    private static let highBits: UInt64 = 0x8080_8080_8080_8080
+
+    /// Whether one of the eight bytes of `word` is a control character, a
+    /// quote or a backslash (bytes from 0x80 up never are). The classic
+    /// bit tricks: `(x - n·01…) & ~x & 80…` is non-zero exactly when some
+    /// byte of `x` is below `n` (for n ≤ 0x80), and a byte equals `c` when
+    /// that byte of `x ^ c·01…` is zero.
+    static func holdsByteToEscape(_ word: UInt64) -> Bool {
+        func holdsByteBelow(_ x: UInt64, _ n: UInt64) -> Bool { (x &- everyByte &* n) & ~x & highBits != 0 }
+        return holdsByteBelow(word, 0x20) || holdsByteBelow(word ^ (everyByte &* 0x22), 1)
+            || holdsByteBelow(word ^ (everyByte &* 0x5c), 1)
     }
 
     /// What each byte becomes in a JSON string: itself (`plain`, UTF-8's
@@ -241,6 +286,12 @@ struct JSONWriter {
     static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
         while index < bytes.count {
+            if index + 8 <= bytes.count,
+                UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self) & highBits == 0
+            {
+                index += 8  // eight ASCII bytes
+                continue
+            }
             guard bytes[index] >= 0x80 else {
                 index += 1
                 continue
