@@ -103,8 +103,8 @@ struct LineLogHandler: LogHandler {
 }
 
 /// One log line's bytes, built in place: a field at a time, escaped as it is
-/// appended (each line used to be a dozen intermediate strings, a tenth of
-/// hookguard's CPU per request).
+/// appended. Each line used to be a dozen intermediate strings: 9 % of
+/// hookguard's CPU samples in `bench/run`'s socket row, 6 % now.
 struct LogLine {
     private let json: Bool
     private var bytes: [UInt8] = []

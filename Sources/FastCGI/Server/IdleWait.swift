@@ -5,9 +5,9 @@ import Posix
 ///
 /// `ready` wakes one sleeping worker per connection handed over. With
 /// poll(2) every handover woke every idle worker (16 by default) and all but
-/// one found nothing to take: on two cores, pipe wake-ups and context
-/// switches were a tenth of hookguard's CPU samples in `bench/run`'s socket
-/// row. The stop pipe wakes them all.
+/// one found nothing to take: on two cores, wake-ups and context switches
+/// were the largest kernel costs in `bench/run`'s socket row. The stop pipe
+/// wakes them all.
 struct IdleWait {
     enum Woken {
         case stop
